@@ -1,0 +1,31 @@
+# Two entry points: `make demo` and `make test`. Both create .venv when it is
+# missing, with the Python that .python-version selects.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+PY_VERSION := $(shell cat .python-version)
+# pyenv resolves .python-version inside the repository; python3.X is the fallback.
+BASE_PYTHON ?= $(shell pyenv which python 2>/dev/null || command -v python$(PY_VERSION))
+export KERAS_BACKEND := theano
+
+.PHONY: demo test bench venv clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt setup.py
+	@test -n "$(BASE_PYTHON)" || { echo "Python $(PY_VERSION) not found: install it (pyenv install $(PY_VERSION)) or set BASE_PYTHON=/path/to/python$(PY_VERSION)"; exit 1; }
+	@$(BASE_PYTHON) -c 'import sys; v = "%d.%d" % sys.version_info[:2]; sys.exit(0 if v == "$(PY_VERSION)" else "$(BASE_PYTHON) is Python " + v + ", .python-version asks for $(PY_VERSION)")'
+	test -x $(PY) || $(BASE_PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade "pip<24.1" wheel
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $@
+
+demo: venv
+	$(PY) examples/reverse.py
+
+test: venv
+	$(PY) -m tests.runner
+
+clean:
+	rm -rf $(VENV) *.egg-info

@@ -1,0 +1,29 @@
+"""Sequence to sequence learning for Keras 2.3.1 on the Theano backend.
+
+Importing this package selects Keras' Theano backend (when KERAS_BACKEND is
+unset) and gives Theano fast, quiet defaults; see `seq2seq.backend`.
+"""
+from __future__ import absolute_import
+
+from . import backend as _backend
+
+_backend.setup()
+
+from .cells import LSTMCell  # noqa: E402
+from .layers import LSTMDecoder, LSTMDecoder2, LSTMEncoder, StatefulRNN  # noqa: E402
+from .seq2seq import Seq2seq  # noqa: E402
+
+__version__ = '0.1.0'
+
+__all__ = ['LSTMCell', 'LSTMEncoder', 'LSTMDecoder', 'LSTMDecoder2', 'StatefulRNN',
+           'Seq2seq']
+
+
+def _register_custom_objects():
+    """Let keras.models.load_model find our layers with no custom_objects."""
+    from keras.utils.generic_utils import get_custom_objects
+    get_custom_objects().update({name: globals()[name] for name in __all__
+                                 if isinstance(globals()[name], type)})
+
+
+_register_custom_objects()

@@ -1,0 +1,165 @@
+"""Recurrent cells: the per-step maths, and the weights it needs.
+
+A cell is not a Keras layer. The layer that owns it calls `cell.build(layer,
+input_dim, prefix)`, which creates the weights on that layer with
+`layer.add_weight`, so that every weight of a seq2seq layer lives (and is
+saved) in one place, in a fixed order.
+
+A cell splits its step in two so that the input half can run outside the
+scan loop, as one large matrix product over all time steps:
+
+    projected = cell.project_inputs(x)             # x W + b, any leading axes
+    output, states = cell.step(projected_t, states_tm1)
+
+`states` is a list (LSTM: [h, c]); a cell's output is always `states[0]`.
+"""
+from __future__ import absolute_import
+
+import numpy as np
+import theano.tensor as T
+from keras import activations, initializers
+
+# The 2015 (Keras 0.x) initializer names that Keras 2 spells differently.
+_LEGACY_INITIALIZERS = {'one': 'ones', 'zero': 'zeros'}
+
+
+def get_initializer(identifier):
+    """A Keras initializer from a Keras 2 or a 2015 name (e.g. 'one')."""
+    if isinstance(identifier, str):
+        identifier = _LEGACY_INITIALIZERS.get(identifier, identifier)
+    return initializers.get(identifier)
+
+
+class PerGateInitializer(object):
+    """Initialise each gate's block of a stacked matrix separately.
+
+    The 2015 layers kept one (input_dim, units) matrix per gate, each drawn
+    from the initializer on its own (an orthogonal U_i, U_f, ...). A stacked
+    (input_dim, n_gates * units) matrix gets the same distribution this way.
+    """
+
+    def __init__(self, initializer, n_gates):
+        self.initializer = initializer
+        self.n_gates = n_gates
+
+    def __call__(self, shape, dtype=None):
+        units = shape[-1] // self.n_gates
+        block_shape = tuple(shape[:-1]) + (units,)
+        blocks = [self._value(block_shape, dtype) for _ in range(self.n_gates)]
+        return np.concatenate(blocks, axis=-1)
+
+    def _value(self, shape, dtype):
+        from keras import backend as K
+        value = self.initializer(shape, dtype=dtype)
+        return K.eval(value) if not isinstance(value, np.ndarray) else value
+
+
+class LSTMCell(object):
+    """Long short-term memory cell (Hochreiter & Schmidhuber 1997).
+
+    With `x_t` the input, `h_tm1`, `c_tm1` the previous hidden and cell state:
+
+        i_t = inner_activation(x_t W_i + h_tm1 U_i + b_i)      # input gate
+        f_t = inner_activation(x_t W_f + h_tm1 U_f + b_f)      # forget gate
+        c_t = f_t * c_tm1 + i_t * activation(x_t W_c + h_tm1 U_c + b_c)
+        o_t = inner_activation(x_t W_o + h_tm1 U_o + b_o)      # output gate
+        h_t = o_t * activation(c_t)
+
+    The weights are stacked as in Keras 2.3.1, gate order i, f, c, o:
+    `kernel` (input_dim, 4 * units), `recurrent_kernel` (units, 4 * units),
+    `bias` (4 * units,).
+
+    # Arguments
+        units: size of h and c.
+        activation: activation of the cell input and of the output (tanh).
+        inner_activation: activation of the gates (hard_sigmoid, as in 2015).
+        init: initializer of `kernel`, applied per gate.
+        inner_init: initializer of `recurrent_kernel`, applied per gate.
+        forget_bias_init: initializer of the forget gate's bias ('one').
+    """
+
+    n_gates = 4
+    state_names = ('h', 'c')
+
+    def __init__(self, units, activation='tanh', inner_activation='hard_sigmoid',
+                 init='glorot_uniform', inner_init='orthogonal',
+                 forget_bias_init='one'):
+        self.units = units
+        self.activation = activations.get(activation)
+        self.inner_activation = activations.get(inner_activation)
+        self.init = get_initializer(init)
+        self.inner_init = get_initializer(inner_init)
+        self.forget_bias_init = get_initializer(forget_bias_init)
+        self.kernel = self.recurrent_kernel = self.bias = None
+
+    @property
+    def state_sizes(self):
+        return [self.units, self.units]
+
+    @property
+    def recurrent_weights(self):
+        """The weights the step uses inside the scan loop."""
+        return [self.recurrent_kernel]
+
+    def build(self, layer, input_dim, prefix):
+        """Create this cell's weights on `layer`, named `prefix` + name."""
+        self.kernel = self.build_input_kernel(layer, input_dim, prefix + 'kernel')
+        self.recurrent_kernel = layer.add_weight(
+            shape=(self.units, self.n_gates * self.units),
+            initializer=PerGateInitializer(self.inner_init, self.n_gates),
+            name=prefix + 'recurrent_kernel')
+        self.bias = layer.add_weight(
+            shape=(self.n_gates * self.units,), initializer=self._bias_value,
+            name=prefix + 'bias')
+
+    def build_input_kernel(self, layer, input_dim, name):
+        """A (input_dim, n_gates * units) kernel for an input of this cell.
+
+        The cell's own input uses one; a decoder that also reads a context
+        vector at every step (Cho et al. 2014) adds another.
+        """
+        return layer.add_weight(
+            shape=(input_dim, self.n_gates * self.units),
+            initializer=PerGateInitializer(self.init, self.n_gates), name=name)
+
+    def _bias_value(self, shape, dtype=None):
+        units = self.units
+        forget = self.forget_bias_init((units,), dtype=dtype)
+        from keras import backend as K
+        forget = K.eval(forget) if not isinstance(forget, np.ndarray) else forget
+        bias = np.zeros(shape, dtype=dtype)
+        bias[units:2 * units] = forget
+        return bias
+
+    def project_inputs(self, inputs):
+        """x W + b: (..., input_dim) -> (..., 4 * units)."""
+        return T.dot(inputs, self.kernel) + self.bias
+
+    def step(self, projected_t, states_tm1):
+        """One step from the projected input and [h_tm1, c_tm1].
+
+        Returns (h_t, [h_t, c_t]).
+        """
+        h_tm1, c_tm1 = states_tm1
+        units = self.units
+        z = projected_t + T.dot(h_tm1, self.recurrent_kernel)  # (batch, 4u)
+        z_i = z[:, :units]
+        z_f = z[:, units:2 * units]
+        z_c = z[:, 2 * units:3 * units]
+        z_o = z[:, 3 * units:]
+        i = self.inner_activation(z_i)                          # (batch, u)
+        f = self.inner_activation(z_f)                          # (batch, u)
+        c = f * c_tm1 + i * self.activation(z_c)                # (batch, u)
+        o = self.inner_activation(z_o)                          # (batch, u)
+        h = o * self.activation(c)                              # (batch, u)
+        return h, [h, c]
+
+    def get_config(self):
+        return {
+            'units': self.units,
+            'activation': activations.serialize(self.activation),
+            'inner_activation': activations.serialize(self.inner_activation),
+            'init': initializers.serialize(self.init),
+            'inner_init': initializers.serialize(self.inner_init),
+            'forget_bias_init': initializers.serialize(self.forget_bias_init),
+        }

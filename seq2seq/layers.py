@@ -1,0 +1,381 @@
+"""Keras layers: the stateful base, the LSTM encoder and the LSTM decoders.
+
+    LSTMEncoder    (batch, time, input_dim) -> (batch, output_dim)
+                   or the whole sequence (return_sequences=True)
+    LSTMDecoder    (batch, dim) [+ initial h, c] -> (batch, output_length, dim);
+                   its output at t-1 is its input at t (Sutskever et al. 2014)
+    LSTMDecoder2   the same, reading the input vector at every step as well
+                   (Cho et al. 2014)
+
+Every layer derives from `StatefulRNN`: with `remember_state=True` (and a
+known `batch_size`) the (h, c) of each LSTM live in Theano shared variables,
+each batch starts from them and writes its final states back.
+"""
+from __future__ import absolute_import
+
+import numpy as np
+import theano.tensor as T
+from keras import backend as K
+from keras.engine.base_layer import Layer
+from theano.tensor.opt import Assert
+
+from .cells import LSTMCell
+from .recurrent import flatten_states, run_encoder, run_feedback_decoder
+
+
+def _check_positive_int(name, value, allow_none=False):
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError('%s must be a positive int%s, got %r'
+                        % (name, ' or None' if allow_none else '', value))
+    if value <= 0:
+        raise ValueError('%s must be a positive int, got %r' % (name, value))
+
+
+def check_depth(depth):
+    """`depth` as an (encoder, decoder) pair of positive ints."""
+    if isinstance(depth, (list, tuple)):
+        if len(depth) != 2:
+            raise ValueError('depth must be an int or a pair (encoder depth, '
+                             'decoder depth), got %r' % (depth,))
+        pair = tuple(depth)
+    else:
+        pair = (depth, depth)
+    for d in pair:
+        _check_positive_int('depth', d)
+    return (int(pair[0]), int(pair[1]))
+
+
+class StatefulRNN(Layer):
+    """Base of every recurrent layer here: owns the cells and their state.
+
+    With `remember_state=True`, each cell's states are Theano shared
+    variables of shape (batch_size, size), read at the start of every batch
+    of fit, predict and evaluate, and overwritten with the batch's final
+    states (Keras runs them as the layer's `updates`, as for its own
+    `stateful` layers). With `remember_state=False` every batch starts from
+    zeros.
+
+    # Arguments
+        batch_size: the number of sequences in every batch; required with
+            `remember_state=True`.
+        remember_state: carry the hidden states over from batch to batch.
+        hidden_state: optional initial values for the remembered states, in
+            the structure `get_hidden_state()` returns.
+        truncate_gradient: steps of back-propagation through time (-1: all).
+    """
+
+    def __init__(self, batch_size=None, remember_state=False, hidden_state=None,
+                 truncate_gradient=-1, **kwargs):
+        _check_positive_int('batch_size', batch_size, allow_none=True)
+        if not isinstance(remember_state, bool):
+            raise TypeError('remember_state must be True or False, got %r'
+                            % (remember_state,))
+        if remember_state and batch_size is None:
+            raise ValueError('remember_state=True needs batch_size: the hidden '
+                             'states are kept per sequence of a batch of fixed size')
+        if not isinstance(truncate_gradient, (int, np.integer)) or isinstance(truncate_gradient, bool):
+            raise TypeError('truncate_gradient must be an int (-1 for full '
+                            'back-propagation), got %r' % (truncate_gradient,))
+        super(StatefulRNN, self).__init__(**kwargs)
+        self.batch_size = batch_size
+        self.remember_state = remember_state
+        self.truncate_gradient = int(truncate_gradient)
+        # Keras collects the updates of `stateful` layers into predict and
+        # evaluate as well as fit.
+        self.stateful = remember_state
+        self._initial_hidden_state = hidden_state
+        self._state_variables = None   # a list, so Keras does not count them as weights
+
+    # -- the cells, defined by subclasses ---------------------------------
+    def recurrent_cells(self):
+        """Every cell of this layer, in the order of `get_hidden_state()`."""
+        raise NotImplementedError
+
+    def _create_state_variables(self):
+        """Called by subclasses once their cells exist."""
+        if not self.remember_state:
+            return
+        self._state_variables = [
+            [K.zeros((self.batch_size, size), name='%s_state_%d_%s' % (self.name, i, state_name))
+             for size, state_name in zip(cell.state_sizes, cell.state_names)]
+            for i, cell in enumerate(self.recurrent_cells())]
+        if self._initial_hidden_state is not None:
+            self.set_hidden_state(self._initial_hidden_state)
+            self._initial_hidden_state = None
+
+    # -- states in the graph ----------------------------------------------
+    def initial_states(self, cell_index, batch_like):
+        """The states cell `cell_index` starts a batch from.
+
+        `batch_like` is any tensor whose first axis is the batch.
+        """
+        cell = self.recurrent_cells()[cell_index]
+        if not self.remember_state:
+            batch = batch_like.shape[0]
+            return [T.zeros((batch, size), dtype=K.floatx()) for size in cell.state_sizes]
+        message = ('%s was built with batch_size=%d and remember_state=True, so '
+                   'every batch must hold exactly %d sequences: pass '
+                   'batch_size=%d to fit/predict/evaluate and use a number of '
+                   'samples divisible by it' % (self.name, self.batch_size,
+                                                self.batch_size, self.batch_size))
+        same_batch = T.eq(batch_like.shape[0], self.batch_size)
+        return [Assert(message)(state, same_batch) for state in self._state_variables[cell_index]]
+
+    def remember(self, final_states, inputs):
+        """Write the final states back to the shared variables (as updates)."""
+        if not self.remember_state:
+            return
+        updates = [(variable, final) for variable, final in
+                   zip(flatten_states(self._state_variables), flatten_states(final_states))]
+        self.add_update(updates, inputs)
+
+    # -- the user's view of the state -----------------------------------------
+    def _require_state(self, what):
+        if not self.remember_state:
+            raise ValueError('%s cannot %s: it was built with remember_state=False, '
+                             'so it keeps no hidden state between batches (build it '
+                             'with remember_state=True and batch_size=N)' % (self.name, what))
+
+    def get_hidden_state(self):
+        """The remembered states: one list per cell ([h, c] for an LSTM) of
+        arrays (batch_size, size), cells in the order of `recurrent_cells()`."""
+        self._require_state('get_hidden_state()')
+        return [[K.get_value(v) for v in cell_vars] for cell_vars in self._state_variables]
+
+    def set_hidden_state(self, hidden_state):
+        """Set the remembered states from the structure `get_hidden_state()` returns."""
+        self._require_state('set_hidden_state()')
+        expected = [[tuple(K.get_value(v).shape) for v in cell_vars]
+                    for cell_vars in self._state_variables]
+        if not isinstance(hidden_state, (list, tuple)) or len(hidden_state) != len(expected):
+            raise ValueError('hidden_state must be a list of %d lists (one per LSTM, '
+                             'each [h, c]), got %r' % (len(expected), type(hidden_state).__name__
+                                                      if not isinstance(hidden_state, (list, tuple))
+                                                      else '%d entries' % len(hidden_state)))
+        arrays = []
+        for i, (given, shapes) in enumerate(zip(hidden_state, expected)):
+            if not isinstance(given, (list, tuple)) or len(given) != len(shapes):
+                raise ValueError('hidden_state[%d] must be a list of %d arrays (h, c), got %r'
+                                 % (i, len(shapes), given if not isinstance(given, (list, tuple))
+                                    else '%d entries' % len(given)))
+            for j, (value, shape) in enumerate(zip(given, shapes)):
+                value = np.asarray(value, dtype=K.floatx())
+                if value.shape != shape:
+                    raise ValueError('hidden_state[%d][%d] must have shape %s, got %s'
+                                     % (i, j, shape, value.shape))
+                arrays.append(value)
+        for variable, value in zip(flatten_states(self._state_variables), arrays):
+            K.set_value(variable, value)
+
+    def reset_hidden_state(self):
+        """Set every remembered state to zero (call it after each conversation).
+
+        A layer with remember_state=False has nothing to reset.
+        """
+        if not self.remember_state:
+            return
+        for variable in flatten_states(self._state_variables):
+            K.set_value(variable, np.zeros_like(K.get_value(variable)))
+
+    def get_config(self):
+        config = {'batch_size': self.batch_size,
+                  'remember_state': self.remember_state,
+                  'truncate_gradient': self.truncate_gradient}
+        base = super(StatefulRNN, self).get_config()
+        return dict(list(base.items()) + list(config.items()))
+
+
+def _cell_kwargs(init, inner_init, forget_bias_init, activation, inner_activation):
+    return dict(init=init, inner_init=inner_init, forget_bias_init=forget_bias_init,
+                activation=activation, inner_activation=inner_activation)
+
+
+def _input_shape_kwargs(kwargs, input_dim, input_length, batch_size, remember_state):
+    """The seed's input_dim/input_length arguments as Keras 2 input shapes."""
+    if input_dim is not None and 'input_shape' not in kwargs and 'batch_input_shape' not in kwargs:
+        if remember_state:
+            kwargs['batch_input_shape'] = (batch_size, input_length, input_dim)
+        else:
+            kwargs['input_shape'] = (input_length, input_dim)
+    return kwargs
+
+
+class _LSTMLayer(StatefulRNN):
+    """Holds the 2015 LSTM arguments every layer here shares."""
+
+    def __init__(self, init='glorot_uniform', inner_init='orthogonal',
+                 forget_bias_init='one', activation='tanh',
+                 inner_activation='hard_sigmoid', **kwargs):
+        self.cell_kwargs = _cell_kwargs(init, inner_init, forget_bias_init,
+                                        activation, inner_activation)
+        super(_LSTMLayer, self).__init__(**kwargs)
+
+    def new_cell(self, units):
+        return LSTMCell(units, **self.cell_kwargs)
+
+    def get_config(self):
+        cell = self.recurrent_cells()[0].get_config()
+        config = {key: cell[key] for key in self.cell_kwargs}
+        base = super(_LSTMLayer, self).get_config()
+        return dict(list(base.items()) + list(config.items()))
+
+
+class LSTMEncoder(_LSTMLayer):
+    """Encodes a sequence into one vector: the LSTM's last output.
+
+    # Arguments
+        output_dim: size of the LSTM's h and c (the output vector).
+        input_dim, input_length: the input's shape, when it is the first layer.
+        return_sequences: output every step's h, (batch, time, output_dim),
+            to stack another encoder on top.
+        go_backwards: read the sequence last step first.
+        (and the arguments of `StatefulRNN` and of the LSTM cell)
+
+    A mask (e.g. from `Embedding(mask_zero=True)`) makes padded steps carry
+    the state over, so the final state is that of the unpadded sequence.
+    """
+
+    def __init__(self, output_dim, input_dim=None, input_length=None,
+                 return_sequences=False, go_backwards=False, **kwargs):
+        _check_positive_int('output_dim', output_dim)
+        _check_positive_int('input_dim', input_dim, allow_none=True)
+        _check_positive_int('input_length', input_length, allow_none=True)
+        kwargs = _input_shape_kwargs(kwargs, input_dim, input_length,
+                                     kwargs.get('batch_size'), kwargs.get('remember_state', False))
+        super(LSTMEncoder, self).__init__(**kwargs)
+        self.output_dim = output_dim
+        self.input_dim = input_dim
+        self.input_length = input_length
+        self.return_sequences = return_sequences
+        self.go_backwards = go_backwards
+        self.supports_masking = True
+        self.cell = self.new_cell(output_dim)
+        self._create_state_variables()
+
+    def recurrent_cells(self):
+        return [self.cell]
+
+    def build(self, input_shape):
+        if len(input_shape) != 3:
+            raise ValueError('%s expects input of shape (batch, time, input_dim), got %s'
+                             % (self.name, input_shape))
+        self.cell.build(self, input_shape[-1], '')
+        self.built = True
+
+    def call(self, inputs, mask=None):
+        outputs, final_states = run_encoder(
+            self.cell, inputs, self.initial_states(0, inputs), mask=mask,
+            go_backwards=self.go_backwards, truncate_gradient=self.truncate_gradient)
+        self.remember([final_states], inputs)
+        if self.return_sequences:
+            return outputs
+        return final_states[0]
+
+    def compute_output_shape(self, input_shape):
+        if self.return_sequences:
+            return (input_shape[0], input_shape[1], self.output_dim)
+        return (input_shape[0], self.output_dim)
+
+    def compute_mask(self, inputs, mask=None):
+        return mask if self.return_sequences else None
+
+    def get_config(self):
+        config = {'output_dim': self.output_dim, 'input_dim': self.input_dim,
+                  'input_length': self.input_length,
+                  'return_sequences': self.return_sequences,
+                  'go_backwards': self.go_backwards}
+        base = super(LSTMEncoder, self).get_config()
+        return dict(list(base.items()) + list(config.items()))
+
+
+class LSTMDecoder(_LSTMLayer):
+    """Generates a sequence from a vector; its output at t-1 is its input at t.
+
+        x_0 = v;   (h_t, c_t) = LSTM(x_{t-1}, h_{t-1}, c_{t-1});   x_t = h_t W_x + b_x
+
+    Called on `v` (batch, dim) it starts from its own state (zeros, or the
+    remembered state); called on `[v, h, c]` it starts from the given state,
+    e.g. an encoder's final state.
+
+    # Arguments
+        dim: size of the input vector and of every output.
+        hidden_dim: size of the LSTM's h and c.
+        output_length: number of steps generated.
+        (and the arguments of `StatefulRNN` and of the LSTM cell)
+    """
+
+    reads_context = False
+
+    def __init__(self, dim, hidden_dim, output_length, **kwargs):
+        _check_positive_int('dim', dim)
+        _check_positive_int('hidden_dim', hidden_dim)
+        _check_positive_int('output_length', output_length)
+        if 'input_shape' not in kwargs and 'batch_input_shape' not in kwargs:
+            kwargs['input_shape'] = (dim,)
+        super(LSTMDecoder, self).__init__(**kwargs)
+        self.dim = dim
+        self.output_dim = dim
+        self.hidden_dim = hidden_dim
+        self.output_length = output_length
+        self.cell = self.new_cell(hidden_dim)
+        self._create_state_variables()
+
+    def recurrent_cells(self):
+        return [self.cell]
+
+    def build(self, input_shape):
+        vector_shape = input_shape[0] if isinstance(input_shape, list) else input_shape
+        if len(vector_shape) != 2 or vector_shape[-1] != self.dim:
+            raise ValueError('%s expects a vector of shape (batch, %d), got %s'
+                             % (self.name, self.dim, vector_shape))
+        self.cell.build(self, self.dim, '')
+        if self.reads_context:
+            self.context_kernel = self.cell.build_input_kernel(self, self.dim, 'context_kernel')
+        self.readout_kernel = self.add_weight(
+            shape=(self.hidden_dim, self.dim), initializer=self.cell.init, name='readout_kernel')
+        self.readout_bias = self.add_weight(
+            shape=(self.dim,), initializer='zeros', name='readout_bias')
+        self.built = True
+
+    def call(self, inputs, mask=None):
+        if isinstance(inputs, list):
+            vector, given_states = inputs[0], [list(inputs[1:])]
+        else:
+            vector, given_states = inputs, None
+        states = given_states or [self.initial_states(0, vector)]
+        context = None
+        if self.reads_context:
+            context = [T.dot(vector, self.context_kernel)]  # constant over steps: once
+        outputs, final_states = run_feedback_decoder(
+            [self.cell], (self.readout_kernel, self.readout_bias), vector, states,
+            self.output_length, context_projections=context,
+            truncate_gradient=self.truncate_gradient)
+        self.remember(final_states, vector)
+        return outputs
+
+    def compute_output_shape(self, input_shape):
+        vector_shape = input_shape[0] if isinstance(input_shape, list) else input_shape
+        return (vector_shape[0], self.output_length, self.dim)
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+    def get_config(self):
+        config = {'dim': self.dim, 'hidden_dim': self.hidden_dim,
+                  'output_length': self.output_length}
+        base = super(LSTMDecoder, self).get_config()
+        return dict(list(base.items()) + list(config.items()))
+
+
+class LSTMDecoder2(LSTMDecoder):
+    """The Cho-style decoder: `LSTMDecoder` that also reads the input vector
+    (the context) at every step (Cho et al. 2014):
+
+        gates_t = x_{t-1} W + v V + h_{t-1} U + b
+
+    `v V` is computed once per batch, outside the loop.
+    """
+
+    reads_context = True

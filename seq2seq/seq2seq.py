@@ -1,0 +1,165 @@
+"""The `Seq2seq` layer: an LSTM encoder and an LSTM decoder in one layer.
+
+    input (batch, input_length, input_dim)
+      -> (depth_e - 1) LSTMs of width input_dim, whole sequences
+      -> LSTM of width hidden_dim: its last h is the context vector
+      -> Dense(hidden_dim -> output_dim): the decoder's input vector
+      -> LSTM decoder of width hidden_dim, started from the encoder's
+         final (h, c), output_length steps, each output fed back as the
+         next input
+      -> (depth_d - 1) LSTMs of width output_dim, whole sequences
+    output (batch, output_length, output_dim)
+
+This is the structure of the 2015 layer. Unlike the 2015 code, which passed
+the state through post-call updates (so the decoder read the previous batch's
+encoder state), the encoder's final state reaches the decoder in the same
+forward pass, as a symbolic input.
+"""
+from __future__ import absolute_import
+
+import theano.tensor as T
+
+from .layers import (_LSTMLayer, _check_positive_int, _input_shape_kwargs,
+                     check_depth)
+from .recurrent import run_encoder, run_feedback_decoder
+
+
+class Seq2seq(_LSTMLayer):
+    """Sequence to sequence learning in one layer (Sutskever et al. 2014).
+
+    # Arguments
+        input_length: number of input steps.
+        input_dim: size of each input step (e.g. the embedding size).
+        hidden_dim: size of the encoder's and decoder's h and c.
+        output_dim: size of each output step.
+        output_length: number of output steps.
+        batch_size: sequences per batch; required with `remember_state=True`.
+        depth: int, or a pair (encoder depth, decoder depth): the number of
+            stacked LSTMs on each side.
+        remember_state: keep every LSTM's hidden state from one batch to the
+            next (long conversations); call `reset_hidden_state()` after each
+            conversation. False (translation-like pairs): every batch starts
+            from zeros.
+        init, inner_init, forget_bias_init, activation, inner_activation: the
+            LSTMs' initializers and activations, with the 2015 defaults.
+        hidden_state: initial remembered state (see `get_hidden_state()`).
+        truncate_gradient: steps of back-propagation through time (-1: all).
+    """
+
+    def __init__(self, input_length=None, input_dim=None, hidden_dim=None,
+                 output_dim=None, output_length=None, batch_size=None, depth=1,
+                 remember_state=False, **kwargs):
+        for name, value in [('hidden_dim', hidden_dim), ('output_dim', output_dim),
+                            ('output_length', output_length)]:
+            if value is None:
+                raise TypeError('Seq2seq needs %s (a positive int)' % name)
+            _check_positive_int(name, value)
+        _check_positive_int('input_dim', input_dim, allow_none=True)
+        _check_positive_int('input_length', input_length, allow_none=True)
+        self.depth = check_depth(depth)
+        kwargs = _input_shape_kwargs(kwargs, input_dim, input_length, batch_size, remember_state)
+        super(Seq2seq, self).__init__(batch_size=batch_size, remember_state=remember_state,
+                                      **kwargs)
+        self.input_length = input_length
+        self.input_dim = input_dim
+        self.hidden_dim = hidden_dim
+        self.output_dim = output_dim
+        self.output_length = output_length
+        self.supports_masking = True
+        self._make_cells(input_dim)
+        self._create_state_variables()
+
+    def _make_cells(self, input_dim):
+        encoder_depth, decoder_depth = self.depth
+        self.lower_encoder_cells = [self.new_cell(input_dim) for _ in range(encoder_depth - 1)] \
+            if input_dim is not None else []
+        self._lower_width_pending = input_dim is None and encoder_depth > 1
+        self.encoder_cell = self.new_cell(self.hidden_dim)
+        self.decoder_cell = self.new_cell(self.hidden_dim)
+        self.upper_decoder_cells = [self.new_cell(self.output_dim)
+                                    for _ in range(decoder_depth - 1)]
+
+    def recurrent_cells(self):
+        return (self.lower_encoder_cells + [self.encoder_cell, self.decoder_cell]
+                + self.upper_decoder_cells)
+
+    @property
+    def encoder_cells(self):
+        return self.lower_encoder_cells + [self.encoder_cell]
+
+    def build(self, input_shape):
+        if len(input_shape) != 3:
+            raise ValueError('Seq2seq expects input of shape (batch, input_length, '
+                             'input_dim), got %s' % (input_shape,))
+        input_dim = input_shape[-1]
+        if self.input_dim is not None and input_dim != self.input_dim:
+            raise ValueError('Seq2seq was given input_dim=%d but its input has %d '
+                             'features per step (shape %s)' % (self.input_dim, input_dim, input_shape))
+        if self._lower_width_pending:
+            # The lower encoder LSTMs are as wide as the input, known only now.
+            self.input_dim = input_dim
+            self.lower_encoder_cells = [self.new_cell(input_dim)
+                                        for _ in range(self.depth[0] - 1)]
+            self._lower_width_pending = False
+            self._create_state_variables()
+        width = input_dim
+        for i, cell in enumerate(self.encoder_cells):
+            cell.build(self, width, 'encoder_%d_' % i)
+            width = cell.units
+        self.bridge_kernel = self.add_weight(shape=(self.hidden_dim, self.output_dim),
+                                             initializer=self.encoder_cell.init,
+                                             name='bridge_kernel')
+        self.bridge_bias = self.add_weight(shape=(self.output_dim,), initializer='zeros',
+                                           name='bridge_bias')
+        self.decoder_cell.build(self, self.output_dim, 'decoder_0_')
+        self.readout_kernel = self.add_weight(shape=(self.hidden_dim, self.output_dim),
+                                              initializer=self.decoder_cell.init,
+                                              name='readout_kernel')
+        self.readout_bias = self.add_weight(shape=(self.output_dim,), initializer='zeros',
+                                            name='readout_bias')
+        for i, cell in enumerate(self.upper_decoder_cells):
+            cell.build(self, self.output_dim, 'decoder_%d_' % (i + 1))
+        self.built = True
+
+    def encode(self, inputs, mask=None):
+        """Symbolic encoder: returns (context, per-cell final states)."""
+        sequence = inputs
+        final_states = []
+        for i, cell in enumerate(self.encoder_cells):
+            sequence, finals = run_encoder(
+                cell, sequence, self.initial_states(i, inputs), mask=mask,
+                truncate_gradient=self.truncate_gradient)        # (batch, time, u)
+            final_states.append(finals)
+        context = final_states[-1][0]                            # (batch, hidden_dim)
+        return context, final_states
+
+    def call(self, inputs, mask=None):
+        context, encoder_finals = self.encode(inputs, mask)
+        vector = T.dot(context, self.bridge_kernel) + self.bridge_bias  # (batch, output_dim)
+        # The decoder starts from the encoder's final (h, c) of this very pass.
+        outputs, decoder_finals = run_feedback_decoder(
+            [self.decoder_cell], (self.readout_kernel, self.readout_bias), vector,
+            [encoder_finals[-1]], self.output_length,
+            truncate_gradient=self.truncate_gradient)            # (batch, out_len, out_dim)
+        upper_finals = []
+        first_upper = len(self.encoder_cells) + 1
+        for i, cell in enumerate(self.upper_decoder_cells):
+            outputs, finals = run_encoder(
+                cell, outputs, self.initial_states(first_upper + i, inputs),
+                truncate_gradient=self.truncate_gradient)        # (batch, out_len, out_dim)
+            upper_finals.append(finals)
+        self.remember(encoder_finals + decoder_finals + upper_finals, inputs)
+        return outputs
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.output_length, self.output_dim)
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+    def get_config(self):
+        config = {'input_length': self.input_length, 'input_dim': self.input_dim,
+                  'hidden_dim': self.hidden_dim, 'output_dim': self.output_dim,
+                  'output_length': self.output_length, 'depth': list(self.depth)}
+        base = super(Seq2seq, self).get_config()
+        return dict(list(base.items()) + list(config.items()))

@@ -1,0 +1,35 @@
+"""Shared test helpers: float64 graphs and tiny models."""
+import contextlib
+
+import numpy as np
+import theano
+from keras import backend as K
+
+
+@contextlib.contextmanager
+def float64():
+    """Build and run graphs in float64 (Keras and Theano), then restore."""
+    saved = K.floatx()
+    K.set_floatx('float64')
+    try:
+        with theano.change_flags(floatX='float64'):
+            yield
+    finally:
+        K.set_floatx(saved)
+
+
+def compiled(layer, inputs):
+    """A Theano function computing `layer(inputs)` from numpy values.
+
+    `inputs`: one Keras Input or a list. Includes the layer's updates (the
+    remembered states), as Keras' predict does.
+    """
+    outputs = layer(inputs)
+    inputs = inputs if isinstance(inputs, list) else [inputs]
+    outputs = outputs if isinstance(outputs, list) else [outputs]
+    return K.function(inputs, outputs, updates=layer.updates)
+
+
+def random_array(*shape, **kwargs):
+    rng = np.random.RandomState(kwargs.get('seed', 0))
+    return rng.uniform(-1, 1, size=shape)

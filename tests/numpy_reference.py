@@ -1,0 +1,84 @@
+"""Plain numpy loops: the reference the compiled Theano layers must match.
+
+Written from the equations, one time step at a time, with no Theano.
+"""
+import numpy as np
+
+
+def hard_sigmoid(x):
+    return np.clip(0.2 * x + 0.5, 0.0, 1.0)
+
+
+def lstm_step(x, h, c, kernel, recurrent_kernel, bias, context_term=0.0):
+    """One LSTM step; weights stacked in gate order i, f, c, o."""
+    units = h.shape[-1]
+    z = x.dot(kernel) + h.dot(recurrent_kernel) + bias + context_term
+    i = hard_sigmoid(z[:, :units])
+    f = hard_sigmoid(z[:, units:2 * units])
+    c_new = f * c + i * np.tanh(z[:, 2 * units:3 * units])
+    o = hard_sigmoid(z[:, 3 * units:])
+    h_new = o * np.tanh(c_new)
+    return h_new, c_new
+
+
+def lstm_encoder(x, weights, h0=None, c0=None, mask=None):
+    """x (batch, time, dim) -> (sequence of h, final h, final c)."""
+    kernel, recurrent_kernel, bias = weights
+    batch, time, _ = x.shape
+    units = recurrent_kernel.shape[0]
+    h = np.zeros((batch, units)) if h0 is None else h0
+    c = np.zeros((batch, units)) if c0 is None else c0
+    outputs = []
+    for t in range(time):
+        h_new, c_new = lstm_step(x[:, t], h, c, kernel, recurrent_kernel, bias)
+        if mask is not None:
+            keep = mask[:, t][:, None].astype(bool)
+            h_new = np.where(keep, h_new, h)
+            c_new = np.where(keep, c_new, c)
+        h, c = h_new, c_new
+        outputs.append(h)
+    return np.stack(outputs, axis=1), h, c
+
+
+def lstm_decoder(v, weights, readout, n_steps, h0, c0, context_kernel=None):
+    """Feedback decoder: x_0 = v, x_t = h_t W_x + b_x fed back as input."""
+    kernel, recurrent_kernel, bias = weights
+    readout_kernel, readout_bias = readout
+    context_term = v.dot(context_kernel) if context_kernel is not None else 0.0
+    x, h, c = v, h0, c0
+    outputs = []
+    for _ in range(n_steps):
+        h, c = lstm_step(x, h, c, kernel, recurrent_kernel, bias, context_term)
+        x = h.dot(readout_kernel) + readout_bias
+        outputs.append(x)
+    return np.stack(outputs, axis=1), h, c
+
+
+def seq2seq(x, layer_weights, depth, output_length, states=None):
+    """The Seq2seq layer's forward pass from its weight list (get_weights()).
+
+    `states`: optional remembered [h, c] per LSTM (get_hidden_state()).
+    Returns (outputs, final [h, c] per LSTM).
+    """
+    encoder_depth, decoder_depth = depth
+    w = list(layer_weights)
+    take = lambda n: [w.pop(0) for _ in range(n)]  # noqa: E731
+    encoder = [take(3) for _ in range(encoder_depth)]
+    bridge = take(2)
+    decoder = take(3)
+    readout = take(2)
+    upper = [take(3) for _ in range(decoder_depth - 1)]
+    assert not w, 'unused weights'
+    states = states or [[None, None]] * (encoder_depth + decoder_depth)
+    finals = []
+    sequence = x
+    for i, weights in enumerate(encoder):
+        sequence, h, c = lstm_encoder(sequence, weights, *states[i])
+        finals.append([h, c])
+    v = h.dot(bridge[0]) + bridge[1]
+    outputs, h, c = lstm_decoder(v, decoder, readout, output_length, h, c)
+    finals.append([h, c])
+    for i, weights in enumerate(upper):
+        outputs, h, c = lstm_encoder(outputs, weights, *states[encoder_depth + 1 + i])
+        finals.append([h, c])
+    return outputs, finals
