@@ -20,7 +20,8 @@ from keras.engine.base_layer import Layer
 from theano.tensor.opt import Assert
 
 from .cells import LSTMCell
-from .recurrent import flatten_states, run_encoder, run_feedback_decoder
+from .recurrent import (check_implementation, flatten_states, run_encoder,
+                        run_feedback_decoder)
 
 
 def _check_positive_int(name, value, allow_none=False):
@@ -203,13 +204,22 @@ def _input_shape_kwargs(kwargs, input_dim, input_length, batch_size, remember_st
 
 
 class _LSTMLayer(StatefulRNN):
-    """Holds the 2015 LSTM arguments every layer here shares."""
+    """Holds the 2015 LSTM arguments every layer here shares.
+
+    # Arguments
+        implementation: 'scan' (the reference loops of `seq2seq.recurrent`)
+            or 'fused' (`seq2seq.fused`: each LSTM's whole sequence in one C
+            Op, faster to compile and to run; where it does not apply, the
+            scan loop runs with a `FusedFallbackWarning`).
+    """
 
     def __init__(self, init='glorot_uniform', inner_init='orthogonal',
                  forget_bias_init='one', activation='tanh',
-                 inner_activation='hard_sigmoid', **kwargs):
+                 inner_activation='hard_sigmoid', implementation='scan', **kwargs):
+        check_implementation(implementation)
         self.cell_kwargs = _cell_kwargs(init, inner_init, forget_bias_init,
                                         activation, inner_activation)
+        self.implementation = implementation
         super(_LSTMLayer, self).__init__(**kwargs)
 
     def new_cell(self, units):
@@ -218,6 +228,7 @@ class _LSTMLayer(StatefulRNN):
     def get_config(self):
         cell = self.recurrent_cells()[0].get_config()
         config = {key: cell[key] for key in self.cell_kwargs}
+        config['implementation'] = self.implementation
         base = super(_LSTMLayer, self).get_config()
         return dict(list(base.items()) + list(config.items()))
 
@@ -267,7 +278,8 @@ class LSTMEncoder(_LSTMLayer):
     def call(self, inputs, mask=None):
         outputs, final_states = run_encoder(
             self.cell, inputs, self.initial_states(0, inputs), mask=mask,
-            go_backwards=self.go_backwards, truncate_gradient=self.truncate_gradient)
+            go_backwards=self.go_backwards, truncate_gradient=self.truncate_gradient,
+            implementation=self.implementation)
         self.remember([final_states], inputs)
         if self.return_sequences:
             return outputs
@@ -351,7 +363,7 @@ class LSTMDecoder(_LSTMLayer):
         outputs, final_states = run_feedback_decoder(
             [self.cell], (self.readout_kernel, self.readout_bias), vector, states,
             self.output_length, context_projections=context,
-            truncate_gradient=self.truncate_gradient)
+            truncate_gradient=self.truncate_gradient, implementation=self.implementation)
         self.remember(final_states, vector)
         return outputs
 

@@ -10,11 +10,47 @@ Two loops cover every model:
 - `run_feedback_decoder`: a stack of cells whose output at t-1, after a
   readout, is its input at t (Sutskever et al. 2014), optionally reading a
   constant context at every step as well (Cho et al. 2014).
+
+Both take `implementation='scan'|'fused'`. 'fused' runs an LSTM's whole
+sequence in one C Op (`seq2seq.fused`) and must match the scan loop; where it
+does not apply (another cell or activation, truncated gradients, a stack of
+decoder cells) the scan loop runs instead, with a `FusedFallbackWarning`
+saying why.
 """
 from __future__ import absolute_import
 
+import warnings
+
 import theano
 import theano.tensor as T
+
+from . import fused
+
+IMPLEMENTATIONS = ('scan', 'fused')
+
+
+class FusedFallbackWarning(UserWarning):
+    """implementation='fused' was asked for where only the scan loop applies."""
+
+
+def check_implementation(implementation):
+    """Raise ValueError unless `implementation` is one of IMPLEMENTATIONS."""
+    if implementation not in IMPLEMENTATIONS:
+        raise ValueError('implementation must be one of %s, got %r'
+                         % (', '.join(repr(i) for i in IMPLEMENTATIONS), implementation))
+
+
+def _use_fused(implementation, reason):
+    """Whether to run fused; warns when 'fused' was asked for but `reason`
+    (a string) says it cannot run."""
+    check_implementation(implementation)
+    if implementation != 'fused':
+        return False
+    if reason is not None:
+        warnings.warn('implementation=\'fused\' falls back to the scan loop: %s' % reason,
+                      FusedFallbackWarning, stacklevel=3)
+        return False
+    return True
 
 
 def flatten_states(states):
@@ -38,7 +74,7 @@ def _keep_masked(mask_t, new, old):
 
 
 def run_encoder(cell, inputs, initial_states, mask=None, go_backwards=False,
-                truncate_gradient=-1):
+                truncate_gradient=-1, implementation='scan'):
     """Run `cell` over `inputs`.
 
     # Arguments
@@ -48,11 +84,15 @@ def run_encoder(cell, inputs, initial_states, mask=None, go_backwards=False,
         mask: optional (batch, time); where it is 0 the state is carried over.
         go_backwards: read the sequence from its last step to its first.
         truncate_gradient: scan's truncate_gradient (-1: full BPTT).
+        implementation: 'scan', or 'fused' for `seq2seq.fused.LSTMForward`.
 
     # Returns
         (outputs, final_states): outputs (batch, time, units) in the order
         read; final_states a list of (batch, size).
     """
+    reason = fused.unsupported_reason(cell, truncate_gradient, inputs.dtype)
+    if _use_fused(implementation, reason):
+        return _fused_encoder(cell, inputs, initial_states, mask, go_backwards)
     # One GEMM for all steps, outside the loop.
     projected = cell.project_inputs(inputs).dimshuffle(1, 0, 2)  # (time, batch, G*u)
     sequences = [projected]
@@ -89,7 +129,8 @@ def run_encoder(cell, inputs, initial_states, mask=None, go_backwards=False,
 
 
 def run_feedback_decoder(cells, readout, first_input, initial_states, n_steps,
-                         context_projections=None, truncate_gradient=-1):
+                         context_projections=None, truncate_gradient=-1,
+                         implementation='scan'):
     """Generate `n_steps` outputs, feeding each back as the next input.
 
         x_0 = first_input
@@ -108,11 +149,23 @@ def run_feedback_decoder(cells, readout, first_input, initial_states, n_steps,
             added to that cell's projected input at every step (the
             Cho-style decoder's projected context; computed once outside).
         truncate_gradient: scan's truncate_gradient.
+        implementation: 'scan', or 'fused' (one cell only) for
+            `seq2seq.fused.LSTMForward`; see `_fused_feedback_decoder`.
 
     # Returns
         (outputs, final_states): outputs (batch, n_steps, dim); final_states
         per cell, a list of (batch, size).
     """
+    if len(cells) != 1:
+        reason = 'the fused decoder runs one cell, got a stack of %d' % len(cells)
+    elif not isinstance(n_steps, int) or n_steps < 1:
+        reason = 'the fused decoder needs n_steps as a positive int, got %r' % (n_steps,)
+    else:
+        reason = fused.unsupported_reason(cells[0], truncate_gradient, first_input.dtype)
+    if _use_fused(implementation, reason):
+        context = context_projections[0] if context_projections is not None else None
+        return _fused_feedback_decoder(cells[0], readout, first_input, initial_states[0],
+                                       n_steps, context)
     readout_weight, readout_bias = readout
     if context_projections is None:
         context_projections = [None] * len(cells)
@@ -145,3 +198,62 @@ def run_feedback_decoder(cells, readout, first_input, initial_states, n_steps,
     outputs = results[0].dimshuffle(1, 0, 2)                      # (batch, n_steps, dim)
     final_states = unflatten_states([r[-1] for r in results[1:]], cells)
     return outputs, final_states
+
+
+def _fused_encoder(cell, inputs, initial_states, mask, go_backwards):
+    """`run_encoder` for an LSTMCell, with `seq2seq.fused.LSTMForward`."""
+    h0, c0 = initial_states
+    # Time-major before the input GEMM, so that projected comes out
+    # C-contiguous (time, batch, 4u) as the Op reads it.
+    projected = cell.project_inputs(inputs.dimshuffle(1, 0, 2))  # (time, batch, 4u)
+    time_major_mask = None
+    if mask is not None:
+        time_major_mask = T.cast(mask, 'int8').dimshuffle(1, 0)  # (time, batch)
+    if go_backwards:
+        # The scan reads the steps last first and returns them in that order.
+        projected = projected[::-1]
+        if time_major_mask is not None:
+            time_major_mask = time_major_mask[::-1]
+    h_seq, c_seq = fused.lstm_sequence(
+        projected, h0, c0, cell.recurrent_kernel, mask=time_major_mask,
+        inner_activation=fused.inner_activation_name(cell.inner_activation))
+    outputs = h_seq.dimshuffle(1, 0, 2)                           # (batch, time, u)
+    return outputs, [h_seq[-1], c_seq[-1]]
+
+
+def _fused_feedback_decoder(cell, readout, first_input, initial_states, n_steps, context):
+    """`run_feedback_decoder` for one LSTMCell, with `seq2seq.fused.LSTMForward`.
+
+    The output fed back is linear in h, so the feedback folds into the
+    recurrent kernel. With x_t = h_t Wx + bx (the readout):
+
+        z_0 = v W + b + ctx + h_0 U                       (step 0, as in scan)
+        z_t = x_{t-1} W + b + ctx + h_{t-1} U
+            = h_{t-1} (U + Wx W) + (bx W + b + ctx)       (t >= 1)
+
+    so steps 1 .. n_steps-1 are an LSTM with recurrent kernel U + Wx W and a
+    projected input constant over time. The outputs x_t = h_t Wx + bx are
+    then one GEMM over all steps, and Theano differentiates U + Wx W.
+    """
+    readout_weight, readout_bias = readout
+    first_projected = cell.project_inputs(first_input)           # (batch, 4u)
+    if context is not None:
+        first_projected = first_projected + context
+    h_1, (_, c_1) = cell.step(first_projected, list(initial_states))  # (batch, u)
+    if n_steps == 1:
+        h_seq = T.shape_padleft(h_1)                              # (1, batch, u)
+        final_states = [h_1, c_1]
+    else:
+        feedback_kernel = cell.recurrent_kernel + T.dot(readout_weight, cell.kernel)  # (u, 4u)
+        constant = T.dot(readout_bias, cell.kernel) + cell.bias  # (4u,)
+        if context is not None:
+            constant = constant + context                         # (batch, 4u)
+        projected = T.alloc(constant, n_steps - 1, first_input.shape[0],
+                            cell.n_gates * cell.units)            # (n_steps-1, batch, 4u)
+        rest_h, rest_c = fused.lstm_sequence(
+            projected, h_1, c_1, feedback_kernel,
+            inner_activation=fused.inner_activation_name(cell.inner_activation))
+        h_seq = T.concatenate([T.shape_padleft(h_1), rest_h])     # (n_steps, batch, u)
+        final_states = [rest_h[-1], rest_c[-1]]
+    outputs = T.dot(h_seq, readout_weight) + readout_bias         # (n_steps, batch, dim)
+    return outputs.dimshuffle(1, 0, 2), [final_states]

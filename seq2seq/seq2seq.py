@@ -44,6 +44,7 @@ class Seq2seq(_LSTMLayer):
             LSTMs' initializers and activations, with the 2015 defaults.
         hidden_state: initial remembered state (see `get_hidden_state()`).
         truncate_gradient: steps of back-propagation through time (-1: all).
+        implementation: 'scan' or 'fused' (see `seq2seq.layers._LSTMLayer`).
     """
 
     def __init__(self, input_length=None, input_dim=None, hidden_dim=None,
@@ -128,7 +129,8 @@ class Seq2seq(_LSTMLayer):
         for i, cell in enumerate(self.encoder_cells):
             sequence, finals = run_encoder(
                 cell, sequence, self.initial_states(i, inputs), mask=mask,
-                truncate_gradient=self.truncate_gradient)        # (batch, time, u)
+                truncate_gradient=self.truncate_gradient,
+                implementation=self.implementation)              # (batch, time, u)
             final_states.append(finals)
         context = final_states[-1][0]                            # (batch, hidden_dim)
         return context, final_states
@@ -140,13 +142,15 @@ class Seq2seq(_LSTMLayer):
         outputs, decoder_finals = run_feedback_decoder(
             [self.decoder_cell], (self.readout_kernel, self.readout_bias), vector,
             [encoder_finals[-1]], self.output_length,
-            truncate_gradient=self.truncate_gradient)            # (batch, out_len, out_dim)
+            truncate_gradient=self.truncate_gradient,
+            implementation=self.implementation)                  # (batch, out_len, out_dim)
         upper_finals = []
         first_upper = len(self.encoder_cells) + 1
         for i, cell in enumerate(self.upper_decoder_cells):
             outputs, finals = run_encoder(
                 cell, outputs, self.initial_states(first_upper + i, inputs),
-                truncate_gradient=self.truncate_gradient)        # (batch, out_len, out_dim)
+                truncate_gradient=self.truncate_gradient,
+                implementation=self.implementation)              # (batch, out_len, out_dim)
             upper_finals.append(finals)
         self.remember(encoder_finals + decoder_finals + upper_finals, inputs)
         return outputs
