@@ -64,9 +64,12 @@ def _theanorc_options():
 
 
 def user_theano_flags():
-    """Names of every Theano flag the user set, by THEANO_FLAGS or .theanorc."""
+    """Names of every Theano flag the user set, by THEANO_FLAGS or .theanorc.
+
+    Lower-cased: .theanorc option names are case-insensitive.
+    """
     names = set(parse_theano_flags(os.environ.get('THEANO_FLAGS', '')))
-    return names | _theanorc_options()
+    return {name.lower() for name in names | _theanorc_options()}
 
 
 def _library_dirs():
@@ -97,11 +100,9 @@ def find_mkl_ldflags(dirs=None):
 
 def default_theano_flags():
     """The flags seq2seq adds when the user has not set them."""
-    flags = {
-        # Keras builds float32 graphs; float64 Python constants would upcast
-        # them (and break scan's type checks).
-        'floatX': 'float32',
-    }
+    # (floatX is not among them: Keras sets theano.config.floatX to its own
+    # floatx() when it loads.)
+    flags = {}
     mkl = find_mkl_ldflags()
     if mkl is not None:
         flags['blas.ldflags'] = mkl
@@ -128,7 +129,7 @@ def configure_theano():
     user = user_theano_flags()
     added = ['%s=%s' % (name, value)
              for name, value in sorted(default_theano_flags().items())
-             if name not in user]
+             if name.lower() not in user]
     if added:
         current = os.environ.get('THEANO_FLAGS', '')
         os.environ['THEANO_FLAGS'] = ','.join([f for f in [current] + added if f])

@@ -1,0 +1,107 @@
+"""The layers as Keras users meet them: shapes, configs, models, errors."""
+import numpy as np
+from keras.layers import Activation, Embedding, Input
+from keras.models import Model, Sequential
+from numpy.testing import assert_allclose
+
+from seq2seq import LSTMDecoder, LSTMDecoder2, LSTMEncoder, Seq2seq
+
+
+def _raises(exception, fn, *words):
+    try:
+        fn()
+    except exception as error:
+        for word in words:
+            assert word in str(error), '%r not in %r' % (word, str(error))
+        return
+    raise AssertionError('%s not raised' % exception.__name__)
+
+
+def _seq2seq(**overrides):
+    args = dict(input_length=4, input_dim=3, hidden_dim=5, output_dim=6, output_length=7)
+    args.update(overrides)
+    return Seq2seq(**args)
+
+
+def test_output_shapes_for_each_depth():
+    for depth in [1, 2, (2, 3), [3, 1]]:
+        model = Sequential([Embedding(10, 3, input_length=4), _seq2seq(depth=depth)])
+        assert model.output_shape == (None, 7, 6), depth
+        x = np.random.RandomState(0).randint(0, 10, (2, 4))
+        assert model.predict(x).shape == (2, 7, 6)
+
+
+def test_depth_counts_the_stacked_lstms():
+    layer = _seq2seq(depth=(2, 3))
+    assert layer.depth == (2, 3)
+    assert len(layer.encoder_cells) == 2
+    assert len(layer.recurrent_cells()) == 5
+
+
+def test_functional_api():
+    inputs = Input((4, 3))
+    outputs = Activation('softmax')(_seq2seq()(inputs))
+    model = Model(inputs, outputs)
+    probabilities = model.predict(np.random.RandomState(0).rand(2, 4, 3))
+    assert_allclose(probabilities.sum(axis=-1), 1.0, rtol=1e-5)
+
+
+def test_encoder_decoder_composed_in_the_functional_api():
+    inputs = Input((5, 3))
+    encoder = LSTMEncoder(output_dim=4, return_sequences=True)(inputs)
+    context = LSTMEncoder(output_dim=3)(encoder)
+    outputs = LSTMDecoder2(dim=3, hidden_dim=6, output_length=4)(context)
+    model = Model(inputs, outputs)
+    assert model.predict(np.zeros((2, 5, 3))).shape == (2, 4, 3)
+
+
+def test_input_dim_is_inferred_when_not_given():
+    layer = Seq2seq(hidden_dim=5, output_dim=6, output_length=7, depth=2)
+    model = Sequential([Embedding(10, 3, input_length=4), layer])
+    assert layer.input_dim == 3
+    assert model.predict(np.zeros((1, 4))).shape == (1, 7, 6)
+
+
+def test_config_round_trips():
+    layers = [_seq2seq(depth=(2, 3), batch_size=4, remember_state=True,
+                       inner_activation='sigmoid', forget_bias_init='zero'),
+              LSTMEncoder(output_dim=3, input_dim=2, return_sequences=True, go_backwards=True),
+              LSTMDecoder(dim=3, hidden_dim=4, output_length=5, truncate_gradient=3),
+              LSTMDecoder2(dim=3, hidden_dim=4, output_length=5)]
+    for layer in layers:
+        config = layer.get_config()
+        clone = layer.__class__.from_config(config)
+        assert clone.get_config() == config, layer
+    assert layers[0].get_config()['depth'] == [2, 3]
+
+
+def test_weights_follow_keras_lstm_layout():
+    layer = _seq2seq()
+    layer.build((None, 4, 3))
+    shapes = {w.name.split('/')[-1]: w.get_value().shape for w in layer.weights}
+    assert shapes['encoder_0_kernel'] == (3, 4 * 5)
+    assert shapes['encoder_0_recurrent_kernel'] == (5, 4 * 5)
+    bias = layer.encoder_cell.bias.get_value()
+    # forget_bias_init='one': the forget gate's slice (gate order i, f, c, o).
+    assert_allclose(bias[5:10], 1.0)
+    assert not bias[:5].any() and not bias[10:].any()
+
+
+def test_bad_arguments_are_named():
+    _raises(TypeError, lambda: Seq2seq(input_length=4, input_dim=3, output_dim=6,
+                                       output_length=7), 'hidden_dim')
+    _raises(ValueError, lambda: _seq2seq(hidden_dim=0), 'hidden_dim', 'positive')
+    _raises(TypeError, lambda: _seq2seq(output_length=2.5), 'output_length')
+    _raises(ValueError, lambda: _seq2seq(depth=(1, 2, 3)), 'depth', 'pair')
+    _raises(ValueError, lambda: _seq2seq(depth=0), 'depth')
+    _raises(ValueError, lambda: _seq2seq(remember_state=True), 'batch_size')
+    _raises(TypeError, lambda: _seq2seq(remember_state='yes'), 'remember_state')
+    _raises(TypeError, lambda: _seq2seq(batch_size='10'), 'batch_size')
+    _raises(ValueError, lambda: _seq2seq(activation='no_such_activation'), 'no_such_activation')
+
+
+def test_input_of_the_wrong_width_is_refused():
+    layer = _seq2seq(input_dim=3)
+    _raises(ValueError, lambda: layer(Input((4, 5))), 'input_dim=3', '5')
+    _raises(ValueError, lambda: LSTMDecoder(dim=3, hidden_dim=4, output_length=2)(Input((5,))),
+            '(batch, 3)')

@@ -1,0 +1,76 @@
+"""Backend selection and Theano configuration."""
+import os
+import subprocess
+import sys
+import tempfile
+
+from seq2seq import backend
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..')
+
+
+def _python(code, **env_changes):
+    env = dict(os.environ)
+    for name, value in env_changes.items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
+    process = subprocess.run([sys.executable, '-c', code], cwd=ROOT, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             universal_newlines=True, timeout=300)
+    return process.returncode, process.stdout, process.stderr
+
+
+def test_import_selects_theano_when_keras_backend_is_unset():
+    code, out, err = _python('import seq2seq, keras; print(keras.backend.backend())',
+                             KERAS_BACKEND=None)
+    assert code == 0, err
+    assert out.strip() == 'theano'
+    assert err == '', 'import printed to stderr: %r' % err
+
+
+def test_another_backend_fails_with_a_message_saying_how_to_fix_it():
+    code, _, err = _python('import seq2seq', KERAS_BACKEND='tensorflow')
+    assert code != 0
+    assert 'KERAS_BACKEND=theano' in err
+    assert "'tensorflow'" in err
+
+
+def test_user_theano_flags_win_over_the_defaults():
+    code, out, err = _python('import seq2seq, theano; print(repr(theano.config.blas.ldflags))',
+                             THEANO_FLAGS='blas.ldflags=')
+    assert code == 0, err
+    assert out.strip() == "''"
+
+
+def test_theanorc_settings_win_over_the_defaults():
+    with tempfile.NamedTemporaryFile('w', suffix='.theanorc', delete=False) as rc:
+        rc.write('[global]\nfloatX = float64\n[blas]\nldflags = -lblas\n')
+    try:
+        os.environ['THEANORC'] = rc.name
+        assert {'floatx', 'blas.ldflags'} <= backend.user_theano_flags()
+    finally:
+        del os.environ['THEANORC']
+        os.unlink(rc.name)
+
+
+def test_parse_theano_flags():
+    assert backend.parse_theano_flags('floatX=float32, blas.ldflags=-L/x -lmkl_rt,,') == \
+        {'floatX': 'float32', 'blas.ldflags': '-L/x -lmkl_rt'}
+
+
+def test_mkl_is_found_by_its_versioned_name():
+    folder = tempfile.mkdtemp()
+    assert backend.find_mkl_ldflags([folder]) is None
+    open(os.path.join(folder, 'libmkl_rt.so.2'), 'w').close()
+    assert backend.find_mkl_ldflags([folder]) == '-L%s -l:libmkl_rt.so.2' % folder
+    open(os.path.join(folder, 'libmkl_rt.so'), 'w').close()
+    assert backend.find_mkl_ldflags([folder]) == '-L%s -lmkl_rt' % folder
+
+
+def test_theano_links_the_blas_it_was_given():
+    import theano
+    expected = backend.find_mkl_ldflags()
+    if expected is not None and 'blas.ldflags' not in backend.user_theano_flags():
+        assert theano.config.blas.ldflags == expected

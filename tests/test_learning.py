@@ -1,0 +1,49 @@
+"""End to end: the Seq2seq layer learns a task and the 2015 README runs."""
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', 'examples'))
+
+import reverse  # noqa: E402
+
+
+def test_learns_to_reverse_sequences():
+    tokens, _ = reverse.train_and_evaluate(length=5, vocab_size=10, n_train=6000,
+                                           n_test=500, epochs=8, hidden_dim=128,
+                                           verbose=0, seed=3)
+    assert tokens >= 0.9, 'held-out token accuracy %.3f < 0.9' % tokens
+
+
+def test_seed_readme_example_runs_verbatim_and_trains():
+    # The 2015 README example, verbatim:
+    import keras  # noqa: F401
+    from keras.models import Sequential
+    from keras.layers.embeddings import Embedding
+    from seq2seq import Seq2seq
+    from keras.preprocessing import sequence  # noqa: F401
+
+    vocab_size = 20000 #number of words
+    maxlen = 100 #length of input sequence and output sequence
+    embedding_dim = 200 #word embedding size
+    hidden_dim = 500 #memory size of seq2seq
+
+    embedding = Embedding(vocab_size, embedding_dim, input_length=maxlen)
+    seq2seq = Seq2seq(input_length=maxlen, input_dim=embedding_dim,hidden_dim=hidden_dim,
+                      output_dim=embedding_dim, output_length=maxlen, batch_size=10, depth=4)
+
+    model = Sequential()
+    model.add(embedding)
+    model.add(seq2seq)
+    # ... then it compiles and trains a batch.
+    model.compile(loss='mse', optimizer='rmsprop')
+    rng = np.random.RandomState(0)
+    x = rng.randint(0, vocab_size, (10, maxlen))
+    y = rng.uniform(-0.1, 0.1, (10, maxlen, embedding_dim))
+    before = model.get_weights()
+    loss = model.train_on_batch(x, y)
+    assert np.isfinite(loss)
+    assert model.output_shape == (None, maxlen, embedding_dim)
+    changed = [not np.array_equal(a, b) for a, b in zip(before, model.get_weights())]
+    assert all(changed), 'some weights were not trained'
