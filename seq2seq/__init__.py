@@ -9,21 +9,25 @@ from . import backend as _backend
 
 _backend.setup()
 
+from . import decoding  # noqa: E402
 from .cells import LSTMCell  # noqa: E402
+from .decoding import Hypothesis, beam_search, greedy_search  # noqa: E402
 from .layers import LSTMDecoder, LSTMDecoder2, LSTMEncoder, StatefulRNN  # noqa: E402
 from .seq2seq import Seq2seq  # noqa: E402
 
 __version__ = '0.1.0'
 
 __all__ = ['LSTMCell', 'LSTMEncoder', 'LSTMDecoder', 'LSTMDecoder2', 'StatefulRNN',
-           'Seq2seq']
+           'Seq2seq', 'Hypothesis', 'beam_search', 'greedy_search']
 
 
 def _register_custom_objects():
     """Let keras.models.load_model find our layers with no custom_objects."""
     from keras.utils.generic_utils import get_custom_objects
+    from keras.engine.base_layer import Layer
     get_custom_objects().update({name: globals()[name] for name in __all__
-                                 if isinstance(globals()[name], type)})
+                                 if isinstance(globals()[name], type)
+                                 and issubclass(globals()[name], Layer)})
 
 
 _register_custom_objects()
