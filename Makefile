@@ -27,5 +27,20 @@ demo: venv
 test: venv
 	$(PY) -m tests.runner
 
+# `make bench`: the benchmarks of benchmarks/README.md, in .venv plus a Python
+# 3.11 venv for PyTorch (BENCH_ARGS passes options, e.g. BENCH_ARGS=--quick).
+TORCH_VENV := benchmarks/.venv-torch
+TORCH_PY_VERSION := 3.11
+TORCH_BASE_PYTHON ?= $(or $(shell PYENV_VERSION=$(TORCH_PY_VERSION) pyenv which python 2>/dev/null),$(lastword $(wildcard $(HOME)/.pyenv/versions/$(TORCH_PY_VERSION).*/bin/python)),$(shell command -v python$(TORCH_PY_VERSION)))
+
+$(TORCH_VENV)/.installed:
+	@test -n "$(TORCH_BASE_PYTHON)" || { echo "Python $(TORCH_PY_VERSION) not found (for PyTorch): install it (pyenv install $(TORCH_PY_VERSION)) or set TORCH_BASE_PYTHON=/path/to/python$(TORCH_PY_VERSION)"; exit 1; }
+	test -x $(TORCH_VENV)/bin/python || $(TORCH_BASE_PYTHON) -m venv $(TORCH_VENV)
+	$(TORCH_VENV)/bin/python -m pip install --quiet torch==2.13.0
+	touch $@
+
+bench: venv $(TORCH_VENV)/.installed
+	$(PY) -m benchmarks $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) *.egg-info

@@ -1,0 +1,311 @@
+"""The benchmarked models: one encoder-decoder, built in each framework.
+
+Every row trains the same network, shaped like the `Seq2seq` layer:
+
+    tokens (batch, input_length)
+      -> Embedding(vocab, embed)
+      -> encoder: (depth - 1) LSTMs of width `embed`, then an LSTM of width
+         `hidden` whose final (h, c) start the decoder
+      -> decoder: an LSTM of width `hidden` run `output_length` steps
+      -> (depth - 1) LSTMs of width `hidden` over the decoder's outputs
+      -> Dense(hidden -> vocab) and a softmax at every output step
+    loss: softmax cross-entropy over the vocabulary at every output step,
+    averaged; Adam (learning rate 0.001).
+
+The rows differ only in what the decoder reads at each step:
+- `seq2seq_*` and `torch_cell`: its own previous output (a Dense(hidden ->
+  hidden) readout of h, fed back; the first input is a Dense bridge of the
+  context), as the `Seq2seq` layer does.
+- `keras_*` and `torch_lstm`: the context vector, repeated (`RepeatVector`).
+  `keras_repeat` starts the decoder from zeros, the others from the encoder's
+  final state.
+
+The Theano rows use hard_sigmoid gates (the `Seq2seq` default, and Keras' LSTM
+is told the same); PyTorch's LSTMs have sigmoid gates, which cost the same.
+
+This module is imported by the Theano venv (Python 3.8) and by the PyTorch
+venv (Python 3.11): each framework is imported inside its own functions.
+"""
+import collections
+import inspect
+
+Size = collections.namedtuple(
+    'Size', 'name vocab embed hidden input_length output_length depth batch samples')
+
+SIZES = {
+    'small': Size('small', vocab=1000, embed=64, hidden=256, input_length=20,
+                  output_length=20, depth=1, batch=64, samples=2048),
+    'large': Size('large', vocab=1000, embed=64, hidden=512, input_length=50,
+                  output_length=50, depth=2, batch=64, samples=2048),
+}
+
+# `--quick`: tiny stand-ins with the same structure (depth included).
+QUICK_SIZES = {
+    'small': Size('small-quick', vocab=50, embed=8, hidden=16, input_length=4,
+                  output_length=4, depth=1, batch=8, samples=32),
+    'large': Size('large-quick', vocab=50, embed=8, hidden=16, input_length=5,
+                  output_length=5, depth=2, batch=8, samples=32),
+}
+
+# How each model row is built, for the table and the README.
+ARRANGEMENTS = {
+    'seq2seq_scan': 'Embedding -> Seq2seq(output_dim=hidden) -> TimeDistributed(Dense(vocab, softmax)); scan loops',
+    'seq2seq_fused': 'as seq2seq_scan, implementation="fused"',
+    'keras_repeat': 'Embedding -> LSTM -> RepeatVector -> LSTM(return_sequences) -> TimeDistributed(Dense(vocab, softmax)); decoder from zeros',
+    'keras_state': 'as keras_repeat, decoder LSTM(initial_state=encoder [h, c]) (functional API)',
+    'torch_lstm': 'nn.Embedding -> nn.LSTM -> nn.LSTM fed the context every step, from the encoder state -> nn.Linear',
+    'torch_cell': 'nn.Embedding -> nn.LSTM -> nn.LSTMCell loop feeding back a Linear readout of h -> nn.Linear',
+    'decode_greedy': 'the seq2seq_scan model (untrained): compiled encoder + single-step Theano '
+                     'functions, seq2seq.decoding.greedy_search, eos_id=None (every sequence '
+                     'runs output_length steps); the step feeds back the continuous output, '
+                     'the chosen token only picks the hypothesis',
+    'decode_beam5': 'as decode_greedy, with beam_search(beam_size=5)',
+}
+
+SEQ2SEQ_IMPLEMENTATIONS = ('scan', 'fused')
+
+
+def encoder_widths(size):
+    """Widths of the encoder LSTMs, bottom first (as in `Seq2seq`)."""
+    return [size.embed] * (size.depth - 1) + [size.hidden]
+
+
+# -- data -----------------------------------------------------------------------
+
+def token_data(size, seed=0):
+    """Random token sequences: inputs (samples, input_length) and targets
+    (samples, output_length), int32 numpy arrays in [1, vocab)."""
+    import numpy as np
+    rng = np.random.RandomState(seed)
+    x = rng.randint(1, size.vocab, size=(size.samples, size.input_length)).astype('int32')
+    y = rng.randint(1, size.vocab, size=(size.samples, size.output_length)).astype('int32')
+    return x, y
+
+
+# -- Theano: our Seq2seq layer ------------------------------------------------------
+
+def seq2seq_implementations():
+    """The values of the layers' `implementation` argument that construct.
+
+    [None] when the layers have no such argument (only the scan loops exist).
+    """
+    from seq2seq import Seq2seq
+    if not _accepts_argument(Seq2seq, 'implementation'):
+        return [None]
+    available = []
+    for implementation in SEQ2SEQ_IMPLEMENTATIONS:
+        try:
+            Seq2seq(input_length=2, input_dim=2, hidden_dim=2, output_dim=2,
+                    output_length=2, implementation=implementation)
+        except (TypeError, ValueError, ImportError, NotImplementedError, RuntimeError):
+            continue
+        available.append(implementation)
+    return available
+
+
+def _accepts_argument(layer_class, name):
+    """Whether `name` is a named argument of an __init__ in the class' MRO."""
+    for klass in inspect.getmro(layer_class):
+        init = klass.__dict__.get('__init__')
+        if init is not None and name in inspect.signature(init).parameters:
+            return True
+    return False
+
+
+def build_seq2seq(size, implementation=None):
+    """Sequential([Embedding, Seq2seq(output_dim=hidden), TimeDistributed(
+    Dense(vocab, softmax))]): the softmax reads a `hidden`-wide vector, as in
+    the other rows."""
+    from keras.layers import Dense, Embedding, TimeDistributed
+    from keras.models import Sequential
+    from seq2seq import Seq2seq
+    kwargs = {} if implementation is None else {'implementation': implementation}
+    return Sequential([
+        Embedding(size.vocab, size.embed, input_length=size.input_length),
+        Seq2seq(input_length=size.input_length, input_dim=size.embed,
+                hidden_dim=size.hidden, output_dim=size.hidden,
+                output_length=size.output_length, depth=size.depth, **kwargs),
+        TimeDistributed(Dense(size.vocab, activation='softmax')),
+    ])
+
+
+# -- Theano: Keras 2.3.1's own LSTM ---------------------------------------------------
+
+def _keras_lstm(units, **kwargs):
+    from keras.layers import LSTM
+    return LSTM(units, recurrent_activation='hard_sigmoid', **kwargs)
+
+
+def build_keras(size, decoder_from_encoder_state):
+    """Keras' LSTMs: Embedding -> LSTM encoder -> RepeatVector -> LSTM decoder
+    -> TimeDistributed(Dense(vocab, softmax)), with the functional API.
+
+    `decoder_from_encoder_state`: start the decoder from the encoder's final
+    (h, c) (`return_state` / `initial_state`) rather than from zeros.
+    """
+    from keras.layers import Dense, Embedding, Input, RepeatVector, TimeDistributed
+    from keras.models import Model
+    tokens = Input(shape=(size.input_length,), dtype='int32')
+    sequence = Embedding(size.vocab, size.embed)(tokens)
+    for width in encoder_widths(size)[:-1]:
+        sequence = _keras_lstm(width, return_sequences=True)(sequence)
+    context, h, c = _keras_lstm(size.hidden, return_state=True)(sequence)
+    repeated = RepeatVector(size.output_length)(context)
+    initial_state = [h, c] if decoder_from_encoder_state else None
+    sequence = _keras_lstm(size.hidden, return_sequences=True)(
+        repeated, initial_state=initial_state)
+    for _ in range(size.depth - 1):
+        sequence = _keras_lstm(size.hidden, return_sequences=True)(sequence)
+    probabilities = TimeDistributed(Dense(size.vocab, activation='softmax'))(sequence)
+    return Model(tokens, probabilities)
+
+
+def build_theano_model(row, size):
+    """The Keras model of a Theano row, not yet compiled."""
+    if row.startswith('seq2seq_'):
+        implementation = row[len('seq2seq_'):]
+        if seq2seq_implementations() == [None]:
+            implementation = None      # the layers have only their scan loops
+        return build_seq2seq(size, implementation)
+    if row == 'keras_repeat':
+        return build_keras(size, decoder_from_encoder_state=False)
+    if row == 'keras_state':
+        return build_keras(size, decoder_from_encoder_state=True)
+    raise ValueError('not a Theano row: %r' % (row,))
+
+
+def compile_keras_model(model):
+    """Adam and softmax cross-entropy on integer targets (no metrics)."""
+    model.compile(optimizer='adam', loss='sparse_categorical_crossentropy')
+    return model
+
+
+# -- PyTorch ---------------------------------------------------------------------------
+
+def build_torch_model(row, size):
+    """The PyTorch module of `row` ('torch_lstm' or 'torch_cell'): it maps
+    tokens (batch, input_length) to logits (batch, output_length, vocab)."""
+    import torch
+    from torch import nn
+
+    class Encoder(nn.Module):
+        """Embedding and the stacked encoder LSTMs; returns the top's (h, c)."""
+
+        def __init__(self):
+            super().__init__()
+            self.embedding = nn.Embedding(size.vocab, size.embed)
+            widths = [size.embed] + encoder_widths(size)
+            self.lstms = nn.ModuleList(nn.LSTM(i, o, batch_first=True)
+                                       for i, o in zip(widths[:-1], widths[1:]))
+
+        def forward(self, tokens):
+            sequence = self.embedding(tokens)
+            for lstm in self.lstms:
+                sequence, (h, c) = lstm(sequence)
+            return h[0], c[0]                                  # (batch, hidden)
+
+    class Head(nn.Module):
+        """The upper decoder LSTMs and the vocabulary projection."""
+
+        def __init__(self):
+            super().__init__()
+            self.upper = (nn.LSTM(size.hidden, size.hidden, num_layers=size.depth - 1,
+                                  batch_first=True) if size.depth > 1 else None)
+            self.output = nn.Linear(size.hidden, size.vocab)
+
+        def forward(self, sequence):
+            if self.upper is not None:
+                sequence, _ = self.upper(sequence)
+            return self.output(sequence)                       # (batch, time, vocab)
+
+    class ContextDecoder(nn.Module):
+        """nn.LSTM decoder reading the context at every step."""
+
+        def __init__(self):
+            super().__init__()
+            self.encoder, self.head = Encoder(), Head()
+            self.decoder = nn.LSTM(size.hidden, size.hidden, batch_first=True)
+
+        def forward(self, tokens):
+            h, c = self.encoder(tokens)
+            repeated = h.unsqueeze(1).expand(-1, size.output_length, -1)
+            sequence, _ = self.decoder(repeated.contiguous(), (h.unsqueeze(0), c.unsqueeze(0)))
+            return self.head(sequence)
+
+    class FeedbackDecoder(nn.Module):
+        """nn.LSTMCell loop feeding back a readout of its output (Seq2seq's
+        structure: bridge, decoder cell, readout)."""
+
+        def __init__(self):
+            super().__init__()
+            self.encoder, self.head = Encoder(), Head()
+            self.bridge = nn.Linear(size.hidden, size.hidden)
+            self.cell = nn.LSTMCell(size.hidden, size.hidden)
+            self.readout = nn.Linear(size.hidden, size.hidden)
+
+        def forward(self, tokens):
+            h, c = self.encoder(tokens)
+            x = self.bridge(h)
+            outputs = []
+            for _ in range(size.output_length):
+                h, c = self.cell(x, (h, c))
+                x = self.readout(h)
+                outputs.append(x)
+            return self.head(torch.stack(outputs, dim=1))
+
+    classes = {'torch_lstm': ContextDecoder, 'torch_cell': FeedbackDecoder}
+    if row not in classes:
+        raise ValueError('not a PyTorch row: %r' % (row,))
+    return classes[row]()
+
+
+# -- Theano: step-by-step decoding with the Seq2seq layer --------------------------------
+
+def build_seq2seq_decoder(model):
+    """Compiled functions decoding with a `build_seq2seq` model one step at a time.
+
+    Returns (encode, step_fn):
+    - encode(tokens) -> initial states [x_0, h, c, upper h, upper c, ...]:
+      x_0 is the bridge of the encoder's context, (h, c) the encoder's final
+      state, the upper decoder LSTMs start from zeros (as in the layer).
+    - step_fn(tokens, states) -> (log_probs, new_states), the interface of
+      `seq2seq.decoding`. The `Seq2seq` decoder feeds back its continuous
+      output x_t (a readout of h), not a token, so x_t travels in the states
+      and `tokens` is ignored: each step's log-probabilities are the
+      log-softmax of the vocabulary Dense applied to the top of the decoder
+      stack, exactly the values of `model.predict`.
+    """
+    import theano.tensor as T
+    from keras import backend as K
+    embedding, layer, projection = model.layers
+    dense = projection.layer                                   # inside TimeDistributed
+    upper = layer.upper_decoder_cells
+
+    tokens = model.input
+    context, encoder_finals = layer.encode(embedding.output)
+    batch = tokens.shape[0]
+    first_input = T.dot(context, layer.bridge_kernel) + layer.bridge_bias
+    upper_zeros = [T.zeros((batch, n), dtype=K.floatx()) for cell in upper for n in cell.state_sizes]
+    encode = K.function([tokens], [first_input] + list(encoder_finals[-1]) + upper_zeros)
+
+    matrix = T.TensorType(K.floatx(), (False, False))
+    x_tm1, h_tm1, c_tm1 = matrix('x_tm1'), matrix('h_tm1'), matrix('c_tm1')
+    upper_tm1 = [[matrix('upper_%d_%d' % (i, j)) for j in range(len(cell.state_sizes))]
+                 for i, cell in enumerate(upper)]
+    cell = layer.decoder_cell
+    h_t, (_, c_t) = cell.step(cell.project_inputs(x_tm1), [h_tm1, c_tm1])
+    x_t = T.dot(h_t, layer.readout_kernel) + layer.readout_bias
+    top, upper_t = x_t, []
+    for cell, states in zip(upper, upper_tm1):
+        top, new_states = cell.step(cell.project_inputs(top), states)
+        upper_t.extend(new_states)
+    log_probs = T.nnet.logsoftmax(T.dot(top, dense.kernel) + dense.bias)
+    flat_upper_tm1 = [s for states in upper_tm1 for s in states]
+    step = K.function([x_tm1, h_tm1, c_tm1] + flat_upper_tm1,
+                      [log_probs, x_t, h_t, c_t] + upper_t)
+
+    def step_fn(tokens, states):
+        outputs = step(list(states))
+        return outputs[0], outputs[1:]
+
+    return encode, step_fn

@@ -1,0 +1,137 @@
+"""Smoke test of the benchmark harness (benchmarks/): its Theano rows in
+--quick mode (tiny models, one epoch), the structure of what it reports, and
+its messages for bad options. The PyTorch rows are left out: they need the
+separate venv that `make bench` creates."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+
+from benchmarks import report, runner
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+THEANO_TRAIN_ROWS = ['seq2seq_scan', 'seq2seq_fused', 'keras_repeat', 'keras_state']
+ROWS = THEANO_TRAIN_ROWS + ['decode_greedy']
+# No C compilation and little graph optimisation: seconds per row, not minutes.
+FAST_THEANO = 'cxx=,optimizer=fast_compile'
+
+
+def run_bench(*arguments):
+    """`python -m benchmarks ARGUMENTS` from the repository: (exit code, output)."""
+    completed = subprocess.run([sys.executable, '-m', 'benchmarks'] + list(arguments),
+                               cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               universal_newlines=True)
+    return completed.returncode, completed.stdout
+
+
+class QuickTheanoRowsTest(unittest.TestCase):
+    """One --quick run of the Theano rows, shared by the tests."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix='seq2seq-bench-test-')
+        cls.json_path = os.path.join(cls.tmp, 'results.json')
+        cls.md_path = os.path.join(cls.tmp, 'RESULTS.md')
+        cls.code, cls.output = run_bench(
+            '--quick', '--size', 'small', '--rows', ','.join(ROWS), '--no-cold',
+            '--theano-flags', FAST_THEANO, '--results', cls.md_path, '--json', cls.json_path)
+        if not os.path.exists(cls.json_path):
+            raise AssertionError('the benchmark wrote no results:\n' + cls.output)
+        with open(cls.json_path) as handle:
+            cls.results = json.load(handle)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def test_exit_code_and_table(self):
+        self.assertEqual(self.code, 0, self.output)
+        self.assertIn('| size ', self.output)
+        self.assertIn('train samples/s', self.output)
+        self.assertIn('sequences/s', self.output)
+
+    def test_every_row_reported(self):
+        rows = [r['row'] for r in self.results['rows']]
+        self.assertEqual(rows, ROWS)
+        for result in self.results['rows']:
+            self.assertIn(result['status'], ('ok', 'unavailable'), result)
+            self.assertEqual(result['size'], 'small-quick')
+        statuses = {r['row']: r['status'] for r in self.results['rows']}
+        for row in ('seq2seq_scan', 'keras_repeat', 'keras_state', 'decode_greedy'):
+            self.assertEqual(statuses[row], 'ok', self.results['rows'])
+
+    def test_measurements(self):
+        for result in self.results['rows']:
+            if result['status'] != 'ok':
+                self.assertTrue(result['note'])
+                continue
+            self.assertGreater(result['peak_rss_mib'], 0)
+            self.assertGreater(result['params'], 0)
+            if result['row'] == 'decode_greedy':
+                self.assertGreater(result['sequences_per_s'], 0)
+                self.assertGreater(result['compile_cold_s'], 0)   # one child, fresh dir
+                continue
+            self.assertGreater(result['samples_per_s'], 0)
+            self.assertEqual(len(result['epoch_s']), 1)
+            self.assertGreaterEqual(result['compile_warm_s'], 0)
+            self.assertIsNone(result['compile_cold_s'])      # --no-cold
+
+    def test_machine_description(self):
+        versions = self.results['capabilities']['versions']
+        self.assertEqual(versions['keras'], '2.3.1')
+        self.assertEqual(versions['floatX'], 'float32')
+        with open(self.md_path) as handle:
+            text = handle.read()
+        self.assertIn('blas.ldflags', text)
+        self.assertIn('seq2seq_scan', text)
+        self.assertNotIn(REPO, text)
+
+
+class OptionsTest(unittest.TestCase):
+
+    def test_unknown_row(self):
+        code, output = run_bench('--rows', 'seq2seq_scan,nonsense')
+        self.assertEqual(code, 2)
+        self.assertIn('unknown row(s) nonsense', output)
+
+    def test_bad_size_and_epochs(self):
+        code, output = run_bench('--size', 'huge')
+        self.assertEqual(code, 2)
+        self.assertIn("invalid choice: 'huge'", output)
+        code, output = run_bench('--epochs', '0')
+        self.assertEqual(code, 2)
+        self.assertIn('expected a positive integer, got 0', output)
+
+    def test_missing_torch_venv(self):
+        code, output = run_bench('--rows', 'torch_cell', '--torch-python', '/nonexistent/python')
+        self.assertEqual(code, 2)
+        self.assertIn('make bench', output)
+
+
+class ReportTest(unittest.TestCase):
+
+    def test_ratios(self):
+        def row(name, speed):
+            return {'row': name, 'size': 'small', 'status': 'ok', 'samples_per_s': speed,
+                    'compile_cold_s': None, 'compile_warm_s': 1.0, 'peak_rss_mib': 100.0,
+                    'params': 10, 'load': 1.0}
+        results = {'rows': [row('seq2seq_scan', 300.0), row('keras_state', 200.0),
+                            row('torch_cell', 600.0),
+                            {'row': 'seq2seq_fused', 'size': 'small', 'status': 'unavailable',
+                             'note': 'no fused op'}]}
+        text = report.tables(results)
+        line = [l for l in text.splitlines() if 'seq2seq_scan' in l][0]
+        self.assertIn('1.50', line)     # ours / Keras
+        self.assertIn('0.50', line)     # ours / PyTorch
+        self.assertIn('seq2seq_fused: unavailable', text)
+
+    def test_parse_rows(self):
+        self.assertEqual(runner.parse_rows(['keras_state,seq2seq_scan']),
+                         ['seq2seq_scan', 'keras_state'])
+
+
+if __name__ == '__main__':
+    unittest.main()
