@@ -1,0 +1,295 @@
+"""implementation='fused' (seq2seq.fused) against the scan loops.
+
+The scan loops are the reference (tests/test_reference.py checks them against
+numpy); here the fused path must give the same outputs and the same gradients
+on the same weights, in float32 to 1e-5.
+"""
+import warnings
+
+import numpy as np
+import theano
+import theano.tensor as T
+from keras import backend as K
+from keras.layers import Input
+from keras.models import Sequential
+from keras.optimizers import Adam
+from numpy.testing import assert_allclose
+
+from seq2seq import LSTMDecoder, LSTMDecoder2, LSTMEncoder, Seq2seq, fused
+from seq2seq.recurrent import FusedFallbackWarning
+from tests.helpers import float64, random_array
+
+TOL = dict(rtol=1e-5, atol=1e-5)
+
+
+def _as_floatx(*arrays):
+    return [np.asarray(a, dtype=K.floatx()) for a in arrays]
+
+
+def _twin_layers(make_layer, make_inputs, mask=None):
+    """The same layer with implementation 'scan' and 'fused', equal weights.
+
+    Returns {implementation: (layer, inputs, outputs)}.
+    """
+    built = {}
+    for implementation in ('scan', 'fused'):
+        layer = make_layer(implementation)
+        inputs = make_inputs()
+        outputs = layer(inputs, mask=mask) if mask is not None else layer(inputs)
+        built[implementation] = (layer, inputs if isinstance(inputs, list) else [inputs], outputs)
+    built['fused'][0].set_weights(built['scan'][0].get_weights())
+    return built
+
+
+def _check_outputs_match(make_layer, make_inputs, values, mask=None, mask_value=None):
+    built = _twin_layers(make_layer, make_inputs, mask)
+    extra = [mask] if mask is not None else []
+    extra_values = [mask_value] if mask is not None else []
+    results = {}
+    for implementation, (layer, inputs, outputs) in built.items():
+        f = K.function(inputs + extra, [outputs], updates=layer.updates)
+        results[implementation] = f(_as_floatx(*values) + extra_values)[0]
+    assert_allclose(results['fused'], results['scan'], **TOL)
+    return results['scan']
+
+
+def _check_gradients_match(make_layer, make_inputs, values, mask=None, mask_value=None):
+    """d loss / d every weight (and input) equal for scan and fused."""
+    built = _twin_layers(make_layer, make_inputs, mask)
+    extra = [mask] if mask is not None else []
+    extra_values = [mask_value] if mask is not None else []
+    grads = {}
+    for implementation, (layer, inputs, outputs) in built.items():
+        # A weighted sum, so that every output step and unit matters differently.
+        weights = random_array(*K.int_shape(outputs)[1:], seed=7).astype(K.floatx())
+        loss = T.sum(outputs * weights)
+        wrt = layer.trainable_weights + inputs
+        f = K.function(inputs + extra, K.gradients(loss, wrt))
+        grads[implementation] = f(_as_floatx(*values) + extra_values)
+    names = [w.name for w in built['scan'][0].trainable_weights] + ['input'] * len(values)
+    assert len(grads['fused']) == len(names)
+    for name, fused_grad, scan_grad in zip(names, grads['fused'], grads['scan']):
+        assert np.abs(scan_grad).max() > 0, 'no gradient reached %s' % name
+        assert_allclose(fused_grad, scan_grad, err_msg=name, **TOL)
+
+
+# -- outputs -------------------------------------------------------------------
+
+def test_encoder_final_state_matches_scan():
+    _check_outputs_match(lambda impl: LSTMEncoder(output_dim=6, implementation=impl),
+                         lambda: Input((5, 4)), [random_array(3, 5, 4)])
+
+
+def test_encoder_sequence_matches_scan():
+    _check_outputs_match(
+        lambda impl: LSTMEncoder(output_dim=5, return_sequences=True, implementation=impl),
+        lambda: Input((7, 3)), [random_array(2, 7, 3)])
+
+
+def test_masked_encoder_matches_scan():
+    mask = K.placeholder((None, 6))
+    mask_value = np.array([[1, 1, 1, 1, 0, 0], [1, 0, 1, 1, 1, 1], [0, 0, 0, 0, 0, 0]])
+    got = _check_outputs_match(
+        lambda impl: LSTMEncoder(output_dim=4, return_sequences=True, implementation=impl),
+        lambda: Input((6, 3)), [random_array(3, 6, 3)], mask=mask, mask_value=mask_value)
+    # The padded steps did carry the state over (the mask mattered).
+    assert_allclose(got[0, 4], got[0, 3])
+    assert_allclose(got[2], 0)
+
+
+def test_backwards_encoder_matches_scan():
+    _check_outputs_match(
+        lambda impl: LSTMEncoder(output_dim=4, return_sequences=True, go_backwards=True,
+                                 implementation=impl),
+        lambda: Input((6, 3)), [random_array(2, 6, 3)])
+
+
+def test_feedback_decoder_matches_scan():
+    _check_outputs_match(
+        lambda impl: LSTMDecoder(dim=3, hidden_dim=5, output_length=6, implementation=impl),
+        lambda: [Input((3,)), Input((5,)), Input((5,))],
+        [random_array(2, 3), random_array(2, 5, seed=1), random_array(2, 5, seed=2)])
+
+
+def test_decoder_of_one_step_matches_scan():
+    _check_outputs_match(
+        lambda impl: LSTMDecoder(dim=3, hidden_dim=5, output_length=1, implementation=impl),
+        lambda: Input((3,)), [random_array(2, 3)])
+
+
+def test_cho_decoder_matches_scan():
+    _check_outputs_match(
+        lambda impl: LSTMDecoder2(dim=3, hidden_dim=5, output_length=4, implementation=impl),
+        lambda: Input((3,)), [random_array(2, 3)])
+
+
+def test_seq2seq_matches_scan():
+    _check_outputs_match(
+        lambda impl: Seq2seq(input_length=5, input_dim=3, hidden_dim=6, output_dim=4,
+                             output_length=7, depth=(2, 3), implementation=impl),
+        lambda: Input((5, 3)), [random_array(2, 5, 3)])
+
+
+def test_sigmoid_gates_match_scan():
+    _check_outputs_match(
+        lambda impl: LSTMEncoder(output_dim=4, return_sequences=True,
+                                 inner_activation='sigmoid', implementation=impl),
+        lambda: Input((5, 3)), [random_array(2, 5, 3)])
+
+
+# -- gradients -------------------------------------------------------------------
+
+def test_seq2seq_gradients_match_scan():
+    mask = K.placeholder((None, 5))
+    _check_gradients_match(
+        lambda impl: Seq2seq(input_length=5, input_dim=3, hidden_dim=6, output_dim=4,
+                             output_length=4, depth=(2, 3), implementation=impl),
+        lambda: Input((5, 3)), [random_array(3, 5, 3)],
+        mask=mask, mask_value=np.array([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0], [1, 0, 1, 1, 0]]))
+
+
+def test_backwards_encoder_gradients_match_scan():
+    _check_gradients_match(
+        lambda impl: LSTMEncoder(output_dim=4, return_sequences=True, go_backwards=True,
+                                 inner_activation='sigmoid', implementation=impl),
+        lambda: Input((5, 3)), [random_array(2, 5, 3)])
+
+
+def test_cho_decoder_gradients_match_scan():
+    _check_gradients_match(
+        lambda impl: LSTMDecoder2(dim=3, hidden_dim=5, output_length=4, implementation=impl),
+        lambda: [Input((3,)), Input((5,)), Input((5,))],
+        [random_array(2, 3), random_array(2, 5, seed=1), random_array(2, 5, seed=2)])
+
+
+def _op_inputs(rng, time, batch, units, projected_range=1.0):
+    return [rng.uniform(-projected_range, projected_range, (time, batch, 4 * units)),
+            rng.uniform(-1, 1, (batch, units)), rng.uniform(-1, 1, (batch, units)),
+            # Small weights keep hard_sigmoid's input inside (-2.5, 2.5),
+            # away from its kinks, where finite differences are meaningless.
+            rng.uniform(-0.3, 0.3, (units, 4 * units))]
+
+
+def _verify_op_grad(inner_activation, mask=None, last_h_only=False):
+    rng = np.random.RandomState(3)
+    with float64():
+        def sequence(projected, h0, c0, recurrent_kernel):
+            h_seq, c_seq = fused.lstm_sequence(
+                projected, h0, c0, recurrent_kernel, inner_activation=inner_activation,
+                mask=None if mask is None else T.constant(mask, dtype='int8'))
+            if last_h_only:  # c_seq and most of h_seq get no gradient
+                return h_seq[-1]
+            return T.concatenate([h_seq, c_seq], axis=2)
+        theano.gradient.verify_grad(sequence, _op_inputs(rng, 4, 3, 2), rng=rng)
+
+
+def test_op_gradient_hard_sigmoid():
+    _verify_op_grad('hard_sigmoid')
+
+
+def test_op_gradient_sigmoid():
+    _verify_op_grad('sigmoid')
+
+
+def test_op_gradient_with_mask():
+    _verify_op_grad('hard_sigmoid', mask=np.array([[1, 1, 0], [0, 1, 1], [1, 0, 1], [1, 1, 0]]))
+
+
+def test_op_gradient_of_the_last_h_only():
+    _verify_op_grad('sigmoid', last_h_only=True)
+
+
+def test_hard_sigmoid_gradient_on_its_bounds_is_theanos():
+    # Theano's clip passes the gradient at 0.2 z + 0.5 == 0 and == 1 too.
+    with float64():
+        units = 2
+        projected = T.tensor3()
+        h0 = T.zeros((1, units))
+        kernel = T.zeros((units, 4 * units))
+        h_seq, c_seq = fused.lstm_sequence(projected, h0, h0, kernel)
+        z = projected[0]
+        i, f = T.nnet.hard_sigmoid(z[:, :units]), T.nnet.hard_sigmoid(z[:, units:2 * units])
+        o = T.nnet.hard_sigmoid(z[:, 3 * units:])
+        c = f * 0 + i * T.tanh(z[:, 2 * units:3 * units])
+        h = o * T.tanh(c)
+        f = theano.function([projected], T.grad(h_seq.sum(), projected)[0] - T.grad(h.sum(), z))
+        # z_i, z_o on the bounds (-2.5, 2.5) and just outside them.
+        value = np.array([[[2.5, -2.5, 0, 0, 0.3, -0.4, 2.5, 2.5000001]]])
+        assert_allclose(f(value), 0, atol=1e-12)
+
+
+def test_c_code_matches_numpy_perform():
+    rng = np.random.RandomState(5)
+    values = _op_inputs(rng, 5, 3, 4, projected_range=3.0) + \
+        [np.array(rng.rand(5, 3) > 0.3, dtype='int8')]
+    values = [v.astype('float32') if v.dtype == np.float64 else v for v in values]
+    variables = [T.tensor3('float32'), T.matrix('float32'), T.matrix('float32'),
+                 T.matrix('float32'), T.bmatrix()]
+    h_seq, c_seq = fused.lstm_sequence(*variables)
+    weights = rng.randn(5, 3, 4).astype('float32')
+    grads = T.grad(T.sum(h_seq * weights) + T.sum(c_seq[-1]), variables[:4])
+    results = [theano.function(variables, [h_seq, c_seq] + grads,
+                               mode=theano.compile.Mode(linker=linker))(*values)
+               for linker in ('cvm', 'py')]
+    for c_result, numpy_result in zip(*results):
+        assert_allclose(c_result, numpy_result, rtol=1e-5, atol=1e-6)
+
+
+# -- training, configuration, fallbacks -----------------------------------------------
+
+def test_fused_seq2seq_trains():
+    rng = np.random.RandomState(0)
+    x = rng.uniform(-1, 1, (32, 4, 3)).astype(K.floatx())
+    y = x[:, ::-1, :2].copy()  # learn to reverse (part of) the sequence
+    np.random.seed(0)
+    model = Sequential([Seq2seq(input_length=4, input_dim=3, hidden_dim=8, output_dim=2,
+                                output_length=4, implementation='fused')])
+    model.compile(loss='mse', optimizer=Adam(lr=0.01))
+    history = model.fit(x, y, batch_size=8, epochs=8, verbose=0, shuffle=False)
+    losses = history.history['loss']
+    assert losses[-1] < 0.9 * losses[0], losses
+
+
+def test_implementation_is_in_the_config():
+    layer = Seq2seq(input_length=4, input_dim=3, hidden_dim=5, output_dim=2,
+                    output_length=3, implementation='fused')
+    layer(Input((4, 3)))
+    config = layer.get_config()
+    assert config['implementation'] == 'fused'
+    assert Seq2seq.from_config(config).implementation == 'fused'
+    assert LSTMEncoder(output_dim=3).implementation == 'scan'
+
+
+def test_unknown_implementation_is_refused():
+    for make in [lambda: LSTMEncoder(output_dim=3, implementation='cudnn'),
+                 lambda: LSTMDecoder2(dim=2, hidden_dim=3, output_length=2, implementation=None),
+                 lambda: Seq2seq(hidden_dim=3, output_dim=2, output_length=2,
+                                 implementation='Fused')]:
+        try:
+            make()
+        except ValueError as error:
+            assert 'implementation' in str(error) and "'scan', 'fused'" in str(error), error
+        else:
+            raise AssertionError('no ValueError')
+
+
+def test_unsupported_cells_fall_back_to_scan_with_a_reason():
+    cases = [(dict(activation='relu'), 'activation tanh'),
+             (dict(inner_activation='tanh'), 'inner_activation'),
+             (dict(truncate_gradient=2), 'truncate_gradient=2')]
+    for kwargs, reason in cases:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter('always')
+            _check_outputs_match(
+                lambda impl: LSTMEncoder(output_dim=3, implementation=impl, **kwargs),
+                lambda: Input((4, 2)), [random_array(2, 4, 2)])
+        messages = [str(w.message) for w in caught if issubclass(w.category, FusedFallbackWarning)]
+        assert len(messages) == 1 and reason in messages[0], messages
+
+
+def test_unsupported_reason():
+    from seq2seq.cells import LSTMCell
+    assert fused.unsupported_reason(LSTMCell(3)) is None
+    assert fused.unsupported_reason(LSTMCell(3, inner_activation='sigmoid')) is None
+    assert 'float16' in fused.unsupported_reason(LSTMCell(3), dtype='float16')
+    assert 'LSTMCell' in fused.unsupported_reason(object())
