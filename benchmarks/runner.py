@@ -35,6 +35,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH_DIR = os.path.join(REPO, 'benchmarks')
 SCRATCH = os.path.join(BENCH_DIR, '.scratch')
 TORCH_PYTHON = os.path.join(BENCH_DIR, '.venv-torch', 'bin', 'python')
+CHILD_LOG = os.path.join(SCRATCH, 'children.jsonl')   # every child's result, appended
 
 THEANO_ROWS = ('seq2seq_scan', 'seq2seq_fused', 'keras_repeat', 'keras_state')
 TORCH_ROWS = ('torch_lstm', 'torch_cell')
@@ -436,12 +437,11 @@ def child_torch(args, size):
 
     train_batch(0)                                             # warm-up batch
     result = throughput(size.samples, timed_epochs(train_epoch, args.epochs))
-    result.update({'compile_s': None, 'compile_cold_s': None, 'compile_warm_s': None,
+    result.update({'compile_cold_s': None, 'compile_warm_s': None,
                    'params': sum(p.numel() for p in model.parameters()),
                    'peak_rss_mib': peak_rss_mib(),
                    'versions': {'python': sys.version.split()[0], 'torch': torch.__version__,
                                 'torch_threads': torch.get_num_threads()}})
-    result.pop('compile_s')
     return result
 
 
@@ -465,6 +465,10 @@ def child_main(argv):
         result = child_theano(args, size)
     with open(args.out, 'w') as handle:
         json.dump(result, handle)
+    record = dict(result, row=args.row, phase=args.phase, size=args.size, quick=args.quick,
+                  finished=time.strftime('%Y-%m-%d %H:%M:%S'))
+    with open(CHILD_LOG, 'a') as handle:    # survives an interrupted run
+        handle.write(json.dumps(record) + '\n')
 
 
 def main(argv=None):
