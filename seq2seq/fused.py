@@ -61,6 +61,11 @@ def unsupported_reason(cell, truncate_gradient=-1, dtype=None):
     from .cells import LSTMCell
     if not isinstance(cell, LSTMCell):
         return 'only LSTMCell has a fused implementation, got %s' % type(cell).__name__
+    # A subclass with its own maths would silently lose it.
+    for method in ('step', 'project_inputs'):
+        if getattr(type(cell), method) is not getattr(LSTMCell, method):
+            return ('the fused LSTM computes LSTMCell.%s, which %s overrides'
+                    % (method, type(cell).__name__))
     if not any(cell.activation is f for f in _TANH):
         return ('the fused LSTM supports activation tanh only, got %s'
                 % activations.serialize(cell.activation))

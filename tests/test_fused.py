@@ -293,3 +293,8 @@ def test_unsupported_reason():
     assert fused.unsupported_reason(LSTMCell(3, inner_activation='sigmoid')) is None
     assert 'float16' in fused.unsupported_reason(LSTMCell(3), dtype='float16')
     assert 'LSTMCell' in fused.unsupported_reason(object())
+
+    class PeepholeCell(LSTMCell):
+        def step(self, projected_t, states_tm1):
+            return LSTMCell.step(self, projected_t, states_tm1)
+    assert 'overrides' in fused.unsupported_reason(PeepholeCell(3))
