@@ -577,6 +577,8 @@ class _FusedLSTMOp(Op):
         return ldflags(libs=False, include_dir=True)
 
     def c_code_cache_version(self):
+        # Theano finds a versioned module by this version, not by its code:
+        # bump the first number with every change to the C above.
         return (1, blas_header_version())
 
     def _c_settings(self, node):
