@@ -10,15 +10,20 @@ from . import backend as _backend
 _backend.setup()
 
 from . import decoding  # noqa: E402
-from .cells import LSTMCell  # noqa: E402
+from .cells import GRUCell, LSTMCell  # noqa: E402
 from .decoding import Hypothesis, beam_search, greedy_search  # noqa: E402
-from .layers import LSTMDecoder, LSTMDecoder2, LSTMEncoder, StatefulRNN  # noqa: E402
+from .decoders import AttentionDecoder, RecurrentDecoder  # noqa: E402
+from .layers import (BidirectionalEncoder, CellLayer, LSTMDecoder, LSTMDecoder2,  # noqa: E402
+                     LSTMEncoder, StatefulRNN)
+from .models import AttentionSeq2Seq, Seq2Seq, Seq2SeqModel, SimpleSeq2Seq  # noqa: E402
 from .seq2seq import Seq2seq  # noqa: E402
 
 __version__ = '0.1.0'
 
-__all__ = ['LSTMCell', 'LSTMEncoder', 'LSTMDecoder', 'LSTMDecoder2', 'StatefulRNN',
-           'Seq2seq', 'Hypothesis', 'beam_search', 'greedy_search']
+__all__ = ['LSTMCell', 'GRUCell', 'StatefulRNN', 'CellLayer', 'LSTMEncoder',
+           'BidirectionalEncoder', 'LSTMDecoder', 'LSTMDecoder2', 'RecurrentDecoder',
+           'AttentionDecoder', 'Seq2seq', 'Seq2SeqModel', 'SimpleSeq2Seq', 'Seq2Seq',
+           'AttentionSeq2Seq', 'Hypothesis', 'beam_search', 'greedy_search']
 
 
 def _register_custom_objects():
@@ -28,6 +33,8 @@ def _register_custom_objects():
     get_custom_objects().update({name: globals()[name] for name in __all__
                                  if isinstance(globals()[name], type)
                                  and issubclass(globals()[name], Layer)})
+    # Model subclasses are deserialized by class name too.
+    get_custom_objects()['Seq2SeqModel'] = Seq2SeqModel
 
 
 _register_custom_objects()

@@ -54,32 +54,22 @@ class PerGateInitializer(object):
         return K.eval(value) if not isinstance(value, np.ndarray) else value
 
 
-class LSTMCell(object):
-    """Long short-term memory cell (Hochreiter & Schmidhuber 1997).
-
-    With `x_t` the input, `h_tm1`, `c_tm1` the previous hidden and cell state:
-
-        i_t = inner_activation(x_t W_i + h_tm1 U_i + b_i)      # input gate
-        f_t = inner_activation(x_t W_f + h_tm1 U_f + b_f)      # forget gate
-        c_t = f_t * c_tm1 + i_t * activation(x_t W_c + h_tm1 U_c + b_c)
-        o_t = inner_activation(x_t W_o + h_tm1 U_o + b_o)      # output gate
-        h_t = o_t * activation(c_t)
-
-    The weights are stacked as in Keras 2.3.1, gate order i, f, c, o:
-    `kernel` (input_dim, 4 * units), `recurrent_kernel` (units, 4 * units),
-    `bias` (4 * units,).
+class GatedCell(object):
+    """What the LSTM and GRU cells share: arguments, stacked weights, input
+    projection and config. Subclasses set `n_gates`, `state_names` and
+    define `step` (and `_bias_value` when the bias is not all zeros).
 
     # Arguments
-        units: size of h and c.
-        activation: activation of the cell input and of the output (tanh).
+        units: size of the hidden state.
+        activation: activation of the candidate state (tanh).
         inner_activation: activation of the gates (hard_sigmoid, as in 2015).
         init: initializer of `kernel`, applied per gate.
         inner_init: initializer of `recurrent_kernel`, applied per gate.
-        forget_bias_init: initializer of the forget gate's bias ('one').
+        forget_bias_init: initializer of an LSTM's forget gate bias ('one').
     """
 
-    n_gates = 4
-    state_names = ('h', 'c')
+    n_gates = None
+    state_names = ()
 
     def __init__(self, units, activation='tanh', inner_activation='hard_sigmoid',
                  init='glorot_uniform', inner_init='orthogonal',
@@ -94,7 +84,7 @@ class LSTMCell(object):
 
     @property
     def state_sizes(self):
-        return [self.units, self.units]
+        return [self.units] * len(self.state_names)
 
     @property
     def recurrent_weights(self):
@@ -123,6 +113,50 @@ class LSTMCell(object):
             initializer=PerGateInitializer(self.init, self.n_gates), name=name)
 
     def _bias_value(self, shape, dtype=None):
+        return np.zeros(shape, dtype=dtype)
+
+    def project_inputs(self, inputs):
+        """x W + b: (..., input_dim) -> (..., n_gates * units)."""
+        return T.dot(inputs, self.kernel) + self.bias
+
+    def step(self, projected_t, states_tm1):
+        """One step: returns (output_t, states_t); output_t is states_t[0]."""
+        raise NotImplementedError
+
+    def get_config(self):
+        return {
+            'units': self.units,
+            'activation': activations.serialize(self.activation),
+            'inner_activation': activations.serialize(self.inner_activation),
+            'init': initializers.serialize(self.init),
+            'inner_init': initializers.serialize(self.inner_init),
+            'forget_bias_init': initializers.serialize(self.forget_bias_init),
+        }
+
+
+class LSTMCell(GatedCell):
+    """Long short-term memory cell (Hochreiter & Schmidhuber 1997).
+
+    With `x_t` the input, `h_tm1`, `c_tm1` the previous hidden and cell state:
+
+        i_t = inner_activation(x_t W_i + h_tm1 U_i + b_i)      # input gate
+        f_t = inner_activation(x_t W_f + h_tm1 U_f + b_f)      # forget gate
+        c_t = f_t * c_tm1 + i_t * activation(x_t W_c + h_tm1 U_c + b_c)
+        o_t = inner_activation(x_t W_o + h_tm1 U_o + b_o)      # output gate
+        h_t = o_t * activation(c_t)
+
+    The weights are stacked as in Keras 2.3.1, gate order i, f, c, o:
+    `kernel` (input_dim, 4 * units), `recurrent_kernel` (units, 4 * units),
+    `bias` (4 * units,); the forget gate's bias starts at `forget_bias_init`.
+
+    # Arguments
+        See `GatedCell`.
+    """
+
+    n_gates = 4
+    state_names = ('h', 'c')
+
+    def _bias_value(self, shape, dtype=None):
         units = self.units
         forget = self.forget_bias_init((units,), dtype=dtype)
         from keras import backend as K
@@ -130,10 +164,6 @@ class LSTMCell(object):
         bias = np.zeros(shape, dtype=dtype)
         bias[units:2 * units] = forget
         return bias
-
-    def project_inputs(self, inputs):
-        """x W + b: (..., input_dim) -> (..., 4 * units)."""
-        return T.dot(inputs, self.kernel) + self.bias
 
     def step(self, projected_t, states_tm1):
         """One step from the projected input and [h_tm1, c_tm1].
@@ -154,12 +184,45 @@ class LSTMCell(object):
         h = o * self.activation(c)                              # (batch, u)
         return h, [h, c]
 
-    def get_config(self):
-        return {
-            'units': self.units,
-            'activation': activations.serialize(self.activation),
-            'inner_activation': activations.serialize(self.inner_activation),
-            'init': initializers.serialize(self.init),
-            'inner_init': initializers.serialize(self.inner_init),
-            'forget_bias_init': initializers.serialize(self.forget_bias_init),
-        }
+
+class GRUCell(GatedCell):
+    """Gated recurrent unit (Cho et al. 2014).
+
+        z_t = inner_activation(x_t W_z + h_tm1 U_z + b_z)      # update gate
+        r_t = inner_activation(x_t W_r + h_tm1 U_r + b_r)      # reset gate
+        hh_t = activation(x_t W_h + (r_t * h_tm1) U_h + b_h)   # candidate
+        h_t = z_t * h_tm1 + (1 - z_t) * hh_t
+
+    Weights stacked as in Keras 2.3.1's GRU (reset_after=False), gate order
+    z, r, h: `kernel` (input_dim, 3 * units), `recurrent_kernel`
+    (units, 3 * units), `bias` (3 * units,).
+
+    # Arguments
+        See `GatedCell`; `forget_bias_init` is unused (a GRU has no forget gate).
+    """
+
+    n_gates = 3
+    state_names = ('h',)
+
+    def step(self, projected_t, states_tm1):
+        """One step from the projected input and [h_tm1]. Returns (h_t, [h_t])."""
+        h_tm1, = states_tm1
+        units = self.units
+        recurrent_zr = T.dot(h_tm1, self.recurrent_kernel[:, :2 * units])  # (batch, 2u)
+        z = self.inner_activation(projected_t[:, :units] + recurrent_zr[:, :units])
+        r = self.inner_activation(projected_t[:, units:2 * units] + recurrent_zr[:, units:])
+        candidate = self.activation(projected_t[:, 2 * units:] +
+                                    T.dot(r * h_tm1, self.recurrent_kernel[:, 2 * units:]))
+        h = z * h_tm1 + (1 - z) * candidate                     # (batch, u)
+        return h, [h]
+
+
+CELLS = {'lstm': LSTMCell, 'gru': GRUCell}
+
+
+def get_cell_class(name):
+    """The cell class for 'lstm' or 'gru'."""
+    if name not in CELLS:
+        raise ValueError("cell must be one of %s, got %r"
+                         % (', '.join(repr(c) for c in sorted(CELLS)), name))
+    return CELLS[name]

@@ -25,3 +25,29 @@ def reversal_task(n_samples, length, vocab_size, seed=0):
     rng = np.random.RandomState(seed)
     x = rng.randint(1, vocab_size, size=(n_samples, length))
     return x, x[:, ::-1].copy()
+
+
+def targets_with_eos(sequences, length, eos_id, pad_id=0):
+    """Target sequences ending with `eos_id`, padded with `pad_id`.
+
+    The convention the decoders' search expects: a target is its tokens, then
+    EOS, then padding up to `length`; decoding stops after EOS.
+
+    # Arguments
+        sequences: iterable of token id sequences.
+        length: the output length (room for the longest sequence and EOS).
+        eos_id, pad_id: the end-of-sequence and padding ids.
+
+    # Returns
+        int32 array (n_sequences, length).
+    """
+    sequences = [list(s) for s in sequences]
+    longest = max(len(s) for s in sequences) if sequences else 0
+    if longest + 1 > length:
+        raise ValueError('length=%d leaves no room for EOS after a sequence of %d tokens'
+                         % (length, longest))
+    targets = np.full((len(sequences), length), pad_id, dtype='int32')
+    for row, sequence in enumerate(sequences):
+        targets[row, :len(sequence)] = sequence
+        targets[row, len(sequence)] = eos_id
+    return targets

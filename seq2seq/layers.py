@@ -19,7 +19,7 @@ from keras import backend as K
 from keras.engine.base_layer import Layer
 from theano.tensor.opt import Assert
 
-from .cells import LSTMCell
+from .cells import get_cell_class
 from .recurrent import (check_implementation, flatten_states, run_encoder,
                         run_feedback_decoder)
 
@@ -180,6 +180,10 @@ class StatefulRNN(Layer):
         for variable in flatten_states(self._state_variables):
             K.set_value(variable, np.zeros_like(K.get_value(variable)))
 
+    def reset_states(self):
+        """Keras' name for `reset_hidden_state()` (used by `Model.reset_states()`)."""
+        self.reset_hidden_state()
+
     def get_config(self):
         config = {'batch_size': self.batch_size,
                   'remember_state': self.remember_state,
@@ -203,53 +207,68 @@ def _input_shape_kwargs(kwargs, input_dim, input_length, batch_size, remember_st
     return kwargs
 
 
-class _LSTMLayer(StatefulRNN):
-    """Holds the 2015 LSTM arguments every layer here shares.
+class CellLayer(StatefulRNN):
+    """A recurrent layer built from cells of one kind, with their arguments.
 
     # Arguments
+        cell: 'lstm' (`seq2seq.cells.LSTMCell`) or 'gru' (`GRUCell`).
+        init, inner_init, forget_bias_init, activation, inner_activation:
+            the cells' initializers and activations (the 2015 defaults).
         implementation: 'scan' (the reference loops of `seq2seq.recurrent`)
             or 'fused' (`seq2seq.fused`: each LSTM's whole sequence in one C
             Op, faster to compile and to run; where it does not apply, the
             scan loop runs with a `FusedFallbackWarning`).
+        (and the arguments of `StatefulRNN`)
     """
 
-    def __init__(self, init='glorot_uniform', inner_init='orthogonal',
+    def __init__(self, cell='lstm', init='glorot_uniform', inner_init='orthogonal',
                  forget_bias_init='one', activation='tanh',
                  inner_activation='hard_sigmoid', implementation='scan', **kwargs):
         check_implementation(implementation)
+        self.cell_class = get_cell_class(cell)
+        self.cell_type = cell
         self.cell_kwargs = _cell_kwargs(init, inner_init, forget_bias_init,
                                         activation, inner_activation)
         self.implementation = implementation
-        super(_LSTMLayer, self).__init__(**kwargs)
+        super(CellLayer, self).__init__(**kwargs)
 
     def new_cell(self, units):
-        return LSTMCell(units, **self.cell_kwargs)
+        return self.cell_class(units, **self.cell_kwargs)
 
     def get_config(self):
         cell = self.recurrent_cells()[0].get_config()
         config = {key: cell[key] for key in self.cell_kwargs}
         config['implementation'] = self.implementation
-        base = super(_LSTMLayer, self).get_config()
+        config['cell'] = self.cell_type
+        base = super(CellLayer, self).get_config()
         return dict(list(base.items()) + list(config.items()))
 
 
-class LSTMEncoder(_LSTMLayer):
+class LSTMEncoder(CellLayer):
     """Encodes a sequence into one vector: the LSTM's last output.
+
+    Called on a sequence it starts from its own state (zeros, or the
+    remembered state); called on `[sequence, h, c]` (a GRU: `[sequence, h]`)
+    it starts from the given state, e.g. the final state of the layer below.
 
     # Arguments
         output_dim: size of the LSTM's h and c (the output vector).
         input_dim, input_length: the input's shape, when it is the first layer.
         return_sequences: output every step's h, (batch, time, output_dim),
             to stack another encoder on top.
-        go_backwards: read the sequence last step first.
-        (and the arguments of `StatefulRNN` and of the LSTM cell)
+        return_state: also output the final states: `[output, h, c]`.
+        go_backwards: read the sequence last step first (outputs in the order
+            read).
+        cell: 'lstm' or 'gru' (see `CellLayer`).
+        (and the arguments of `StatefulRNN` and of the cell)
 
     A mask (e.g. from `Embedding(mask_zero=True)`) makes padded steps carry
-    the state over, so the final state is that of the unpadded sequence.
+    the state over, so the final state is that of the unpadded sequence,
+    whether the padding is on the left or on the right.
     """
 
     def __init__(self, output_dim, input_dim=None, input_length=None,
-                 return_sequences=False, go_backwards=False, **kwargs):
+                 return_sequences=False, return_state=False, go_backwards=False, **kwargs):
         _check_positive_int('output_dim', output_dim)
         _check_positive_int('input_dim', input_dim, allow_none=True)
         _check_positive_int('input_length', input_length, allow_none=True)
@@ -260,6 +279,7 @@ class LSTMEncoder(_LSTMLayer):
         self.input_dim = input_dim
         self.input_length = input_length
         self.return_sequences = return_sequences
+        self.return_state = return_state
         self.go_backwards = go_backwards
         self.supports_masking = True
         self.cell = self.new_cell(output_dim)
@@ -269,40 +289,147 @@ class LSTMEncoder(_LSTMLayer):
         return [self.cell]
 
     def build(self, input_shape):
-        if len(input_shape) != 3:
+        sequence_shape = input_shape[0] if isinstance(input_shape, list) else input_shape
+        if len(sequence_shape) != 3:
             raise ValueError('%s expects input of shape (batch, time, input_dim), got %s'
-                             % (self.name, input_shape))
-        self.cell.build(self, input_shape[-1], '')
+                             % (self.name, sequence_shape))
+        if isinstance(input_shape, list) and len(input_shape) != 1 + len(self.cell.state_sizes):
+            raise ValueError('%s takes a sequence and %d initial states (%s), got %d inputs'
+                             % (self.name, len(self.cell.state_sizes),
+                                ', '.join(self.cell.state_names), len(input_shape)))
+        self.cell.build(self, sequence_shape[-1], '')
         self.built = True
 
     def call(self, inputs, mask=None):
+        if isinstance(inputs, list):
+            sequence, states = inputs[0], list(inputs[1:])
+            mask = mask[0] if isinstance(mask, list) else mask
+        else:
+            sequence, states = inputs, self.initial_states(0, inputs)
         outputs, final_states = run_encoder(
-            self.cell, inputs, self.initial_states(0, inputs), mask=mask,
+            self.cell, sequence, states, mask=mask,
             go_backwards=self.go_backwards, truncate_gradient=self.truncate_gradient,
             implementation=self.implementation)
-        self.remember([final_states], inputs)
-        if self.return_sequences:
-            return outputs
-        return final_states[0]
+        self.remember([final_states], sequence)
+        output = outputs if self.return_sequences else final_states[0]
+        if self.return_state:
+            return [output] + list(final_states)
+        return output
 
     def compute_output_shape(self, input_shape):
+        sequence_shape = input_shape[0] if isinstance(input_shape, list) else input_shape
         if self.return_sequences:
-            return (input_shape[0], input_shape[1], self.output_dim)
-        return (input_shape[0], self.output_dim)
+            output_shape = (sequence_shape[0], sequence_shape[1], self.output_dim)
+        else:
+            output_shape = (sequence_shape[0], self.output_dim)
+        if self.return_state:
+            return [output_shape] + [(sequence_shape[0], size) for size in self.cell.state_sizes]
+        return output_shape
 
     def compute_mask(self, inputs, mask=None):
-        return mask if self.return_sequences else None
+        mask = mask[0] if isinstance(mask, list) else mask
+        output_mask = mask if self.return_sequences else None
+        if output_mask is not None and self.go_backwards:
+            output_mask = output_mask[:, ::-1]   # the outputs come in the order read
+        if self.return_state:
+            return [output_mask] + [None] * len(self.cell.state_sizes)
+        return output_mask
 
     def get_config(self):
         config = {'output_dim': self.output_dim, 'input_dim': self.input_dim,
                   'input_length': self.input_length,
                   'return_sequences': self.return_sequences,
+                  'return_state': self.return_state,
                   'go_backwards': self.go_backwards}
         base = super(LSTMEncoder, self).get_config()
         return dict(list(base.items()) + list(config.items()))
 
 
-class LSTMDecoder(_LSTMLayer):
+class BidirectionalEncoder(CellLayer):
+    """Two encoders over the same sequence, one reading it backwards; their
+    outputs are concatenated step by step (Bahdanau et al. 2015):
+
+        H_j = [h_fwd_j ; h_bwd_j]       (batch, time, 2 * units_per_direction)
+
+    Without `return_sequences` the output is [last forward h ; last backward
+    h]. Backward outputs are put back in input order, so H_j describes input
+    step j from both sides.
+
+    # Arguments
+        output_dim: size of the concatenated output (even: half per direction).
+        return_sequences: output every step.
+        return_state: also output the final states, forward then backward:
+            `[output, h_fwd, c_fwd, h_bwd, c_bwd]` (a GRU: `[output, h_fwd, h_bwd]`).
+        cell: 'lstm' or 'gru'.
+        (and the arguments of `StatefulRNN` and of the cells)
+    """
+
+    def __init__(self, output_dim, return_sequences=True, return_state=False, **kwargs):
+        _check_positive_int('output_dim', output_dim)
+        if output_dim % 2:
+            raise ValueError('output_dim of a BidirectionalEncoder must be even (half '
+                             'per direction), got %d' % output_dim)
+        super(BidirectionalEncoder, self).__init__(**kwargs)
+        self.output_dim = output_dim
+        self.return_sequences = return_sequences
+        self.return_state = return_state
+        self.supports_masking = True
+        self.forward_cell = self.new_cell(output_dim // 2)
+        self.backward_cell = self.new_cell(output_dim // 2)
+        self._create_state_variables()
+
+    def recurrent_cells(self):
+        return [self.forward_cell, self.backward_cell]
+
+    def build(self, input_shape):
+        if len(input_shape) != 3:
+            raise ValueError('%s expects input of shape (batch, time, input_dim), got %s'
+                             % (self.name, input_shape))
+        self.forward_cell.build(self, input_shape[-1], 'forward_')
+        self.backward_cell.build(self, input_shape[-1], 'backward_')
+        self.built = True
+
+    def call(self, inputs, mask=None):
+        forward, forward_finals = run_encoder(
+            self.forward_cell, inputs, self.initial_states(0, inputs), mask=mask,
+            truncate_gradient=self.truncate_gradient, implementation=self.implementation)
+        backward, backward_finals = run_encoder(
+            self.backward_cell, inputs, self.initial_states(1, inputs), mask=mask,
+            go_backwards=True, truncate_gradient=self.truncate_gradient,
+            implementation=self.implementation)                 # last step first
+        self.remember([forward_finals, backward_finals], inputs)
+        if self.return_sequences:
+            output = T.concatenate([forward, backward[:, ::-1]], axis=-1)  # (batch, time, 2u)
+        else:
+            output = T.concatenate([forward_finals[0], backward_finals[0]], axis=-1)  # (batch, 2u)
+        if self.return_state:
+            return [output] + list(forward_finals) + list(backward_finals)
+        return output
+
+    def compute_output_shape(self, input_shape):
+        if self.return_sequences:
+            output_shape = (input_shape[0], input_shape[1], self.output_dim)
+        else:
+            output_shape = (input_shape[0], self.output_dim)
+        if self.return_state:
+            n_states = 2 * len(self.forward_cell.state_sizes)
+            return [output_shape] + [(input_shape[0], self.output_dim // 2)] * n_states
+        return output_shape
+
+    def compute_mask(self, inputs, mask=None):
+        output_mask = mask if self.return_sequences else None
+        if self.return_state:
+            return [output_mask] + [None] * (2 * len(self.forward_cell.state_sizes))
+        return output_mask
+
+    def get_config(self):
+        config = {'output_dim': self.output_dim, 'return_sequences': self.return_sequences,
+                  'return_state': self.return_state}
+        base = super(BidirectionalEncoder, self).get_config()
+        return dict(list(base.items()) + list(config.items()))
+
+
+class LSTMDecoder(CellLayer):
     """Generates a sequence from a vector; its output at t-1 is its input at t.
 
         x_0 = v;   (h_t, c_t) = LSTM(x_{t-1}, h_{t-1}, c_{t-1});   x_t = h_t W_x + b_x

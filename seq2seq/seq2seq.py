@@ -19,12 +19,12 @@ from __future__ import absolute_import
 
 import theano.tensor as T
 
-from .layers import (_LSTMLayer, _check_positive_int, _input_shape_kwargs,
+from .layers import (CellLayer, _check_positive_int, _input_shape_kwargs,
                      check_depth)
 from .recurrent import run_encoder, run_feedback_decoder
 
 
-class Seq2seq(_LSTMLayer):
+class Seq2seq(CellLayer):
     """Sequence to sequence learning in one layer (Sutskever et al. 2014).
 
     # Arguments
@@ -44,7 +44,7 @@ class Seq2seq(_LSTMLayer):
             LSTMs' initializers and activations, with the 2015 defaults.
         hidden_state: initial remembered state (see `get_hidden_state()`).
         truncate_gradient: steps of back-propagation through time (-1: all).
-        implementation: 'scan' or 'fused' (see `seq2seq.layers._LSTMLayer`).
+        implementation: 'scan' or 'fused' (see `seq2seq.layers.CellLayer`).
     """
 
     def __init__(self, input_length=None, input_dim=None, hidden_dim=None,

@@ -82,3 +82,71 @@ def seq2seq(x, layer_weights, depth, output_length, states=None):
         outputs, h, c = lstm_encoder(outputs, weights, *states[encoder_depth + 1 + i])
         finals.append([h, c])
     return outputs, finals
+
+
+def gru_encoder(x, weights, h0=None):
+    """GRU over x (batch, time, dim); gate order z, r, h. Returns (sequence, h)."""
+    kernel, recurrent_kernel, bias = weights
+    units = recurrent_kernel.shape[0]
+    h = np.zeros((x.shape[0], units)) if h0 is None else h0
+    outputs = []
+    for t in range(x.shape[1]):
+        projected = x[:, t].dot(kernel) + bias
+        z = hard_sigmoid(projected[:, :units] + h.dot(recurrent_kernel[:, :units]))
+        r = hard_sigmoid(projected[:, units:2 * units] +
+                         h.dot(recurrent_kernel[:, units:2 * units]))
+        candidate = np.tanh(projected[:, 2 * units:] + (r * h).dot(recurrent_kernel[:, 2 * units:]))
+        h = z * h + (1 - z) * candidate
+        outputs.append(h)
+    return np.stack(outputs, axis=1), h
+
+
+def named_weights(layer):
+    """A layer's weights by their short names ('decoder_0_kernel', ...)."""
+    return {w.name.split('/')[-1]: w.get_value() for w in layer.weights}
+
+
+def softmax(x, axis=-1):
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def recurrent_decoder(first, w, depth, n_steps, states=None, peek=False, teacher=None,
+                      memory=None, memory_mask=None, readout=lambda z: z):
+    """RecurrentDecoder / AttentionDecoder (LSTM cells) from named weights.
+
+    Returns (outputs (batch, n_steps, dim), attention (batch, n_steps, L) or None).
+    """
+    batch = first.shape[0]
+    units = w['decoder_0_recurrent_kernel'].shape[0]
+    zeros = np.zeros((batch, units))
+    states = states or [(zeros, zeros)] * depth
+    states = [list(s) for s in states]
+    x = first
+    outputs, attention = [], []
+    for t in range(n_steps):
+        layer_input = x if teacher is None or t == 0 else teacher[:, t - 1]
+        extra = first.dot(w['peek_kernel']) if peek else 0.0
+        readout_extra = 0.0
+        if memory is not None:
+            query = states[-1][0]
+            energy = np.tanh(memory.dot(w['attention_memory_kernel']) +
+                             query.dot(w['attention_query_kernel'])[:, None, :])
+            energy = energy.dot(w['attention_vector'])                # (batch, L)
+            mask = np.ones(energy.shape) if memory_mask is None else memory_mask
+            energy = np.where(mask > 0, energy, -np.inf)
+            alpha = softmax(energy) * mask
+            context = (alpha[:, :, None] * memory).sum(axis=1)
+            extra = extra + context.dot(w['context_kernel'])
+            readout_extra = context.dot(w['context_readout_kernel'])
+            attention.append(alpha)
+        for k in range(depth):
+            p = 'decoder_%d_' % k
+            h, c = lstm_step(layer_input, states[k][0], states[k][1], w[p + 'kernel'],
+                             w[p + 'recurrent_kernel'], w[p + 'bias'],
+                             extra if k == 0 else 0.0)
+            states[k] = [h, c]
+            layer_input = h
+        x = readout(layer_input.dot(w['readout_kernel']) + w['readout_bias'] + readout_extra)
+        outputs.append(x)
+    return np.stack(outputs, axis=1), (np.stack(attention, axis=1) if attention else None)

@@ -1,0 +1,368 @@
+"""Decoders for the models: a stack of cells that generates a sequence.
+
+`RecurrentDecoder`, with x_0 its first input (batch, output_dim):
+
+    input_t = x_{t-1}        free running: its own previous output
+            = y*_{t-1}       teacher forcing, in training only: the previous
+                             target (y*_{-1} = x_0)
+    h^1_t = cell_1(input_t W_1 [+ x_0 V if peek] + b_1, s^1_{t-1})
+    h^k_t = cell_k(h^{k-1}_t W_k + b_k, s^k_{t-1})              k = 2 .. depth
+    x_t = readout_activation(h^depth_t W_y + b_y)                the output
+
+`AttentionDecoder` also attends over a memory H (batch, input_length, m),
+the encoder's outputs, at every step (Bahdanau et al. 2015):
+
+    e_tj = v_a . tanh(H_j U_a + h^depth_{t-1} W_a)
+    alpha_t = softmax_j(e_tj)             over the unmasked steps j only
+    c_t = sum_j alpha_tj H_j
+    cell_1's projected input += c_t V;    x_t = act(h^depth_t W_y + c_t C_y + b_y)
+
+The per-step maths is one method, `step`, used both by the training/predict
+scan and by step-by-step search (`seq2seq.inference`).
+"""
+from __future__ import absolute_import
+
+import collections
+
+import theano
+import theano.tensor as T
+from keras import activations
+from keras import backend as K
+
+from .layers import CellLayer, _check_positive_int, check_depth
+from .recurrent import flatten_states, run_feedback_decoder, unflatten_states
+
+DecoderInputs = collections.namedtuple(
+    'DecoderInputs', ['first', 'memory', 'memory_mask', 'states', 'teacher'])
+
+
+class RecurrentDecoder(CellLayer):
+    """Generates `output_length` vectors, each fed back as the next input.
+
+    Inputs, in this order (a list when more than the first):
+        first input x_0 (batch, output_dim), always;
+        the initial state of the bottom cell, [h, c] (a GRU: [h]), each
+            (batch, hidden_dim), with `state_input=True`;
+        the targets (batch, output_length, output_dim), with
+            `teacher_force=True`.
+
+    # Arguments
+        output_dim: size of x_0 and of every output.
+        hidden_dim: size of every cell's state.
+        output_length: number of steps generated.
+        depth: number of stacked cells inside the loop.
+        peek: the first cell also reads x_0 at every step (Cho et al. 2014).
+        teacher_force: in training, step t reads the target of step t-1
+            instead of its own output; predict and evaluate run free.
+        state_input: the bottom cell's initial state is an input (e.g. an
+            encoder's final state) instead of zeros or the remembered state.
+        inner_broadcast_state: with `state_input`, the upper cells start from
+            that state too; otherwise from zeros (or their remembered state).
+        readout_activation: activation of the readout ('linear', 'softmax').
+        dropout: fraction of each cell's input units dropped in training,
+            the same units at every step of a sequence.
+        (and the arguments of `CellLayer` and `StatefulRNN`)
+    """
+
+    attends = False
+
+    def __init__(self, output_dim, hidden_dim, output_length, depth=1, peek=False,
+                 teacher_force=False, state_input=False, inner_broadcast_state=True,
+                 readout_activation='linear', dropout=0.0, **kwargs):
+        for name, value in [('output_dim', output_dim), ('hidden_dim', hidden_dim),
+                            ('output_length', output_length), ('depth', depth)]:
+            _check_positive_int(name, value)
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError('dropout must be in [0, 1), got %r' % (dropout,))
+        super(RecurrentDecoder, self).__init__(**kwargs)
+        self.output_dim = output_dim
+        self.hidden_dim = hidden_dim
+        self.output_length = output_length
+        self.depth = depth
+        self.peek = peek
+        self.teacher_force = teacher_force
+        self.state_input = state_input
+        self.inner_broadcast_state = inner_broadcast_state
+        self.readout_activation = activations.get(readout_activation)
+        self.dropout = float(dropout)
+        self.supports_masking = True
+        self.cells = [self.new_cell(hidden_dim) for _ in range(depth)]
+        self._create_state_variables()
+        self.last_attention = None
+
+    def recurrent_cells(self):
+        return list(self.cells)
+
+    @property
+    def states_per_cell(self):
+        return len(self.cells[0].state_sizes)
+
+    # -- inputs -----------------------------------------------------------------
+    def split_inputs(self, inputs, masks=None):
+        """The named parts of this layer's input list (see the class doc)."""
+        inputs = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+        masks = list(masks) if isinstance(masks, (list, tuple)) else [masks] * len(inputs)
+        expected = (1 + int(self.attends) + int(self.state_input) * self.states_per_cell
+                    + int(self.teacher_force))
+        if len(inputs) != expected:
+            raise ValueError('%s takes %d inputs (first input%s%s%s), got %d'
+                             % (self.name, expected, ', memory' if self.attends else '',
+                                ', %d initial states' % self.states_per_cell
+                                if self.state_input else '',
+                                ', targets' if self.teacher_force else '', len(inputs)))
+        position = 1
+        memory = memory_mask = None
+        if self.attends:
+            memory, memory_mask = inputs[1], masks[1]
+            position = 2
+        states = None
+        if self.state_input:
+            n = self.states_per_cell
+            states = inputs[position:position + n]
+            position += n
+        teacher = inputs[position] if self.teacher_force else None
+        return DecoderInputs(inputs[0], memory, memory_mask, states, teacher)
+
+    # -- weights ------------------------------------------------------------------
+    def build(self, input_shape):
+        shapes = input_shape if isinstance(input_shape, list) else [input_shape]
+        parts = self.split_inputs(shapes)
+        if len(parts.first) != 2 or parts.first[-1] != self.output_dim:
+            raise ValueError('%s expects a first input of shape (batch, %d), got %s'
+                             % (self.name, self.output_dim, parts.first))
+        if parts.teacher is not None and tuple(parts.teacher[1:]) != (self.output_length,
+                                                                        self.output_dim):
+            raise ValueError('%s expects targets of shape (batch, %d, %d), got %s'
+                             % (self.name, self.output_length, self.output_dim, parts.teacher))
+        width = self.output_dim
+        for i, cell in enumerate(self.cells):
+            cell.build(self, width, 'decoder_%d_' % i)
+            width = self.hidden_dim
+        bottom = self.cells[0]
+        if self.peek:
+            self.peek_kernel = bottom.build_input_kernel(self, self.output_dim, 'peek_kernel')
+        self.readout_kernel = self.add_weight(shape=(self.hidden_dim, self.output_dim),
+                                              initializer=bottom.init, name='readout_kernel')
+        self.readout_bias = self.add_weight(shape=(self.output_dim,), initializer='zeros',
+                                            name='readout_bias')
+        if self.attends:
+            self.build_attention(parts.memory)
+        self.built = True
+
+    # -- the step ---------------------------------------------------------------
+    def constants(self, parts):
+        """Tensors the step reads at every step, computed once per batch.
+
+        Returns an OrderedDict name -> tensor, each with the batch first.
+        """
+        constants = collections.OrderedDict()
+        if self.peek:
+            constants['peek'] = T.dot(parts.first, self.peek_kernel)  # (batch, G*u)
+        if self.dropout:
+            for i, cell in enumerate(self.cells):
+                width = self.output_dim if i == 0 else self.hidden_dim
+                ones = T.ones((parts.first.shape[0], width), dtype=K.floatx())
+                constants['dropout_%d' % i] = K.in_train_phase(
+                    K.dropout(ones, self.dropout), ones)             # (batch, width)
+        return constants
+
+    def bottom_extra(self, states_tm1, constants):
+        """Terms added to the first cell's projected input, and extra outputs."""
+        extra = constants.get('peek', 0.0)
+        return extra, None, []
+
+    def step(self, x_tm1, states_tm1, constants):
+        """One step of the decoder.
+
+        # Arguments
+            x_tm1: (batch, output_dim), the input of this step.
+            states_tm1: per cell, a list of (batch, hidden_dim).
+            constants: the OrderedDict of `constants()`.
+
+        # Returns
+            (x_t, logits_t, states_t, extras): the output, the readout before
+            its activation, the new states, and a list of extra per-step
+            outputs (the attention weights of an AttentionDecoder).
+        """
+        extra, readout_extra, extras = self.bottom_extra(states_tm1, constants)
+        layer_input = x_tm1
+        states_t = []
+        for i, (cell, cell_states) in enumerate(zip(self.cells, states_tm1)):
+            if 'dropout_%d' % i in constants:
+                layer_input = layer_input * constants['dropout_%d' % i]
+            projected = cell.project_inputs(layer_input)           # (batch, G*u)
+            if i == 0:
+                projected = projected + extra
+            layer_input, new_states = cell.step(projected, cell_states)  # (batch, u)
+            states_t.append(new_states)
+        logits = T.dot(layer_input, self.readout_kernel) + self.readout_bias  # (batch, dim)
+        if readout_extra is not None:
+            logits = logits + readout_extra
+        return self.readout_activation(logits), logits, states_t, extras
+
+    # -- the loop -------------------------------------------------------------------
+    def initial_state_list(self, parts):
+        """Per cell, the states the loop starts from."""
+        own = [self.initial_states(i, parts.first) for i in range(self.depth)]
+        if parts.states is None:
+            return own
+        given = list(parts.states)
+        return [given] + [given if self.inner_broadcast_state else own[i]
+                          for i in range(1, self.depth)]
+
+    def _fused_applies(self, teacher):
+        return (self.implementation == 'fused' and teacher is None and self.depth == 1
+                and not self.attends and not self.dropout
+                and self.readout_activation is activations.get('linear'))
+
+    def run(self, parts, teacher=None):
+        """The whole sequence: (outputs (batch, T, dim), final states per cell,
+        extras: list of (batch, T, ...))."""
+        states = self.initial_state_list(parts)
+        constants = self.constants(parts)
+        if self._fused_applies(teacher):
+            outputs, finals = run_feedback_decoder(
+                self.cells, (self.readout_kernel, self.readout_bias), parts.first, states,
+                self.output_length, context_projections=[constants.get('peek')],
+                truncate_gradient=self.truncate_gradient, implementation='fused')
+            return outputs, finals, []
+        return self._scan(parts.first, states, constants, teacher)
+
+    def _scan(self, first, states, constants, teacher):
+        names = list(constants)
+        n_flat = len(flatten_states(states))
+        n_extras = 1 if self.attends else 0
+        sequences = []
+        if teacher is not None:
+            # Step t reads the target of step t-1; step 0 reads x_0.
+            shifted = T.concatenate([first.dimshuffle(0, 'x', 1), teacher[:, :-1]], axis=1)
+            sequences = [shifted.dimshuffle(1, 0, 2)]                   # (T, batch, dim)
+
+        def scan_step(*args):
+            position = 0
+            if teacher is not None:
+                x_tm1 = args[0]                                         # (batch, dim)
+                position = 1
+            x_prev = args[position]                                     # (batch, dim)
+            flat = args[position + 1:position + 1 + n_flat]
+            constant_values = args[position + 1 + n_flat:position + 1 + n_flat + len(names)]
+            if teacher is None:
+                x_tm1 = x_prev
+            x_t, _, states_t, extras = self.step(
+                x_tm1, unflatten_states(list(flat), self.cells),
+                collections.OrderedDict(zip(names, constant_values)))
+            return [x_t] + flatten_states(states_t) + list(extras)
+
+        results, _ = theano.scan(
+            scan_step,
+            sequences=sequences,
+            outputs_info=[first] + flatten_states(states) + [None] * n_extras,
+            non_sequences=list(constants.values()) + self.trainable_weights,
+            n_steps=self.output_length,
+            truncate_gradient=self.truncate_gradient,
+            strict=True,
+            name='%s_scan' % self.name)
+        results = list(results) if isinstance(results, (list, tuple)) else [results]
+        outputs = results[0].dimshuffle(1, 0, 2)                         # (batch, T, dim)
+        finals = unflatten_states([r[-1] for r in results[1:1 + n_flat]], self.cells)
+        extras = [r.dimshuffle(1, 0, 2) for r in results[1 + n_flat:]]   # (batch, T, ...)
+        return outputs, finals, extras
+
+    def call(self, inputs, mask=None):
+        parts = self.split_inputs(inputs, mask)
+        outputs, finals, extras = self.run(parts)
+        if self.teacher_force:
+            forced, forced_finals, forced_extras = self.run(parts, teacher=parts.teacher)
+            outputs = K.in_train_phase(forced, outputs)
+            finals = [[K.in_train_phase(f, g) for f, g in zip(fs, gs)]
+                      for fs, gs in zip(forced_finals, finals)]
+            extras = [K.in_train_phase(f, g) for f, g in zip(forced_extras, extras)]
+        if self.teacher_force or self.dropout:
+            outputs._uses_learning_phase = True
+        self.last_attention = extras[0] if extras else None
+        self.remember(finals, parts.first)
+        return outputs
+
+    def compute_output_shape(self, input_shape):
+        first = input_shape[0] if isinstance(input_shape, list) else input_shape
+        return (first[0], self.output_length, self.output_dim)
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+    def get_config(self):
+        config = {'output_dim': self.output_dim, 'hidden_dim': self.hidden_dim,
+                  'output_length': self.output_length, 'depth': self.depth,
+                  'peek': self.peek, 'teacher_force': self.teacher_force,
+                  'state_input': self.state_input,
+                  'inner_broadcast_state': self.inner_broadcast_state,
+                  'readout_activation': activations.serialize(self.readout_activation),
+                  'dropout': self.dropout}
+        base = super(RecurrentDecoder, self).get_config()
+        return dict(list(base.items()) + list(config.items()))
+
+
+class AttentionDecoder(RecurrentDecoder):
+    """`RecurrentDecoder` with additive attention over a memory (Bahdanau et
+    al. 2015); see the module doc for the equations.
+
+    Inputs: `[first input, memory, ...]`, the memory (batch, input_length, m)
+    being the encoder's outputs; its mask (from `Embedding(mask_zero=True)`
+    through the encoder) keeps padded steps out of the attention.
+
+    After a call, `last_attention` holds the attention weights,
+    (batch, output_length, input_length).
+    """
+
+    attends = True
+
+    def build_attention(self, memory_shape):
+        if memory_shape is None or len(memory_shape) != 3:
+            raise ValueError('%s expects a memory of shape (batch, input_length, dim), got %s'
+                             % (self.name, memory_shape))
+        memory_dim = memory_shape[-1]
+        init = self.cells[0].init
+        self.attention_memory_kernel = self.add_weight(
+            shape=(memory_dim, self.hidden_dim), initializer=init, name='attention_memory_kernel')
+        self.attention_query_kernel = self.add_weight(
+            shape=(self.hidden_dim, self.hidden_dim), initializer=init,
+            name='attention_query_kernel')
+        self.attention_vector = self.add_weight(
+            shape=(self.hidden_dim,), initializer='glorot_uniform', name='attention_vector')
+        self.context_kernel = self.cells[0].build_input_kernel(self, memory_dim, 'context_kernel')
+        self.context_readout_kernel = self.add_weight(
+            shape=(memory_dim, self.output_dim), initializer=init, name='context_readout_kernel')
+
+    def constants(self, parts):
+        constants = super(AttentionDecoder, self).constants(parts)
+        memory = parts.memory                                           # (batch, L, m)
+        constants['memory'] = memory
+        # H U_a does not change over the steps: once per batch.
+        constants['memory_projection'] = T.dot(memory, self.attention_memory_kernel)  # (batch, L, u)
+        if parts.memory_mask is not None:
+            constants['memory_mask'] = T.cast(parts.memory_mask, K.floatx())   # (batch, L)
+        else:
+            constants['memory_mask'] = T.ones(memory.shape[:2], dtype=K.floatx())
+        return constants
+
+    def attention(self, query, constants):
+        """alpha (batch, L) and context (batch, m) for a query (batch, u)."""
+        energy = T.tanh(constants['memory_projection'] +
+                        T.dot(query, self.attention_query_kernel).dimshuffle(0, 'x', 1))
+        energy = T.dot(energy, self.attention_vector)                 # (batch, L)
+        mask = constants['memory_mask']                                # (batch, L)
+        # A softmax over the unmasked steps only; the max is taken over them
+        # so exp() cannot overflow, and masked steps get exactly zero.
+        masked_energy = T.switch(mask > 0, energy, -1e9)
+        energy = masked_energy - masked_energy.max(axis=1, keepdims=True)
+        weights = T.exp(energy) * mask
+        alpha = weights / T.maximum(weights.sum(axis=1, keepdims=True), 1e-12)  # (batch, L)
+        context = (alpha.dimshuffle(0, 1, 'x') * constants['memory']).sum(axis=1)  # (batch, m)
+        return alpha, context
+
+    def bottom_extra(self, states_tm1, constants):
+        query = states_tm1[-1][0]                                      # top h_{t-1}
+        alpha, context = self.attention(query, constants)
+        extra = T.dot(context, self.context_kernel) + constants.get('peek', 0.0)
+        readout_extra = T.dot(context, self.context_readout_kernel)
+        return extra, readout_extra, [alpha]
