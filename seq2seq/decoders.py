@@ -211,7 +211,7 @@ class RecurrentDecoder(CellLayer):
                           for i in range(1, self.depth)]
 
     def _fused_applies(self, teacher):
-        return (self.implementation == 'fused' and teacher is None and self.depth == 1
+        return (self.implementation != 'scan' and teacher is None and self.depth == 1
                 and not self.attends and not self.dropout
                 and self.readout_activation is activations.get('linear'))
 
@@ -224,7 +224,7 @@ class RecurrentDecoder(CellLayer):
             outputs, finals = run_feedback_decoder(
                 self.cells, (self.readout_kernel, self.readout_bias), parts.first, states,
                 self.output_length, context_projections=[constants.get('peek')],
-                truncate_gradient=self.truncate_gradient, implementation='fused')
+                truncate_gradient=self.truncate_gradient, implementation=self.implementation)
             return outputs, finals, []
         return self._scan(parts.first, states, constants, teacher)
 

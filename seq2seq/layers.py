@@ -214,16 +214,17 @@ class CellLayer(StatefulRNN):
         cell: 'lstm' (`seq2seq.cells.LSTMCell`) or 'gru' (`GRUCell`).
         init, inner_init, forget_bias_init, activation, inner_activation:
             the cells' initializers and activations (the 2015 defaults).
-        implementation: 'scan' (the reference loops of `seq2seq.recurrent`)
-            or 'fused' (`seq2seq.fused`: each LSTM's whole sequence in one C
-            Op, faster to compile and to run; where it does not apply, the
-            scan loop runs with a `FusedFallbackWarning`).
+        implementation: 'auto' (the default: 'fused' where it applies, else
+            'scan'), 'scan' (the reference loops of `seq2seq.recurrent`) or
+            'fused' (`seq2seq.fused`: each LSTM's whole sequence in one C Op,
+            faster to compile and to run; where it does not apply, the scan
+            loop runs with a `FusedFallbackWarning`).
         (and the arguments of `StatefulRNN`)
     """
 
     def __init__(self, cell='lstm', init='glorot_uniform', inner_init='orthogonal',
                  forget_bias_init='one', activation='tanh',
-                 inner_activation='hard_sigmoid', implementation='scan', **kwargs):
+                 inner_activation='hard_sigmoid', implementation='auto', **kwargs):
         check_implementation(implementation)
         self.cell_class = get_cell_class(cell)
         self.cell_type = cell

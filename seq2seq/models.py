@@ -188,7 +188,7 @@ def _maybe_dropout(tensor, dropout):
 def SimpleSeq2Seq(output_dim, output_length, hidden_dim=None, input_shape=None,
                   input_dim=None, input_length=None, batch_input_shape=None, batch_size=None,
                   depth=1, dropout=0.0, stateful=False, cell='lstm', reverse_input=False,
-                  implementation='scan', **cell_kwargs):
+                  implementation='auto', **cell_kwargs):
     """Encoder, repeated context, decoder.
 
         C = encoder(X)                          the last h of the encoder stack
@@ -206,7 +206,7 @@ def SimpleSeq2Seq(output_dim, output_length, hidden_dim=None, input_shape=None,
             batch size); `model.reset_states()` clears them.
         cell: 'lstm' or 'gru'.
         reverse_input: read the source last step first (Sutskever et al.).
-        implementation: 'scan' or 'fused' (see `seq2seq.layers.CellLayer`).
+        implementation: 'auto', 'scan' or 'fused' (see `seq2seq.layers.CellLayer`).
         cell_kwargs: init, inner_init, forget_bias_init, activation,
             inner_activation.
     """
@@ -237,7 +237,7 @@ def Seq2Seq(output_dim, output_length, hidden_dim=None, input_shape=None, input_
             input_length=None, batch_input_shape=None, batch_size=None, depth=1,
             broadcast_state=True, inner_broadcast_state=True, teacher_force=False,
             peek=False, dropout=0.0, stateful=False, cell='lstm', reverse_input=False,
-            readout_activation='linear', implementation='scan', **cell_kwargs):
+            readout_activation='linear', implementation='auto', **cell_kwargs):
     """Encoder-decoder with state transfer [1], optionally peeking [2].
 
         encoder: a stack of recurrent layers over X; with
@@ -295,7 +295,7 @@ def AttentionSeq2Seq(output_dim, output_length, hidden_dim=None, input_shape=Non
                      input_dim=None, input_length=None, batch_input_shape=None,
                      batch_size=None, depth=1, bidirectional=True, dropout=0.0, stateful=False,
                      cell='lstm', teacher_force=False, readout_activation='linear',
-                     implementation='scan', **cell_kwargs):
+                     implementation='auto', **cell_kwargs):
     """Encoder-decoder with additive attention [3].
 
         H = encoder(X)            every step's output of the encoder stack,

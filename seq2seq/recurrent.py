@@ -11,11 +11,12 @@ Two loops cover every model:
   readout, is its input at t (Sutskever et al. 2014), optionally reading a
   constant context at every step as well (Cho et al. 2014).
 
-Both take `implementation='scan'|'fused'`. 'fused' runs an LSTM's whole
-sequence in one C Op (`seq2seq.fused`) and must match the scan loop; where it
-does not apply (another cell or activation, truncated gradients, a stack of
-decoder cells) the scan loop runs instead, with a `FusedFallbackWarning`
-saying why.
+Both take `implementation='scan'|'fused'|'auto'`. 'fused' runs an LSTM's
+whole sequence in one C Op (`seq2seq.fused`) and must match the scan loop;
+where it does not apply (another cell or activation, truncated gradients, a
+stack of decoder cells) the scan loop runs instead, with a
+`FusedFallbackWarning` saying why. 'auto' (the layers' default) is 'fused'
+where it applies and the scan loop elsewhere, without a warning.
 """
 from __future__ import absolute_import
 
@@ -26,7 +27,7 @@ import theano.tensor as T
 
 from . import fused
 
-IMPLEMENTATIONS = ('scan', 'fused')
+IMPLEMENTATIONS = ('auto', 'scan', 'fused')
 
 
 class FusedFallbackWarning(UserWarning):
@@ -44,8 +45,10 @@ def _use_fused(implementation, reason):
     """Whether to run fused; warns when 'fused' was asked for but `reason`
     (a string) says it cannot run."""
     check_implementation(implementation)
-    if implementation != 'fused':
+    if implementation == 'scan':
         return False
+    if implementation == 'auto':
+        return reason is None
     if reason is not None:
         warnings.warn('implementation=\'fused\' falls back to the scan loop: %s' % reason,
                       FusedFallbackWarning, stacklevel=3)

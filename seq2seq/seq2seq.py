@@ -44,7 +44,7 @@ class Seq2seq(CellLayer):
             LSTMs' initializers and activations, with the 2015 defaults.
         hidden_state: initial remembered state (see `get_hidden_state()`).
         truncate_gradient: steps of back-propagation through time (-1: all).
-        implementation: 'scan' or 'fused' (see `seq2seq.layers.CellLayer`).
+        implementation: 'auto', 'scan' or 'fused' (see `seq2seq.layers.CellLayer`).
     """
 
     def __init__(self, input_length=None, input_dim=None, hidden_dim=None,

@@ -33,7 +33,7 @@ def _verify_grad_wrt_weights_and_input(layer, input_shape, seed=0):
 def test_seq2seq_gradient_depth_2():
     with float64():
         layer = Seq2seq(input_length=3, input_dim=2, hidden_dim=3, output_dim=2,
-                        output_length=3, depth=2)
+                        output_length=3, depth=2, implementation='scan')
         layer.build((None, 3, 2))
         _verify_grad_wrt_weights_and_input(layer, (2, 3, 2))
 
@@ -41,7 +41,8 @@ def test_seq2seq_gradient_depth_2():
 def test_seq2seq_gradient_with_remembered_state():
     with float64():
         layer = Seq2seq(input_length=3, input_dim=2, hidden_dim=3, output_dim=2,
-                        output_length=2, batch_size=2, remember_state=True)
+                        output_length=2, batch_size=2, remember_state=True,
+                        implementation='scan')
         layer.build((2, 3, 2))
         layer.set_hidden_state([[np.full((2, 3), 0.1), np.full((2, 3), -0.2)],
                                 [np.zeros((2, 3)), np.zeros((2, 3))]])
@@ -50,14 +51,14 @@ def test_seq2seq_gradient_with_remembered_state():
 
 def test_encoder_gradient():
     with float64():
-        layer = LSTMEncoder(output_dim=3, return_sequences=True)
+        layer = LSTMEncoder(output_dim=3, return_sequences=True, implementation='scan')
         layer.build((None, 4, 2))
         _verify_grad_wrt_weights_and_input(layer, (2, 4, 2), seed=2)
 
 
 def test_cho_decoder_gradient():
     with float64():
-        layer = LSTMDecoder2(dim=2, hidden_dim=3, output_length=3)
+        layer = LSTMDecoder2(dim=2, hidden_dim=3, output_length=3, implementation='scan')
         layer.build((None, 2))
         rng = np.random.RandomState(3)
         v = T.matrix('v')
