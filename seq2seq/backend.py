@@ -103,6 +103,10 @@ def default_theano_flags():
     # (floatX is not among them: Keras sets theano.config.floatX to its own
     # floatx() when it loads.)
     flags = {}
+    # Theano passes -g to g++ for every module it compiles; -g0 (after it on
+    # the command line) drops the debug info, which costs ~20% of the compile
+    # time of a cold cache and does not change the generated code.
+    flags['gcc.cxxflags'] = '-g0'
     mkl = find_mkl_ldflags()
     if mkl is not None:
         flags['blas.ldflags'] = mkl
@@ -166,6 +170,8 @@ def select_keras_backend():
 
 
 def setup():
-    """Configure Theano, then load Keras on it. Idempotent."""
+    """Configure Theano, load Keras on it, fix Theano's compile cache. Idempotent."""
     configure_theano()
     select_keras_backend()
+    from . import compilation  # needs Theano, which Keras has just imported
+    compilation.install()
