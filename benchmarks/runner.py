@@ -389,7 +389,7 @@ def child_decode(args, size):
     'decode', time greedy or beam search over whole batches of sequences."""
     import seq2seq  # noqa: F401  (configures Theano before Keras loads)
     from seq2seq.decoding import beam_search, greedy_search
-    model = models.build_seq2seq(size)
+    model = models.build_theano_model('seq2seq_scan', size)   # scan, not the layer's default
     start = time.perf_counter()
     encode, step_fn = models.build_seq2seq_decoder(model)
     result = {'compile_s': time.perf_counter() - start}
