@@ -29,7 +29,7 @@ import theano.tensor as T
 from keras import activations
 from keras import backend as K
 
-from .layers import CellLayer, _check_positive_int, check_depth
+from .layers import CellLayer, _check_positive_int
 from .recurrent import flatten_states, run_feedback_decoder, unflatten_states
 
 DecoderInputs = collections.namedtuple(

@@ -23,7 +23,6 @@ float32 and float64. `unsupported_reason` says why a cell cannot use it.
 from __future__ import absolute_import
 
 import numpy as np
-import theano
 import theano.tensor as T
 from keras import activations
 from theano.gof import Apply, Op

@@ -184,6 +184,25 @@ def _maybe_dropout(tensor, dropout):
     return Dropout(dropout)(tensor) if dropout else tensor
 
 
+def _prepare(function, output_dim, output_length, hidden_dim, input_shape, input_dim,
+             input_length, batch_input_shape, batch_size, depth, dropout, stateful, cell,
+             implementation, cell_kwargs):
+    """Check a model's arguments; returns (source Input, hidden_dim, depth,
+    keyword arguments of its recurrent layers)."""
+    shape = _batch_input_shape(function, input_shape, input_dim, input_length,
+                               batch_input_shape, batch_size)
+    hidden_dim, depth = _common(function, output_dim, output_length, hidden_dim, depth,
+                                dropout, stateful, shape)
+    rnn = _rnn_kwargs(stateful, shape, cell, implementation, cell_kwargs)
+    return Input(batch_shape=shape, name='source'), hidden_dim, depth, rnn
+
+
+def _targets_input(source, output_length, output_dim):
+    """The Input of a teacher-forced model's targets."""
+    batch = K.int_shape(source)[0]
+    return Input(batch_shape=(batch, output_length, output_dim), name='targets')
+
+
 # -- the models -----------------------------------------------------------------------
 def SimpleSeq2Seq(output_dim, output_length, hidden_dim=None, input_shape=None,
                   input_dim=None, input_length=None, batch_input_shape=None, batch_size=None,
@@ -210,12 +229,10 @@ def SimpleSeq2Seq(output_dim, output_length, hidden_dim=None, input_shape=None,
         cell_kwargs: init, inner_init, forget_bias_init, activation,
             inner_activation.
     """
-    shape = _batch_input_shape('SimpleSeq2Seq', input_shape, input_dim, input_length,
-                               batch_input_shape, batch_size)
-    hidden_dim, depth = _common('SimpleSeq2Seq', output_dim, output_length, hidden_dim, depth,
-                                dropout, stateful, shape)
-    rnn = _rnn_kwargs(stateful, shape, cell, implementation, cell_kwargs)
-    source = Input(batch_shape=shape, name='source')
+    source, hidden_dim, depth, rnn = _prepare(
+        'SimpleSeq2Seq', output_dim, output_length, hidden_dim, input_shape, input_dim, input_length,
+        batch_input_shape, batch_size, depth, dropout, stateful, cell, implementation,
+        cell_kwargs)
     tensor = source
     for i in range(depth[0]):
         last = i == depth[0] - 1
@@ -258,12 +275,10 @@ def Seq2Seq(output_dim, output_length, hidden_dim=None, input_shape=None, input_
             as such).
         (the others as `SimpleSeq2Seq`)
     """
-    shape = _batch_input_shape('Seq2Seq', input_shape, input_dim, input_length,
-                               batch_input_shape, batch_size)
-    hidden_dim, depth = _common('Seq2Seq', output_dim, output_length, hidden_dim, depth,
-                                dropout, stateful, shape)
-    rnn = _rnn_kwargs(stateful, shape, cell, implementation, cell_kwargs)
-    source = Input(batch_shape=shape, name='source')
+    source, hidden_dim, depth, rnn = _prepare(
+        'Seq2Seq', output_dim, output_length, hidden_dim, input_shape, input_dim, input_length,
+        batch_input_shape, batch_size, depth, dropout, stateful, cell, implementation,
+        cell_kwargs)
     tensor, states = source, None
     for i in range(depth[0]):
         last = i == depth[0] - 1
@@ -278,7 +293,7 @@ def Seq2Seq(output_dim, output_length, hidden_dim=None, input_shape=None, input_
     decoder_inputs = [first] + (states if broadcast_state else [])
     inputs = [source]
     if teacher_force:
-        targets = Input(batch_shape=(shape[0], output_length, output_dim), name='targets')
+        targets = _targets_input(source, output_length, output_dim)
         decoder_inputs.append(targets)
         inputs.append(targets)
     decoder = RecurrentDecoder(output_dim, hidden_dim, output_length, depth=depth[1],
@@ -313,15 +328,13 @@ def AttentionSeq2Seq(output_dim, output_length, hidden_dim=None, input_shape=Non
         bidirectional: a bidirectional encoder (hidden_dim must be even).
         (the others as `Seq2Seq`)
     """
-    shape = _batch_input_shape('AttentionSeq2Seq', input_shape, input_dim, input_length,
-                               batch_input_shape, batch_size)
-    hidden_dim, depth = _common('AttentionSeq2Seq', output_dim, output_length, hidden_dim,
-                                depth, dropout, stateful, shape)
+    source, hidden_dim, depth, rnn = _prepare(
+        'AttentionSeq2Seq', output_dim, output_length, hidden_dim, input_shape, input_dim, input_length,
+        batch_input_shape, batch_size, depth, dropout, stateful, cell, implementation,
+        cell_kwargs)
     if bidirectional and hidden_dim % 2:
         raise ValueError('AttentionSeq2Seq(bidirectional=True) needs an even hidden_dim '
                          '(half per direction), got %d' % hidden_dim)
-    rnn = _rnn_kwargs(stateful, shape, cell, implementation, cell_kwargs)
-    source = Input(batch_shape=shape, name='source')
     tensor = source
     for i in range(depth[0]):
         last = i == depth[0] - 1
@@ -344,7 +357,7 @@ def AttentionSeq2Seq(output_dim, output_length, hidden_dim=None, input_shape=Non
     decoder_inputs = [first, tensor]
     inputs = [source]
     if teacher_force:
-        targets = Input(batch_shape=(shape[0], output_length, output_dim), name='targets')
+        targets = _targets_input(source, output_length, output_dim)
         decoder_inputs.append(targets)
         inputs.append(targets)
     decoder = AttentionDecoder(output_dim, hidden_dim, output_length, depth=depth[1],

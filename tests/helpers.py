@@ -33,3 +33,14 @@ def compiled(layer, inputs):
 def random_array(*shape, **kwargs):
     rng = np.random.RandomState(kwargs.get('seed', 0))
     return rng.uniform(-1, 1, size=shape)
+
+
+def assert_raises_with(exception, fn, *words):
+    """fn() raises `exception` whose message contains every one of `words`."""
+    try:
+        fn()
+    except exception as error:
+        for word in words:
+            assert word in str(error), '%r not in %r' % (word, str(error))
+        return
+    raise AssertionError('%s not raised' % exception.__name__)

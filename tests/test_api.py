@@ -4,17 +4,8 @@ from keras.layers import Activation, Embedding, Input
 from keras.models import Model, Sequential
 from numpy.testing import assert_allclose
 
-from seq2seq import LSTMDecoder, LSTMDecoder2, LSTMEncoder, Seq2seq
-
-
-def _raises(exception, fn, *words):
-    try:
-        fn()
-    except exception as error:
-        for word in words:
-            assert word in str(error), '%r not in %r' % (word, str(error))
-        return
-    raise AssertionError('%s not raised' % exception.__name__)
+from seq2seq import BidirectionalEncoder, LSTMDecoder, LSTMDecoder2, LSTMEncoder, Seq2seq
+from tests.helpers import assert_raises_with
 
 
 def _seq2seq(**overrides):
@@ -67,7 +58,10 @@ def test_config_round_trips():
                        inner_activation='sigmoid', forget_bias_init='zero'),
               LSTMEncoder(output_dim=3, input_dim=2, return_sequences=True, go_backwards=True),
               LSTMDecoder(dim=3, hidden_dim=4, output_length=5, truncate_gradient=3),
-              LSTMDecoder2(dim=3, hidden_dim=4, output_length=5)]
+              LSTMDecoder2(dim=3, hidden_dim=4, output_length=5),
+              LSTMEncoder(output_dim=3, return_state=True, cell='gru', implementation='scan'),
+              BidirectionalEncoder(output_dim=6, return_sequences=False, return_state=True,
+                                   batch_size=2, remember_state=True)]
     for layer in layers:
         config = layer.get_config()
         clone = layer.__class__.from_config(config)
@@ -88,20 +82,31 @@ def test_weights_follow_keras_lstm_layout():
 
 
 def test_bad_arguments_are_named():
-    _raises(TypeError, lambda: Seq2seq(input_length=4, input_dim=3, output_dim=6,
+    assert_raises_with(TypeError, lambda: Seq2seq(input_length=4, input_dim=3, output_dim=6,
                                        output_length=7), 'hidden_dim')
-    _raises(ValueError, lambda: _seq2seq(hidden_dim=0), 'hidden_dim', 'positive')
-    _raises(TypeError, lambda: _seq2seq(output_length=2.5), 'output_length')
-    _raises(ValueError, lambda: _seq2seq(depth=(1, 2, 3)), 'depth', 'pair')
-    _raises(ValueError, lambda: _seq2seq(depth=0), 'depth')
-    _raises(ValueError, lambda: _seq2seq(remember_state=True), 'batch_size')
-    _raises(TypeError, lambda: _seq2seq(remember_state='yes'), 'remember_state')
-    _raises(TypeError, lambda: _seq2seq(batch_size='10'), 'batch_size')
-    _raises(ValueError, lambda: _seq2seq(activation='no_such_activation'), 'no_such_activation')
+    assert_raises_with(ValueError, lambda: _seq2seq(hidden_dim=0), 'hidden_dim', 'positive')
+    assert_raises_with(TypeError, lambda: _seq2seq(output_length=2.5), 'output_length')
+    assert_raises_with(ValueError, lambda: _seq2seq(depth=(1, 2, 3)), 'depth', 'pair')
+    assert_raises_with(ValueError, lambda: _seq2seq(depth=0), 'depth')
+    assert_raises_with(ValueError, lambda: _seq2seq(remember_state=True), 'batch_size')
+    assert_raises_with(TypeError, lambda: _seq2seq(remember_state='yes'), 'remember_state')
+    assert_raises_with(TypeError, lambda: _seq2seq(batch_size='10'), 'batch_size')
+    assert_raises_with(ValueError, lambda: _seq2seq(activation='no_such_activation'), 'no_such_activation')
 
 
 def test_input_of_the_wrong_width_is_refused():
     layer = _seq2seq(input_dim=3)
-    _raises(ValueError, lambda: layer(Input((4, 5))), 'input_dim=3', '5')
-    _raises(ValueError, lambda: LSTMDecoder(dim=3, hidden_dim=4, output_length=2)(Input((5,))),
+    assert_raises_with(ValueError, lambda: layer(Input((4, 5))), 'input_dim=3', '5')
+    assert_raises_with(ValueError, lambda: LSTMDecoder(dim=3, hidden_dim=4, output_length=2)(Input((5,))),
             '(batch, 3)')
+
+
+def test_softmax_cross_entropy_on_sequences():
+    from keras import backend as K
+    from seq2seq.losses import softmax_cross_entropy
+    logits = np.random.RandomState(0).randn(2, 3, 4)
+    targets = np.eye(4)[[[0, 1, 2], [3, 3, 0]]]
+    probs = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    expected = -(targets * np.log(probs)).sum(-1)
+    got = K.eval(softmax_cross_entropy(K.variable(targets), K.variable(logits)))
+    assert_allclose(got, expected, rtol=1e-5)

@@ -1,13 +1,12 @@
 """remember_state: hidden states that flow from batch to batch."""
 import numpy as np
-from keras import backend as K
 from keras.layers import Embedding, Input
 from keras.models import Sequential
 from numpy.testing import assert_allclose
 
 from seq2seq import LSTMEncoder, Seq2seq
 from tests import numpy_reference as ref
-from tests.helpers import compiled, float64, random_array
+from tests.helpers import assert_raises_with, compiled, float64, random_array
 
 TOL = dict(rtol=1e-6, atol=1e-6)
 
@@ -106,31 +105,21 @@ def test_state_structure_and_set_hidden_state():
         assert_allclose(got[1], want[1])
 
 
-def _raises(exception, fn, *words):
-    try:
-        fn()
-    except exception as error:
-        for word in words:
-            assert word in str(error), '%r not in %r' % (word, str(error))
-        return
-    raise AssertionError('%s not raised' % exception.__name__)
-
-
 def test_set_hidden_state_rejects_wrong_structure_and_shapes():
     layer = _tiny_seq2seq(remember_state=True)
     state = layer.get_hidden_state()
-    _raises(ValueError, lambda: layer.set_hidden_state(state[:1]), 'hidden_state', '2 lists')
-    _raises(ValueError, lambda: layer.set_hidden_state([state[0], state[1][:1]]),
+    assert_raises_with(ValueError, lambda: layer.set_hidden_state(state[:1]), 'hidden_state', '2 lists')
+    assert_raises_with(ValueError, lambda: layer.set_hidden_state([state[0], state[1][:1]]),
             'hidden_state[1]', '2 arrays')
     bad = [list(cell) for cell in state]
     bad[1][0] = np.zeros((3, 5))
-    _raises(ValueError, lambda: layer.set_hidden_state(bad), 'hidden_state[1][0]', '(2, 5)')
+    assert_raises_with(ValueError, lambda: layer.set_hidden_state(bad), 'hidden_state[1][0]', '(2, 5)')
 
 
 def test_state_methods_without_remember_state():
     layer = _tiny_seq2seq(remember_state=False)
     layer.reset_hidden_state()  # nothing to reset: no error
-    _raises(ValueError, layer.get_hidden_state, 'remember_state=False')
+    assert_raises_with(ValueError, layer.get_hidden_state, 'remember_state=False')
 
 
 def test_hidden_state_argument_sets_the_initial_state():
@@ -160,5 +149,5 @@ def test_a_batch_of_the_wrong_size_is_refused_with_a_clear_message():
     model.add(Embedding(10, 3, input_length=4))
     model.add(_tiny_seq2seq(remember_state=True))
     x = np.zeros((3, 4), dtype='int32')
-    _raises(Exception, lambda: model.predict(x, batch_size=3), 'batch_size=2',
+    assert_raises_with(Exception, lambda: model.predict(x, batch_size=3), 'batch_size=2',
             'exactly 2 sequences')
