@@ -1,6 +1,7 @@
 """Theano's compile cache: stable keys across processes, the first-compile notice."""
 import io
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -132,9 +133,12 @@ def test_notice_comes_at_the_first_compile_not_at_import():
             'x = T.vector()\n'
             'theano.function([x], T.exp(x) * 2)\n')
     env = dict(os.environ, THEANO_FLAGS='base_compiledir=%s' % base)
-    process = subprocess.run([sys.executable, '-c', code], cwd=ROOT, env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             universal_newlines=True, timeout=600)
+    try:
+        process = subprocess.run([sys.executable, '-c', code], cwd=ROOT, env=env,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 universal_newlines=True, timeout=600)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
     assert process.returncode == 0, process.stderr
     lines = [line for line in process.stderr.splitlines() if line.strip()]
     assert lines[0] == 'IMPORTED', process.stderr
