@@ -105,7 +105,7 @@ def test_softmax_cross_entropy_on_sequences():
     from keras import backend as K
     from seq2seq.losses import softmax_cross_entropy
     logits = np.random.RandomState(0).randn(2, 3, 4)
-    targets = np.eye(4)[[[0, 1, 2], [3, 3, 0]]]
+    targets = np.eye(4)[np.array([[0, 1, 2], [3, 3, 0]])]
     probs = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
     expected = -(targets * np.log(probs)).sum(-1)
     got = K.eval(softmax_cross_entropy(K.variable(targets), K.variable(logits)))

@@ -257,7 +257,7 @@ def test_implementation_is_in_the_config():
     config = layer.get_config()
     assert config['implementation'] == 'fused'
     assert Seq2seq.from_config(config).implementation == 'fused'
-    assert LSTMEncoder(output_dim=3).implementation == 'scan'
+    assert LSTMEncoder(output_dim=3).implementation == 'auto'
 
 
 def test_unknown_implementation_is_refused():
