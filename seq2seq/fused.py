@@ -7,15 +7,23 @@ runs the recurrence in one C loop instead, and `LSTMGrad` (its gradient)
 runs back-propagation through time in another:
 
     for t in 0 .. time-1:
-        z_t = projected_t + h_{t-1} U                   # one GEMM, (batch, 4u)
+        z_t = projected_t + b + h_{t-1} U               # one GEMM, (batch, 4u)
         i_t = inner_activation(z_i)   f_t = inner_activation(z_f)
         g_t = tanh(z_c)               o_t = inner_activation(z_o)
         c_t = f_t * c_{t-1} + i_t * g_t
         h_t = o_t * tanh(c_t)
         where mask_t == 0: h_t = h_{t-1}, c_t = c_{t-1}
 
-`projected` = x W + b for every step is computed outside, as in the scan
-loop, by one large GEMM. Gate order i, f, c, o, as `seq2seq.cells.LSTMCell`.
+where projected_t = x_t W is computed outside by one large GEMM over all
+steps, and the bias is added inside (so that its gradient, a sum over every
+step and sequence, is accumulated inside `LSTMGrad` too). A decoder passes a
+projected input shared by every step (broadcastable in time), which is never
+repeated in memory. Gate order i, f, c, o, as `seq2seq.cells.LSTMCell`.
+
+The elementwise part of a step is vectorised: in float32, tanh is the
+rational approximation of Eigen (within 3e-7 of tanhf), and the
+sigmoid is (1 + tanh(z/2)) / 2; float64 uses the C library's tanh, so the
+float64 tests compare exact maths.
 
 Supported: `activation` tanh, `inner_activation` hard_sigmoid or sigmoid,
 float32 and float64. `unsupported_reason` says why a cell cannot use it.
@@ -80,21 +88,39 @@ def unsupported_reason(cell, truncate_gradient=-1, dtype=None):
 
 
 def lstm_sequence(projected, h0, c0, recurrent_kernel, mask=None,
-                  inner_activation='hard_sigmoid'):
+                  inner_activation='hard_sigmoid', bias=None, n_steps=None):
     """Run an LSTM over a whole sequence with `LSTMForward`.
 
     # Arguments
-        projected: (time, batch, 4 * units), x_t W + b for every step.
+        projected: (time, batch, 4 * units), x_t W (+ b) for every step; a
+            dimension that is broadcastable (of length 1) is shared by every
+            step or sequence: a (1, batch, 4u) context is added at every step
+            without being repeated.
         h0, c0: (batch, units), the initial states.
         recurrent_kernel: (units, 4 * units), U.
         mask: optional (time, batch); where it is 0, h and c carry over.
         inner_activation: 'hard_sigmoid' or 'sigmoid'.
+        bias: optional (4 * units,), added at every step (its gradient is
+            summed inside the Op).
+        n_steps: the number of steps; needed when projected is broadcastable
+            in time, else its first dimension.
 
     # Returns
         (h_seq, c_seq): each (time, batch, units).
     """
-    op = LSTMForward(inner_activation, masked=mask is not None)
-    inputs = [projected, h0, c0, recurrent_kernel] + ([mask] if mask is not None else [])
+    projected = T.as_tensor_variable(projected)
+    broadcast_time, broadcast_batch = projected.broadcastable[:2]
+    if n_steps is None:
+        if broadcast_time:
+            raise ValueError('lstm_sequence: projected is broadcastable in time; '
+                             'pass n_steps')
+        n_steps = projected.shape[0]
+    if bias is None:
+        bias = T.zeros((recurrent_kernel.shape[1],), dtype=projected.dtype)
+    op = LSTMForward(inner_activation, masked=mask is not None,
+                     broadcast_time=bool(broadcast_time), broadcast_batch=bool(broadcast_batch))
+    inputs = [projected, bias, h0, c0, recurrent_kernel, n_steps] + \
+        ([mask] if mask is not None else [])
     h_seq, c_seq, _ = op(*inputs)
     return h_seq, c_seq
 
@@ -207,10 +233,15 @@ def numpy_backward(h0, c0, recurrent_kernel, h_seq, c_seq, gates, dh_seq, dc_seq
 # Shared by both Ops (Theano compiles it once per module). Everything is
 # C-contiguous and row-major; the Fortran GEMM is column-major, so a
 # row-major C = A B is computed as the column-major C^T = B^T A^T.
+# The casts to non-const pointers matter when Theano has no BLAS library
+# (blas.ldflags empty): its NumPy-based [sd]gemm_ is then a C++ overload
+# taking float*, and a const float* call would bind to the undefined
+# extern "C" declaration instead.
 _SUPPORT_CODE = r"""
 #ifndef SEQ2SEQ_FUSED_LSTM
 #define SEQ2SEQ_FUSED_LSTM
 #include <cmath>
+#include <stdlib.h>
 #include <string.h>
 
 enum { FUSED_HARD_SIGMOID = 0, FUSED_SIGMOID = 1 };
@@ -219,35 +250,128 @@ static inline void fused_gemm(char ta, char tb, int m, int n, int k, float alpha
                               const float* a, int lda, const float* b, int ldb,
                               float beta, float* c, int ldc)
 {
-    sgemm_(&ta, &tb, &m, &n, &k, &alpha, a, &lda, b, &ldb, &beta, c, &ldc);
+    sgemm_(&ta, &tb, &m, &n, &k, &alpha, (float*)a, &lda, (float*)b, &ldb, &beta, c, &ldc);
 }
 
 static inline void fused_gemm(char ta, char tb, int m, int n, int k, double alpha,
                               const double* a, int lda, const double* b, int ldb,
                               double beta, double* c, int ldc)
 {
-    dgemm_(&ta, &tb, &m, &n, &k, &alpha, a, &lda, b, &ldb, &beta, c, &ldc);
+    dgemm_(&ta, &tb, &m, &n, &k, &alpha, (double*)a, &lda, (double*)b, &ldb, &beta, c, &ldc);
 }
 
-/* The gate activation, as Theano computes it. */
-template <typename T> static inline T fused_gate(T z, int kind)
+template <typename T> static inline T fused_clamp(T x, T lo, T hi)
 {
-    if (kind == FUSED_HARD_SIGMOID) {
-        T y = z * (T)0.2 + (T)0.5;          /* clip(0.2 z + 0.5, 0, 1) */
-        return y < (T)0 ? (T)0 : (y > (T)1 ? (T)1 : y);
-    }
-    return (T)1 / ((T)1 + std::exp(-z));
+    x = x < lo ? lo : x;
+    return x > hi ? hi : x;
+}
+
+/* tanh. float: the rational approximation of Eigen,
+   x P(x^2) / Q(x^2) on [-7.9053, 7.9053], within 3e-7 of tanhf and exactly
+   +-1 beyond. Unlike a call to tanhf, GCC vectorises it (with
+   -fno-trapping-math): the elementwise part of a step then costs a fraction
+   of its GEMM. double: the C library's, so float64 stays the reference. */
+static inline float fused_tanh(float x)
+{
+    x = fused_clamp(x, -7.90531110763549805f, 7.90531110763549805f);
+    const float x2 = x * x;
+    float p = -2.76076847742355e-16f;
+    p = p * x2 + 2.00018790482477e-13f;
+    p = p * x2 - 8.60467152213735e-11f;
+    p = p * x2 + 5.12229709037114e-08f;
+    p = p * x2 + 1.48572235717979e-05f;
+    p = p * x2 + 6.37261928875436e-04f;
+    p = p * x2 + 4.89352455891786e-03f;
+    float q = 1.19825839466702e-06f;
+    q = q * x2 + 1.18534705686654e-04f;
+    q = q * x2 + 2.26843463243900e-03f;
+    q = q * x2 + 4.89352518554385e-03f;
+    return x * p / q;
+}
+
+static inline double fused_tanh(double x) { return std::tanh(x); }
+
+/* The gate activation, as Theano computes it; sigmoid(z) = (1 + tanh(z/2)) / 2
+   shares tanh's vectorised form. */
+template <typename T, int KIND> static inline T fused_gate(T z)
+{
+    if (KIND == FUSED_HARD_SIGMOID)
+        return fused_clamp(z * (T)0.2 + (T)0.5, (T)0, (T)1);   /* clip(0.2 z + 0.5, 0, 1) */
+    return (T)0.5 * fused_tanh((T)0.5 * z) + (T)0.5;
 }
 
 /* d gate / d z; hard_sigmoid: 0.2 where 0 <= 0.2 z + 0.5 <= 1 (Theano's
-   clip passes the gradient on its bounds too), else 0. */
-template <typename T> static inline T fused_gate_derivative(T z, T gate, int kind)
+   clip passes the gradient on its bounds too), else 0. Branch-free, so that
+   the loops around it vectorise. */
+template <typename T, int KIND> static inline T fused_gate_derivative(T z, T gate)
 {
-    if (kind == FUSED_HARD_SIGMOID) {
-        T y = z * (T)0.2 + (T)0.5;
-        return (y >= (T)0 && y <= (T)1) ? (T)0.2 : (T)0;
+    if (KIND == FUSED_HARD_SIGMOID) {
+        const T y = z * (T)0.2 + (T)0.5;
+        return (T)((y >= (T)0) & (y <= (T)1)) * (T)0.2;
     }
     return gate * ((T)1 - gate);
+}
+
+/* One batch row of a forward step. z: the row's (4u) pre-activations
+   (z_i, z_f, z_c, z_o); z_c is replaced by g = tanh(z_c) for the backward
+   pass. The rows are independent; the restrict pointers let GCC vectorise. */
+template <typename T, int KIND>
+static void fused_forward_row(T* __restrict z, const T* __restrict c_prev,
+                              T* __restrict c, T* __restrict h, npy_intp units)
+{
+    for (npy_intp j = 0; j < units; ++j) {
+        const T i = fused_gate<T, KIND>(z[j]);
+        const T f = fused_gate<T, KIND>(z[units + j]);
+        const T g = fused_tanh(z[2 * units + j]);
+        const T o = fused_gate<T, KIND>(z[3 * units + j]);
+        const T cj = f * c_prev[j] + i * g;
+        z[2 * units + j] = g;
+        c[j] = cj;
+        h[j] = o * fused_tanh(cj);
+    }
+}
+
+/* One batch row of a backward step: from the gradients reaching h_t and c_t
+   from outside (dh_out, dc_out) and from step t+1 (dh_next, dc_next), the
+   gates' gradient dz; dc_next becomes dL/dc_{t-1} through f, dh_next is
+   zeroed (the GEMM with U^T adds dL/dh_{t-1}). */
+template <typename T, int KIND>
+static void fused_backward_row(const T* __restrict z, const T* __restrict c,
+                               const T* __restrict c_prev, const T* __restrict dh_out,
+                               const T* __restrict dc_out, T* __restrict dz,
+                               T* __restrict dh_next, T* __restrict dc_next, npy_intp units)
+{
+    for (npy_intp j = 0; j < units; ++j) {
+        const T z_i = z[j], z_f = z[units + j], g = z[2 * units + j], z_o = z[3 * units + j];
+        const T i = fused_gate<T, KIND>(z_i), f = fused_gate<T, KIND>(z_f);
+        const T o = fused_gate<T, KIND>(z_o);
+        const T dh = dh_out[j] + dh_next[j];
+        const T tanh_c = fused_tanh(c[j]);
+        const T dc = dc_out[j] + dc_next[j] + dh * o * ((T)1 - tanh_c * tanh_c);
+        dz[j] = dc * g * fused_gate_derivative<T, KIND>(z_i, i);
+        dz[units + j] = dc * c_prev[j] * fused_gate_derivative<T, KIND>(z_f, f);
+        dz[2 * units + j] = dc * i * ((T)1 - g * g);
+        dz[3 * units + j] = dh * tanh_c * fused_gate_derivative<T, KIND>(z_o, o);
+        dc_next[j] = dc * f;
+        dh_next[j] = (T)0;
+    }
+}
+
+/* out = a + b, row by row. */
+template <typename T>
+static void fused_add_rows(T* __restrict out, const T* __restrict a, const T* __restrict b,
+                           npy_intp n)
+{
+    for (npy_intp j = 0; j < n; ++j)
+        out[j] = a[j] + b[j];
+}
+
+/* sum += x, accumulated in double. */
+template <typename T>
+static void fused_accumulate(double* __restrict sum, const T* __restrict x, npy_intp n)
+{
+    for (npy_intp j = 0; j < n; ++j)
+        sum[j] += x[j];
 }
 
 /* A C-contiguous output of the given shape, reusing *out when it fits. */
@@ -281,7 +405,7 @@ static int fused_check_shape(PyArrayObject* a, const char* name, int nd, const n
 
 /* Holds C-contiguous views (or copies) of the inputs and drops them. */
 struct FusedInputs {
-    PyArrayObject* arrays[9];
+    PyArrayObject* arrays[12];
     int n;
     FusedInputs() : n(0) {}
     ~FusedInputs() { for (int k = 0; k < n; ++k) Py_XDECREF(arrays[k]); }
@@ -294,32 +418,46 @@ struct FusedInputs {
 };
 
 /* Forward: fills h_seq, c_seq (time, batch, units) and gates
-   (time, batch, 4 units) = (z_i, z_f, tanh(z_c), z_o) per step. */
+   (time, batch, 4 units) = (z_i, z_f, tanh(z_c), z_o) per step, where
+   z_t = projected[t, b] + bias + h_{t-1} U. projected is (time or 1,
+   batch or 1, 4 units): a dimension of 1 flagged broadcast_* is the same
+   for every step / row (a decoder's context), so it is never expanded. */
 template <typename T>
-static int fused_lstm_forward(int kind, int typenum, PyArrayObject* projected_in,
+static int fused_lstm_forward(int kind, int typenum, int broadcast_time, int broadcast_batch,
+                              PyArrayObject* projected_in, PyArrayObject* bias_in,
                               PyArrayObject* h0_in, PyArrayObject* c0_in,
-                              PyArrayObject* kernel_in, PyArrayObject* mask_in,
-                              PyArrayObject** h_seq_out, PyArrayObject** c_seq_out,
-                              PyArrayObject** gates_out)
+                              PyArrayObject* kernel_in, PyArrayObject* n_steps_in,
+                              PyArrayObject* mask_in, PyArrayObject** h_seq_out,
+                              PyArrayObject** c_seq_out, PyArrayObject** gates_out)
 {
     FusedInputs held;
     PyArrayObject* projected = held.add(projected_in);
+    PyArrayObject* bias = held.add(bias_in);
     PyArrayObject* h0 = held.add(h0_in);
     PyArrayObject* c0 = held.add(c0_in);
     PyArrayObject* kernel = held.add(kernel_in);
     PyArrayObject* mask = held.add(mask_in);
-    if (!projected || !h0 || !c0 || !kernel || (mask_in && !mask))
+    if (!projected || !bias || !h0 || !c0 || !kernel || (mask_in && !mask))
         return -1;
-    const npy_intp time = PyArray_DIMS(projected)[0], batch = PyArray_DIMS(projected)[1];
+    const npy_intp time = (npy_intp)*(npy_int64*)PyArray_DATA(n_steps_in);
+    const npy_intp batch = PyArray_DIMS(h0)[0];
     const npy_intp units = PyArray_DIMS(kernel)[0], n_gates = 4 * units;
     const npy_intp state_dims[2] = {batch, units}, kernel_dims[2] = {units, n_gates};
+    const npy_intp projected_dims[3] = {broadcast_time ? 1 : time,
+                                        broadcast_batch ? 1 : batch, n_gates};
     const npy_intp gates_dims[3] = {time, batch, n_gates}, seq_dims[3] = {time, batch, units};
-    const npy_intp mask_dims[2] = {time, batch};
-    if (fused_check_shape(projected, "projected (time, batch, 4 units)", 3, gates_dims)
-            || fused_check_shape(kernel, "recurrent_kernel (units, 4 units)", 2, kernel_dims)
+    const npy_intp mask_dims[2] = {time, batch}, bias_dims[1] = {n_gates};
+    if (time < 0) {
+        PyErr_SetString(PyExc_ValueError, "fused LSTM: n_steps must be >= 0");
+        return -1;
+    }
+    if (fused_check_shape(kernel, "recurrent_kernel (units, 4 units)", 2, kernel_dims)
+            || fused_check_shape(projected, "projected (n_steps or 1, batch or 1, 4 units)",
+                                 3, projected_dims)
+            || fused_check_shape(bias, "bias (4 units)", 1, bias_dims)
             || fused_check_shape(h0, "h0 (batch, units)", 2, state_dims)
             || fused_check_shape(c0, "c0 (batch, units)", 2, state_dims)
-            || (mask && fused_check_shape(mask, "mask (time, batch)", 2, mask_dims)))
+            || (mask && fused_check_shape(mask, "mask (n_steps, batch)", 2, mask_dims)))
         return -1;
     if (time * batch > INT_MAX || n_gates > INT_MAX) {
         PyErr_SetString(PyExc_ValueError, "fused LSTM: too large for a BLAS int");
@@ -331,12 +469,15 @@ static int fused_lstm_forward(int kind, int typenum, PyArrayObject* projected_in
         return -1;
 
     const T* P = (const T*)PyArray_DATA(projected);
+    const T* bias_data = (const T*)PyArray_DATA(bias);
     const T* U = (const T*)PyArray_DATA(kernel);
     const npy_int8* M = mask ? (const npy_int8*)PyArray_DATA(mask) : NULL;
     T* H = (T*)PyArray_DATA(*h_seq_out);
     T* C = (T*)PyArray_DATA(*c_seq_out);
     T* Z = (T*)PyArray_DATA(*gates_out);
     const int B = (int)batch, u = (int)units, G = (int)n_gates;
+    const npy_intp p_step = broadcast_time ? 0 : (broadcast_batch ? 1 : batch) * n_gates;
+    const npy_intp p_row = broadcast_batch ? 0 : n_gates;
 
     for (npy_intp t = 0; t < time; ++t) {
         const T* h_prev = t ? H + (t - 1) * batch * units : (const T*)PyArray_DATA(h0);
@@ -344,8 +485,9 @@ static int fused_lstm_forward(int kind, int typenum, PyArrayObject* projected_in
         T* z = Z + t * batch * n_gates;                            /* (batch, 4u) */
         T* h = H + t * batch * units;                              /* (batch, u) */
         T* c = C + t * batch * units;
-        /* z = projected_t + h_prev U, i.e. z^T = U^T h_prev^T + z^T. */
-        memcpy(z, P + t * batch * n_gates, sizeof(T) * batch * n_gates);
+        /* z = projected_t + bias + h_prev U, i.e. z^T = U^T h_prev^T + z^T. */
+        for (npy_intp b = 0; b < batch; ++b)
+            fused_add_rows(z + b * n_gates, P + t * p_step + b * p_row, bias_data, n_gates);
         if (B > 0 && u > 0)
             fused_gemm('N', 'N', G, B, u, (T)1, U, G, h_prev, u, (T)1, z, G);
         for (npy_intp b = 0; b < batch; ++b) {
@@ -358,22 +500,16 @@ static int fused_lstm_forward(int kind, int typenum, PyArrayObject* projected_in
                 /* A padded step: the state carries over. The gates are not
                    used by the backward pass; keep the slot defined anyway. */
                 for (npy_intp j = 0; j < units; ++j) {
-                    zb[2 * units + j] = std::tanh(zb[2 * units + j]);
+                    zb[2 * units + j] = fused_tanh(zb[2 * units + j]);
                     hb[j] = hpb[j];
                     cb[j] = cpb[j];
                 }
                 continue;
             }
-            for (npy_intp j = 0; j < units; ++j) {
-                const T i = fused_gate(zb[j], kind);
-                const T f = fused_gate(zb[units + j], kind);
-                const T g = std::tanh(zb[2 * units + j]);
-                const T o = fused_gate(zb[3 * units + j], kind);
-                const T cj = f * cpb[j] + i * g;
-                zb[2 * units + j] = g;
-                cb[j] = cj;
-                hb[j] = o * std::tanh(cj);
-            }
+            if (kind == FUSED_HARD_SIGMOID)
+                fused_forward_row<T, FUSED_HARD_SIGMOID>(zb, cpb, cb, hb, units);
+            else
+                fused_forward_row<T, FUSED_SIGMOID>(zb, cpb, cb, hb, units);
         }
     }
     return 0;
@@ -381,14 +517,16 @@ static int fused_lstm_forward(int kind, int typenum, PyArrayObject* projected_in
 
 /* Backward: from dL/dh_seq and dL/dc_seq (the gradients reaching each
    step's outputs from outside the recurrence), the gradients of
-   projected, h0, c0 and the recurrent kernel. */
+   projected (summed over its broadcast dimensions), bias, h0, c0 and the
+   recurrent kernel. */
 template <typename T>
-static int fused_lstm_backward(int kind, int typenum, PyArrayObject* h0_in,
-                               PyArrayObject* c0_in, PyArrayObject* kernel_in,
-                               PyArrayObject* h_seq_in, PyArrayObject* c_seq_in,
-                               PyArrayObject* gates_in, PyArrayObject* dh_seq_in,
-                               PyArrayObject* dc_seq_in, PyArrayObject* mask_in,
-                               PyArrayObject** d_projected_out, PyArrayObject** dh0_out,
+static int fused_lstm_backward(int kind, int typenum, int broadcast_time, int broadcast_batch,
+                               PyArrayObject* h0_in, PyArrayObject* c0_in,
+                               PyArrayObject* kernel_in, PyArrayObject* h_seq_in,
+                               PyArrayObject* c_seq_in, PyArrayObject* gates_in,
+                               PyArrayObject* dh_seq_in, PyArrayObject* dc_seq_in,
+                               PyArrayObject* mask_in, PyArrayObject** d_projected_out,
+                               PyArrayObject** d_bias_out, PyArrayObject** dh0_out,
                                PyArrayObject** dc0_out, PyArrayObject** d_kernel_out)
 {
     FusedInputs held;
@@ -408,7 +546,9 @@ static int fused_lstm_backward(int kind, int typenum, PyArrayObject* h0_in,
     const npy_intp units = PyArray_DIMS(kernel)[0], n_gates = 4 * units;
     const npy_intp state_dims[2] = {batch, units}, kernel_dims[2] = {units, n_gates};
     const npy_intp gates_dims[3] = {time, batch, n_gates}, seq_dims[3] = {time, batch, units};
-    const npy_intp mask_dims[2] = {time, batch};
+    const npy_intp projected_dims[3] = {broadcast_time ? 1 : time,
+                                        broadcast_batch ? 1 : batch, n_gates};
+    const npy_intp mask_dims[2] = {time, batch}, bias_dims[1] = {n_gates};
     if (fused_check_shape(gates, "gates (time, batch, 4 units)", 3, gates_dims)
             || fused_check_shape(kernel, "recurrent_kernel (units, 4 units)", 2, kernel_dims)
             || fused_check_shape(h0, "h0 (batch, units)", 2, state_dims)
@@ -423,11 +563,21 @@ static int fused_lstm_backward(int kind, int typenum, PyArrayObject* h0_in,
         PyErr_SetString(PyExc_ValueError, "fused LSTM: too large for a BLAS int");
         return -1;
     }
-    if (fused_prepare_output(d_projected_out, 3, gates_dims, typenum)
+    const int reduced = broadcast_time || broadcast_batch;
+    if (fused_prepare_output(d_projected_out, 3, projected_dims, typenum)
+            || fused_prepare_output(d_bias_out, 1, bias_dims, typenum)
             || fused_prepare_output(dh0_out, 2, state_dims, typenum)
             || fused_prepare_output(dc0_out, 2, state_dims, typenum)
             || fused_prepare_output(d_kernel_out, 2, kernel_dims, typenum))
         return -1;
+    /* dz for every step: the projected gradient itself, or a scratch array
+       that is then summed over projected's broadcast dimensions. */
+    PyArrayObject* dz_all = reduced
+        ? (PyArrayObject*)PyArray_EMPTY(3, (npy_intp*)gates_dims, typenum, 0) : NULL;
+    if (reduced && !dz_all)
+        return -1;
+    if (dz_all)
+        held.arrays[held.n++] = dz_all;      /* released with the inputs */
 
     const T* U = (const T*)PyArray_DATA(kernel);
     const T* H = (const T*)PyArray_DATA(h_seq);
@@ -436,7 +586,7 @@ static int fused_lstm_backward(int kind, int typenum, PyArrayObject* h0_in,
     const T* DH = (const T*)PyArray_DATA(dh_seq);
     const T* DC = (const T*)PyArray_DATA(dc_seq);
     const npy_int8* M = mask ? (const npy_int8*)PyArray_DATA(mask) : NULL;
-    T* DZ = (T*)PyArray_DATA(*d_projected_out);
+    T* DZ = (T*)PyArray_DATA(reduced ? dz_all : *d_projected_out);
     /* dh_next, dc_next: dL/dh_t and dL/dc_t through step t+1; after the
        loop they are dL/dh0 and dL/dc0, so they live in those outputs. */
     T* dh_next = (T*)PyArray_DATA(*dh0_out);
@@ -470,24 +620,10 @@ static int fused_lstm_backward(int kind, int typenum, PyArrayObject* h0_in,
                 memset(dzb, 0, sizeof(T) * n_gates);
                 continue;
             }
-            for (npy_intp j = 0; j < units; ++j) {
-                const T z_i = zb[j], z_f = zb[units + j], g = zb[2 * units + j];
-                const T z_o = zb[3 * units + j];
-                const T i = fused_gate(z_i, kind), f = fused_gate(z_f, kind);
-                const T o = fused_gate(z_o, kind);
-                const T dh = dhb[j] + dhn[j];
-                T dc = dcb[j] + dcn[j];
-                const T tanh_c = std::tanh(cb[j]);
-                const T d_o = dh * tanh_c;
-                dc = dc + dh * o * ((T)1 - tanh_c * tanh_c);
-                dzb[j] = dc * g * fused_gate_derivative(z_i, i, kind);
-                dzb[units + j] = dc * cpb[j] * fused_gate_derivative(z_f, f, kind);
-                dzb[2 * units + j] = dc * i * ((T)1 - g * g);
-                dzb[3 * units + j] = d_o * fused_gate_derivative(z_o, o, kind);
-                dcn[j] = dc * f;
-                /* Only the GEMM below reaches h_prev through the gates. */
-                dhn[j] = (T)0;
-            }
+            if (kind == FUSED_HARD_SIGMOID)
+                fused_backward_row<T, FUSED_HARD_SIGMOID>(zb, cb, cpb, dhb, dcb, dzb, dhn, dcn, units);
+            else
+                fused_backward_row<T, FUSED_SIGMOID>(zb, cb, cpb, dhb, dcb, dzb, dhn, dcn, units);
         }
         /* dh_next += dz U^T, i.e. dh_next^T += U dz^T. Padded rows keep the
            gradient passed through above (their dz is 0). */
@@ -503,6 +639,46 @@ static int fused_lstm_backward(int kind, int typenum, PyArrayObject* h0_in,
             fused_gemm('N', 'T', G, u, (int)((time - 1) * batch), (T)1, DZ + batch * n_gates,
                        G, H, u, (T)1, DU, G);
     }
+    /* The sums over steps and rows, in double: d bias = sum of every dz row,
+       d projected = dz summed over projected's broadcast dimensions. */
+    double* sums = (double*)calloc((size_t)(n_gates * (reduced ? batch + 1 : 1)), sizeof(double));
+    if (!sums) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    double* bias_sum = sums;
+    double* row_sums = sums + n_gates;             /* (batch, 4u): summed over time */
+    for (npy_intp t = 0; t < time; ++t)
+        for (npy_intp b = 0; b < batch; ++b) {
+            const T* dzb = DZ + (t * batch + b) * n_gates;
+            fused_accumulate(bias_sum, dzb, n_gates);
+            if (broadcast_time && !broadcast_batch)
+                fused_accumulate(row_sums + b * n_gates, dzb, n_gates);
+        }
+    T* d_bias = (T*)PyArray_DATA(*d_bias_out);
+    for (npy_intp j = 0; j < n_gates; ++j)
+        d_bias[j] = (T)bias_sum[j];
+    if (reduced) {
+        T* DP = (T*)PyArray_DATA(*d_projected_out);
+        if (broadcast_time && broadcast_batch) {
+            for (npy_intp j = 0; j < n_gates; ++j)
+                DP[j] = (T)bias_sum[j];
+        } else if (broadcast_time) {
+            for (npy_intp k = 0; k < batch * n_gates; ++k)
+                DP[k] = (T)row_sums[k];
+        } else {
+            /* Broadcast over the batch only: sum each step's rows. */
+            for (npy_intp t = 0; t < time; ++t) {
+                double* step_sum = row_sums;
+                memset(step_sum, 0, sizeof(double) * n_gates);
+                for (npy_intp b = 0; b < batch; ++b)
+                    fused_accumulate(step_sum, DZ + (t * batch + b) * n_gates, n_gates);
+                for (npy_intp j = 0; j < n_gates; ++j)
+                    DP[t * n_gates + j] = (T)step_sum[j];
+            }
+        }
+    }
+    free(sums);
     return 0;
 }
 #endif
@@ -510,18 +686,27 @@ static int fused_lstm_backward(int kind, int typenum, PyArrayObject* h0_in,
 
 
 class _FusedLSTMOp(Op):
-    """What the forward and the gradient Op share: parameters and C setup."""
+    """What the forward and the gradient Op share: parameters and C setup.
 
-    __props__ = ('inner_activation', 'masked')
+    `broadcast_time`, `broadcast_batch`: whether `projected` is one row
+    shared by every step / every sequence of the batch (its dimension is 1).
+    """
 
-    def __init__(self, inner_activation='hard_sigmoid', masked=False):
+    __props__ = ('inner_activation', 'masked', 'broadcast_time', 'broadcast_batch')
+
+    def __init__(self, inner_activation='hard_sigmoid', masked=False,
+                 broadcast_time=False, broadcast_batch=False):
         if inner_activation not in INNER_ACTIVATIONS:
             raise ValueError('inner_activation must be one of %s, got %r'
                              % (', '.join(repr(a) for a in INNER_ACTIVATIONS), inner_activation))
-        if not isinstance(masked, bool):
-            raise TypeError('masked must be True or False, got %r' % (masked,))
+        for name, value in [('masked', masked), ('broadcast_time', broadcast_time),
+                            ('broadcast_batch', broadcast_batch)]:
+            if not isinstance(value, bool):
+                raise TypeError('%s must be True or False, got %r' % (name, value))
         self.inner_activation = inner_activation
         self.masked = masked
+        self.broadcast_time = broadcast_time
+        self.broadcast_batch = broadcast_batch
         super(_FusedLSTMOp, self).__init__()
 
     def _float_inputs(self, names, values):
@@ -556,18 +741,23 @@ class _FusedLSTMOp(Op):
     def _sequence_type(dtype, ndim=3):
         return T.TensorType(dtype, (False,) * ndim)
 
+    def _projected_type(self, dtype):
+        return T.TensorType(dtype, (self.broadcast_time, self.broadcast_batch, False))
+
     # -- C -------------------------------------------------------------------
     def c_support_code(self):
         return blas_header_text() + _SUPPORT_CODE
 
     def c_headers(self):
-        return ['<limits.h>', '<cmath>', '<string.h>']
+        return ['<limits.h>', '<cmath>', '<stdlib.h>', '<string.h>']
 
     def c_libraries(self):
         return ldflags()
 
     def c_compile_args(self):
-        return ldflags(libs=False, flags=True)
+        # -fno-trapping-math: lets GCC if-convert the clamps of the gates and
+        # so vectorise the per-step loops (no FP exception is ever enabled).
+        return ldflags(libs=False, flags=True) + ['-fno-trapping-math']
 
     def c_lib_dirs(self):
         return ldflags(libs=False, libs_dir=True)
@@ -578,21 +768,25 @@ class _FusedLSTMOp(Op):
     def c_code_cache_version(self):
         # Theano finds a versioned module by this version, not by its code:
         # bump the first number with every change to the C above.
-        return (1, blas_header_version())
+        return (5, blas_header_version())
 
     def _c_settings(self, node):
         dtype = node.outputs[0].dtype
         return dict(ctype={'float32': 'float', 'float64': 'double'}[dtype],
                     typenum={'float32': 'NPY_FLOAT32', 'float64': 'NPY_FLOAT64'}[dtype],
                     kind={'hard_sigmoid': 'FUSED_HARD_SIGMOID',
-                          'sigmoid': 'FUSED_SIGMOID'}[self.inner_activation])
+                          'sigmoid': 'FUSED_SIGMOID'}[self.inner_activation],
+                    broadcast_time=int(self.broadcast_time),
+                    broadcast_batch=int(self.broadcast_batch))
 
 
 class LSTMForward(_FusedLSTMOp):
     """Runs an LSTM over a whole sequence (see the module docstring).
 
-    Inputs: projected (time, batch, 4u), h0 (batch, u), c0 (batch, u),
-    recurrent_kernel (u, 4u), and with `masked=True` a mask (time, batch).
+    Inputs: projected (time, batch, 4u) -- (1, ...) with broadcast_time,
+    (..., 1, ...) with broadcast_batch --, bias (4u,), h0 (batch, u),
+    c0 (batch, u), recurrent_kernel (u, 4u), n_steps (int64 scalar), and
+    with `masked=True` a mask (time, batch).
 
     Outputs: h_seq (time, batch, u), c_seq (time, batch, u) and gates
     (time, batch, 4u) = (z_i, z_f, tanh(z_c), z_o) per step, kept for the
@@ -600,52 +794,63 @@ class LSTMForward(_FusedLSTMOp):
 
     # Arguments
         inner_activation: 'hard_sigmoid' or 'sigmoid', the gates' activation.
-        masked: whether a mask input follows the recurrent kernel.
+        masked: whether a mask input follows n_steps.
+        broadcast_time, broadcast_batch: see `_FusedLSTMOp`.
     """
 
-    def make_node(self, projected, h0, c0, recurrent_kernel, mask=None):
+    def make_node(self, projected, bias, h0, c0, recurrent_kernel, n_steps, mask=None):
         inputs = self._float_inputs(
-            [('projected', 3), ('h0', 2), ('c0', 2), ('recurrent_kernel', 2)],
-            [projected, h0, c0, recurrent_kernel]) + self._mask_input(mask)
+            [('projected', 3), ('bias', 1), ('h0', 2), ('c0', 2), ('recurrent_kernel', 2)],
+            [projected, bias, h0, c0, recurrent_kernel])
+        # The flags decide the layout; a mismatched projected fails at run time.
+        inputs[0] = T.patternbroadcast(inputs[0], (self.broadcast_time, self.broadcast_batch,
+                                                   False))
+        n_steps = T.as_tensor_variable(n_steps)
+        if n_steps.ndim != 0 or n_steps.dtype not in T.integer_dtypes:
+            raise TypeError('n_steps must be an integer scalar, got %s' % (n_steps.type,))
+        inputs += [T.cast(n_steps, 'int64')] + self._mask_input(mask)
         dtype = inputs[0].dtype
         outputs = [self._sequence_type(dtype)() for _ in range(3)]
         return Apply(self, inputs, outputs)
 
     def perform(self, node, inputs, output_storage):
-        mask = inputs[4] if self.masked else None
-        results = numpy_forward(inputs[0], inputs[1], inputs[2], inputs[3], mask,
-                                self.inner_activation)
+        projected, bias, h0, c0, recurrent_kernel, n_steps = inputs[:6]
+        mask = inputs[6] if self.masked else None
+        full = np.broadcast_to(projected + bias, (int(n_steps), h0.shape[0], bias.shape[0]))
+        results = numpy_forward(full, h0, c0, recurrent_kernel, mask, self.inner_activation)
         for storage, value in zip(output_storage, results):
             storage[0] = value
 
     def infer_shape(self, node, input_shapes):
-        time, batch, n_gates = input_shapes[0]
-        units = input_shapes[3][0]
-        return [(time, batch, units), (time, batch, units), (time, batch, n_gates)]
+        n_steps = node.inputs[5]
+        batch = input_shapes[2][0]
+        units = input_shapes[4][0]
+        return [(n_steps, batch, units), (n_steps, batch, units), (n_steps, batch, 4 * units)]
 
     def connection_pattern(self, node):
-        # The mask only selects; no gradient flows to it.
-        return [[True] * 3] * 4 + ([[False] * 3] if self.masked else [])
+        # n_steps counts and the mask only selects: no gradient flows to them.
+        return [[True] * 3] * 5 + [[False] * 3] * (2 if self.masked else 1)
 
     def L_op(self, inputs, outputs, output_grads):
         h_seq, c_seq, gates = outputs
         dh_seq, dc_seq, d_gates = output_grads
-        differentiable = inputs[:4]
+        differentiable = inputs[:5]
         if not isinstance(d_gates.type, DisconnectedType):
             return [grad_not_implemented(self, k, x, 'the gates output of LSTMForward '
                                          'is for its own gradient only')
-                    for k, x in enumerate(differentiable)] + self._mask_grad()
+                    for k, x in enumerate(differentiable)] + self._disconnected_grads()
         dh_seq = self._output_grad(dh_seq, h_seq)
         dc_seq = self._output_grad(dc_seq, c_seq)
-        projected, h0, c0, recurrent_kernel = differentiable
-        mask = inputs[4:]
-        grads = LSTMGrad(self.inner_activation, self.masked)(
+        projected, bias, h0, c0, recurrent_kernel = differentiable
+        mask = inputs[6:]
+        grads = LSTMGrad(self.inner_activation, self.masked, self.broadcast_time,
+                         self.broadcast_batch)(
             h0, c0, recurrent_kernel, h_seq, c_seq, gates, dh_seq, dc_seq, *mask)
         grads = [T.patternbroadcast(g, x.broadcastable) for g, x in zip(grads, differentiable)]
-        return grads + self._mask_grad()
+        return grads + self._disconnected_grads()
 
-    def _mask_grad(self):
-        return [DisconnectedType()()] if self.masked else []
+    def _disconnected_grads(self):
+        return [DisconnectedType()() for _ in range(2 if self.masked else 1)]
 
     @staticmethod
     def _output_grad(grad, output):
@@ -656,16 +861,17 @@ class LSTMForward(_FusedLSTMOp):
 
     def c_code(self, node, name, inputs, outputs, sub):
         settings = self._c_settings(node)
-        mask = inputs[4] if self.masked else 'NULL'
+        mask = inputs[6] if self.masked else 'NULL'
         return """
-        if (fused_lstm_forward<%(ctype)s>(%(kind)s, %(typenum)s, %(projected)s, %(h0)s,
-                                          %(c0)s, %(kernel)s, %(mask)s, &%(h_seq)s,
-                                          &%(c_seq)s, &%(gates)s) != 0) {
+        if (fused_lstm_forward<%(ctype)s>(%(kind)s, %(typenum)s, %(broadcast_time)s,
+                                          %(broadcast_batch)s, %(projected)s, %(bias)s,
+                                          %(h0)s, %(c0)s, %(kernel)s, %(n_steps)s, %(mask)s,
+                                          &%(h_seq)s, &%(c_seq)s, &%(gates)s) != 0) {
             %(fail)s
         }
-        """ % dict(settings, projected=inputs[0], h0=inputs[1], c0=inputs[2],
-                   kernel=inputs[3], mask=mask, h_seq=outputs[0], c_seq=outputs[1],
-                   gates=outputs[2], fail=sub['fail'])
+        """ % dict(settings, projected=inputs[0], bias=inputs[1], h0=inputs[2], c0=inputs[3],
+                   kernel=inputs[4], n_steps=inputs[5], mask=mask, h_seq=outputs[0],
+                   c_seq=outputs[1], gates=outputs[2], fail=sub['fail'])
 
 
 class LSTMGrad(_FusedLSTMOp):
@@ -675,17 +881,20 @@ class LSTMGrad(_FusedLSTMOp):
     gates; dh_seq, dc_seq (time, batch, u), the gradients reaching each
     step's h and c from outside the recurrence; with `masked=True` the mask.
 
-    Outputs: the gradients of projected, h0, c0 and recurrent_kernel:
+    Outputs: the gradients of projected (summed over its broadcast
+    dimensions), bias, h0, c0 and recurrent_kernel:
 
         dh_t = dh_seq_t + dz_{t+1} U^T        dc_t = dc_seq_t + dc_{t+1} f_{t+1}
         dc_t += dh_t o_t (1 - tanh(c_t)^2)
         dz_t = (dc_t g_t i'_t, dc_t c_{t-1} f'_t, dc_t i_t (1 - g_t^2),
                 dh_t tanh(c_t) o'_t)
-        dU = sum_t h_{t-1}^T dz_t
+        d bias = sum_t sum_b dz_t        dU = sum_t h_{t-1}^T dz_t
 
     where x' is the gate activation's derivative (hard_sigmoid: 0.2 where
     0 <= 0.2 z + 0.5 <= 1, else 0, as Theano's own gradient). A padded step
-    passes dh and dc through and gives its gates no gradient.
+    passes dh and dc through and gives its gates no gradient. The sums are
+    accumulated in double inside the Op (not by Theano Sums over the whole
+    (time, batch, 4u) gradient afterwards).
     """
 
     def make_node(self, h0, c0, recurrent_kernel, h_seq, c_seq, gates, dh_seq, dc_seq,
@@ -696,19 +905,29 @@ class LSTMGrad(_FusedLSTMOp):
             [h0, c0, recurrent_kernel, h_seq, c_seq, gates, dh_seq, dc_seq]) \
             + self._mask_input(mask)
         dtype = inputs[0].dtype
-        outputs = [self._sequence_type(dtype, 3)()] + \
+        outputs = [self._projected_type(dtype)(), self._sequence_type(dtype, 1)()] + \
                   [self._sequence_type(dtype, 2)() for _ in range(3)]
         return Apply(self, inputs, outputs)
 
     def perform(self, node, inputs, output_storage):
         mask = inputs[8] if self.masked else None
-        results = numpy_backward(*(list(inputs[:8]) + [mask, self.inner_activation]))
+        d_gates, dh0, dc0, d_kernel = numpy_backward(
+            *(list(inputs[:8]) + [mask, self.inner_activation]))
+        axes = tuple(axis for axis, flag in enumerate([self.broadcast_time,
+                                                        self.broadcast_batch]) if flag)
+        d_projected = d_gates.sum(axis=axes, keepdims=True, dtype='float64') if axes else d_gates
+        d_bias = d_gates.sum(axis=(0, 1), dtype='float64')
+        results = [d_projected.astype(d_gates.dtype), d_bias.astype(d_gates.dtype),
+                   dh0, dc0, d_kernel]
         for storage, value in zip(output_storage, results):
             storage[0] = value
 
     def infer_shape(self, node, input_shapes):
         h0, c0, kernel, _, _, gates = input_shapes[:6]
-        return [gates, h0, c0, kernel]
+        time, batch, n_gates = gates
+        projected = (1 if self.broadcast_time else time, 1 if self.broadcast_batch else batch,
+                     n_gates)
+        return [projected, (n_gates,), h0, c0, kernel]
 
     def L_op(self, inputs, outputs, output_grads):
         return [grad_not_implemented(self, k, x, 'the fused LSTM has no second derivative')
@@ -718,13 +937,15 @@ class LSTMGrad(_FusedLSTMOp):
         settings = self._c_settings(node)
         names = dict(zip(['h0', 'c0', 'kernel', 'h_seq', 'c_seq', 'gates', 'dh_seq', 'dc_seq'],
                          inputs[:8]))
-        names.update(zip(['d_projected', 'dh0', 'dc0', 'd_kernel'], outputs))
+        names.update(zip(['d_projected', 'd_bias', 'dh0', 'dc0', 'd_kernel'], outputs))
         names['mask'] = inputs[8] if self.masked else 'NULL'
         return """
-        if (fused_lstm_backward<%(ctype)s>(%(kind)s, %(typenum)s, %(h0)s, %(c0)s, %(kernel)s,
+        if (fused_lstm_backward<%(ctype)s>(%(kind)s, %(typenum)s, %(broadcast_time)s,
+                                           %(broadcast_batch)s, %(h0)s, %(c0)s, %(kernel)s,
                                            %(h_seq)s, %(c_seq)s, %(gates)s, %(dh_seq)s,
-                                           %(dc_seq)s, %(mask)s, &%(d_projected)s, &%(dh0)s,
-                                           &%(dc0)s, &%(d_kernel)s) != 0) {
+                                           %(dc_seq)s, %(mask)s, &%(d_projected)s,
+                                           &%(d_bias)s, &%(dh0)s, &%(dc0)s,
+                                           &%(d_kernel)s) != 0) {
             %(fail)s
         }
         """ % dict(settings, fail=sub['fail'], **names)

@@ -208,7 +208,8 @@ def _fused_encoder(cell, inputs, initial_states, mask, go_backwards):
     h0, c0 = initial_states
     # Time-major before the input GEMM, so that projected comes out
     # C-contiguous (time, batch, 4u) as the Op reads it.
-    projected = cell.project_inputs(inputs.dimshuffle(1, 0, 2))  # (time, batch, 4u)
+    # x W only: the Op adds the bias at every step and sums its gradient.
+    projected = T.dot(inputs.dimshuffle(1, 0, 2), cell.kernel)  # (time, batch, 4u)
     time_major_mask = None
     if mask is not None:
         time_major_mask = T.cast(mask, 'int8').dimshuffle(1, 0)  # (time, batch)
@@ -219,7 +220,7 @@ def _fused_encoder(cell, inputs, initial_states, mask, go_backwards):
             time_major_mask = time_major_mask[::-1]
     h_seq, c_seq = fused.lstm_sequence(
         projected, h0, c0, cell.recurrent_kernel, mask=time_major_mask,
-        inner_activation=fused.inner_activation_name(cell.inner_activation))
+        inner_activation=fused.inner_activation_name(cell.inner_activation), bias=cell.bias)
     outputs = h_seq.dimshuffle(1, 0, 2)                           # (batch, time, u)
     return outputs, [h_seq[-1], c_seq[-1]]
 
@@ -249,13 +250,17 @@ def _fused_feedback_decoder(cell, readout, first_input, initial_states, n_steps,
     else:
         feedback_kernel = cell.recurrent_kernel + T.dot(readout_weight, cell.kernel)  # (u, 4u)
         constant = T.dot(readout_bias, cell.kernel) + cell.bias  # (4u,)
+        n_gates = cell.n_gates * cell.units
         if context is not None:
-            constant = constant + context                         # (batch, 4u)
-        projected = T.alloc(constant, n_steps - 1, first_input.shape[0],
-                            cell.n_gates * cell.units)            # (n_steps-1, batch, 4u)
+            # The same context at every step: broadcast in time, not repeated.
+            projected = T.shape_padleft(context)                  # (1, batch, 4u)
+        else:
+            projected = T.patternbroadcast(
+                T.zeros((1, 1, n_gates), dtype=first_input.dtype), (True, True, False))
         rest_h, rest_c = fused.lstm_sequence(
             projected, h_1, c_1, feedback_kernel,
-            inner_activation=fused.inner_activation_name(cell.inner_activation))
+            inner_activation=fused.inner_activation_name(cell.inner_activation),
+            bias=constant, n_steps=n_steps - 1)                   # (n_steps-1, batch, u)
         h_seq = T.concatenate([T.shape_padleft(h_1), rest_h])     # (n_steps, batch, u)
         final_states = [rest_h[-1], rest_c[-1]]
     outputs = T.dot(h_seq, readout_weight) + readout_bias         # (n_steps, batch, dim)

@@ -235,6 +235,75 @@ def test_c_code_matches_numpy_perform():
         assert_allclose(c_result, numpy_result, rtol=1e-5, atol=1e-6)
 
 
+def _broadcast_case(rng, bt, bb, time=4, batch=3, units=2):
+    """Inputs of lstm_sequence with a bias and a projected input shared
+    over time (bt) and/or the batch (bb)."""
+    projected = rng.uniform(-1, 1, (1 if bt else time, 1 if bb else batch, 4 * units))
+    values = [projected, rng.uniform(-0.5, 0.5, 4 * units), rng.uniform(-1, 1, (batch, units)),
+              rng.uniform(-1, 1, (batch, units)), rng.uniform(-0.3, 0.3, (units, 4 * units))]
+    return time, values
+
+
+def test_c_code_with_bias_and_broadcast_projected_matches_numpy():
+    rng = np.random.RandomState(11)
+    for bt, bb in [(False, False), (True, False), (False, True), (True, True)]:
+        time, values = _broadcast_case(rng, bt, bb)
+        values = [v.astype('float32') for v in values]
+        projected = T.TensorType('float32', (bt, bb, False))('projected')
+        variables = [projected, T.vector('bias', 'float32'), T.matrix('h0', 'float32'),
+                     T.matrix('c0', 'float32'), T.matrix('kernel', 'float32')]
+        h_seq, c_seq = fused.lstm_sequence(variables[0], *variables[2:], bias=variables[1],
+                                           n_steps=time)
+        weights = rng.randn(time, 3, 2).astype('float32')
+        grads = T.grad(T.sum(h_seq * weights) + T.sum(c_seq[-1]), variables)
+        results = [theano.function(variables, [h_seq, c_seq] + grads,
+                                   mode=theano.compile.Mode(linker=linker))(*values)
+                   for linker in ('cvm', 'py')]
+        # The numpy perform expands projected + bias to every step and row.
+        expanded = np.broadcast_to(values[0] + values[1], (time, 3, 8))
+        reference = fused.numpy_forward(expanded, values[2], values[3], values[4], None,
+                                        'hard_sigmoid')
+        assert_allclose(results[0][0], reference[0], rtol=1e-5, atol=1e-6,
+                        err_msg='broadcast_time=%s broadcast_batch=%s' % (bt, bb))
+        assert results[0][2].shape == values[0].shape, (bt, bb)
+        for c_result, numpy_result in zip(*results):
+            assert_allclose(c_result, numpy_result, rtol=1e-5, atol=1e-6,
+                            err_msg='broadcast_time=%s broadcast_batch=%s' % (bt, bb))
+
+
+def test_op_gradient_with_bias_and_context_shared_over_time():
+    rng = np.random.RandomState(4)
+    with float64():
+        time, values = _broadcast_case(rng, True, False)
+
+        def sequence(projected, bias, h0, c0, recurrent_kernel):
+            projected = T.patternbroadcast(projected, (True, False, False))
+            h_seq, c_seq = fused.lstm_sequence(projected, h0, c0, recurrent_kernel,
+                                               bias=bias, n_steps=time)
+            return T.concatenate([h_seq, c_seq], axis=2)
+        theano.gradient.verify_grad(sequence, values, rng=rng)
+
+
+def test_float32_tanh_is_within_3e_7_of_numpy():
+    # With U = 0 and zero states, the gates output holds tanh(z_c) as the
+    # Op computes it in float32 (a vectorised rational approximation).
+    units = 4096
+    z_c = np.linspace(-12, 12, units).astype('float32')
+    projected = np.zeros((1, 1, 4 * units), dtype='float32')
+    projected[0, 0, 2 * units:3 * units] = z_c
+    zeros = np.zeros((1, units), dtype='float32')
+    op = fused.LSTMForward()
+    variables = [T.tensor3(dtype='float32'), T.vector(dtype='float32'),
+                 T.matrix(dtype='float32'), T.matrix(dtype='float32'), T.matrix(dtype='float32')]
+    gates = op(*(variables + [1]))[2]
+    got = theano.function(variables, gates)(
+        projected, np.zeros(4 * units, 'float32'), zeros, zeros,
+        np.zeros((units, 4 * units), 'float32'))[0, 0, 2 * units:3 * units]
+    assert np.abs(got - np.tanh(z_c.astype('float64'))).max() <= 3e-7
+    assert np.all(np.abs(got) <= 1) and got[0] == -1 and got[-1] == 1
+    assert_allclose(got[::-1], -got, rtol=0, atol=0)     # odd, like tanh
+
+
 # -- training, configuration, fallbacks -----------------------------------------------
 
 def test_fused_seq2seq_trains():
@@ -298,3 +367,38 @@ def test_unsupported_reason():
         def step(self, projected_t, states_tm1):
             return LSTMCell.step(self, projected_t, states_tm1)
     assert 'overrides' in fused.unsupported_reason(PeepholeCell(3))
+
+
+_WITHOUT_BLAS_SCRIPT = '''
+import numpy as np, theano, theano.tensor as T
+import seq2seq
+from seq2seq import fused
+assert theano.config.blas.ldflags == ''
+rng = np.random.RandomState(0)
+values = [rng.uniform(-1, 1, shape).astype('float32')
+          for shape in [(3, 2, 8), (8,), (2, 2), (2, 2), (2, 8)]]
+variables = [T.tensor3(dtype='float32'), T.vector(dtype='float32')] + \\
+    [T.matrix(dtype='float32') for _ in range(3)]
+h_seq, _ = fused.lstm_sequence(variables[0], *variables[2:], bias=variables[1])
+outputs = [h_seq] + T.grad(h_seq.sum(), variables)
+got = [theano.function(variables, outputs, mode=theano.compile.Mode(linker=linker))(*values)
+       for linker in ('cvm', 'py')]
+for c_result, numpy_result in zip(*got):
+    np.testing.assert_allclose(c_result, numpy_result, rtol=1e-5, atol=1e-6)
+print('ok')
+'''
+
+
+def test_fused_op_works_when_theano_has_no_blas_library():
+    # With blas.ldflags empty Theano supplies NumPy-based [sd]gemm_; the Op
+    # must link against those (a const-pointer call once missed them).
+    import os
+    import subprocess
+    import sys
+    env = dict(os.environ, THEANO_FLAGS='blas.ldflags=,base_compiledir=%s'
+               % theano.config.base_compiledir)
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..')
+    process = subprocess.run([sys.executable, '-c', _WITHOUT_BLAS_SCRIPT], env=env, cwd=root,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             universal_newlines=True, timeout=900)
+    assert process.returncode == 0 and process.stdout.strip() == 'ok', process.stderr[-3000:]
