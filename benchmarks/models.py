@@ -51,6 +51,8 @@ QUICK_SIZES = {
 ARRANGEMENTS = {
     'seq2seq_scan': 'Embedding -> Seq2seq(output_dim=hidden) -> TimeDistributed(Dense(vocab, softmax)); scan loops',
     'seq2seq_fused': 'as seq2seq_scan, implementation="fused"',
+    'attention': 'Embedding -> AttentionSeq2Seq(output_dim=hidden, bidirectional encoder) -> '
+                 'TimeDistributed(Dense(vocab, softmax)); implementation "auto"',
     'keras_repeat': 'Embedding -> LSTM -> RepeatVector -> LSTM(return_sequences) -> TimeDistributed(Dense(vocab, softmax)); decoder from zeros',
     'keras_state': 'as keras_repeat, decoder LSTM(initial_state=encoder [h, c]) (functional API)',
     'torch_lstm': 'nn.Embedding -> nn.LSTM -> nn.LSTM fed the context every step, from the encoder state -> nn.Linear',
@@ -129,6 +131,23 @@ def build_seq2seq(size, implementation=None):
     ])
 
 
+def build_attention(size):
+    """Embedding -> seq2seq.models.AttentionSeq2Seq -> TimeDistributed(Dense(
+    vocab, softmax)): a bidirectional encoder (hidden / 2 per direction) and
+    an attentive decoder of width `hidden`, the layers' default
+    implementation."""
+    from keras.layers import Dense, Embedding, Input, TimeDistributed
+    from keras.models import Model
+    from seq2seq.models import AttentionSeq2Seq
+    tokens = Input(shape=(size.input_length,), dtype='int32')
+    sequence = Embedding(size.vocab, size.embed)(tokens)
+    attention = AttentionSeq2Seq(output_dim=size.hidden, output_length=size.output_length,
+                                 hidden_dim=size.hidden, input_dim=size.embed,
+                                 input_length=size.input_length, depth=size.depth)
+    probabilities = TimeDistributed(Dense(size.vocab, activation='softmax'))(attention(sequence))
+    return Model(tokens, probabilities)
+
+
 # -- Theano: Keras 2.3.1's own LSTM ---------------------------------------------------
 
 def _keras_lstm(units, **kwargs):
@@ -167,6 +186,8 @@ def build_theano_model(row, size):
         if seq2seq_implementations() == [None]:
             implementation = None      # the layers have only their scan loops
         return build_seq2seq(size, implementation)
+    if row == 'attention':
+        return build_attention(size)
     if row == 'keras_repeat':
         return build_keras(size, decoder_from_encoder_state=False)
     if row == 'keras_state':

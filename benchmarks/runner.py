@@ -37,7 +37,7 @@ SCRATCH = os.path.join(BENCH_DIR, '.scratch')
 TORCH_PYTHON = os.path.join(BENCH_DIR, '.venv-torch', 'bin', 'python')
 CHILD_LOG = os.path.join(SCRATCH, 'children.jsonl')   # every child's result, appended
 
-THEANO_ROWS = ('seq2seq_scan', 'seq2seq_fused', 'keras_repeat', 'keras_state')
+THEANO_ROWS = ('seq2seq_scan', 'seq2seq_fused', 'attention', 'keras_repeat', 'keras_state')
 TORCH_ROWS = ('torch_lstm', 'torch_cell')
 DECODE_ROWS = ('decode_greedy', 'decode_beam5')
 ALL_ROWS = THEANO_ROWS + TORCH_ROWS + DECODE_ROWS
@@ -213,8 +213,13 @@ def run_theano_row(row, size_name, options):
     finally:
         if options.compiledir is None:
             shutil.rmtree(compiledir, ignore_errors=True)
-    result['compile_warm_s'] = result.pop('compile_s')
-    result['compile_cold_s'] = cold['compile_s'] if cold else None
+    compile_s = result.pop('compile_s')
+    if cold is None and options.compiledir is None:
+        # --no-cold on a fresh dir: the training child's compile was the cold one.
+        result['compile_cold_s'], result['compile_warm_s'] = compile_s, None
+    else:
+        result['compile_warm_s'] = compile_s
+        result['compile_cold_s'] = cold['compile_s'] if cold else None
     result['peak_rss_cold_mib'] = cold['peak_rss_mib'] if cold else None
     return result
 

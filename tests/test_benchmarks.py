@@ -13,7 +13,8 @@ import unittest
 from benchmarks import report, runner
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-THEANO_TRAIN_ROWS = ['seq2seq_scan', 'seq2seq_fused', 'keras_repeat', 'keras_state']
+THEANO_TRAIN_ROWS = ['seq2seq_scan', 'seq2seq_fused', 'attention', 'keras_repeat',
+                     'keras_state']
 ROWS = THEANO_TRAIN_ROWS + ['decode_greedy']
 # No C compilation and little graph optimisation: seconds per row, not minutes.
 FAST_THEANO = 'cxx=,optimizer=fast_compile'
@@ -76,8 +77,10 @@ class QuickTheanoRowsTest(unittest.TestCase):
                 continue
             self.assertGreater(result['samples_per_s'], 0)
             self.assertEqual(len(result['epoch_s']), 1)
-            self.assertGreaterEqual(result['compile_warm_s'], 0)
-            self.assertIsNone(result['compile_cold_s'])      # --no-cold
+            # --no-cold and a fresh compile dir per row: the one compile,
+            # in the training child, is reported as the cold one.
+            self.assertGreater(result['compile_cold_s'], 0)
+            self.assertIsNone(result['compile_warm_s'])
 
     def test_machine_description(self):
         versions = self.results['capabilities']['versions']
