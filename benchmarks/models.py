@@ -57,6 +57,9 @@ ARRANGEMENTS = {
     'keras_state': 'as keras_repeat, decoder LSTM(initial_state=encoder [h, c]) (functional API)',
     'torch_lstm': 'nn.Embedding -> nn.LSTM -> nn.LSTM fed the context every step, from the encoder state -> nn.Linear',
     'torch_cell': 'nn.Embedding -> nn.LSTM -> nn.LSTMCell loop feeding back a Linear readout of h -> nn.Linear',
+    'seq2seq_fused_xent': 'as seq2seq_fused, trained with loss=seq2seq.losses.sparse_softmax_crossentropy '
+                          '(fused softmax cross-entropy) instead of Keras\' sparse_categorical_crossentropy',
+    'keras_state_xent': 'as keras_state, with loss=seq2seq.losses.sparse_softmax_crossentropy',
     'decode_greedy': 'the seq2seq_scan model (untrained): compiled encoder + single-step Theano '
                      'functions, seq2seq.decoding.greedy_search, eos_id=None (every sequence '
                      'runs output_length steps); the step feeds back the continuous output, '
@@ -65,6 +68,16 @@ ARRANGEMENTS = {
 }
 
 SEQ2SEQ_IMPLEMENTATIONS = ('scan', 'fused')
+
+# Rows named `<row>_xent` are `<row>` trained with seq2seq's fused loss.
+XENT_SUFFIX = '_xent'
+
+
+def split_loss(row):
+    """(the row's model, whether it trains with seq2seq's fused loss)."""
+    if row.endswith(XENT_SUFFIX):
+        return row[:-len(XENT_SUFFIX)], True
+    return row, False
 
 
 def encoder_widths(size):
@@ -181,6 +194,7 @@ def build_keras(size, decoder_from_encoder_state):
 
 def build_theano_model(row, size):
     """The Keras model of a Theano row, not yet compiled."""
+    row = split_loss(row)[0]
     if row.startswith('seq2seq_'):
         implementation = row[len('seq2seq_'):]
         if seq2seq_implementations() == [None]:
@@ -195,9 +209,13 @@ def build_theano_model(row, size):
     raise ValueError('not a Theano row: %r' % (row,))
 
 
-def compile_keras_model(model):
-    """Adam and softmax cross-entropy on integer targets (no metrics)."""
-    model.compile(optimizer='adam', loss='sparse_categorical_crossentropy')
+def compile_keras_model(model, row=''):
+    """Adam and softmax cross-entropy on integer targets (no metrics): Keras'
+    own loss, or seq2seq's fused one for `*_xent` rows."""
+    loss = 'sparse_categorical_crossentropy'
+    if split_loss(row)[1]:
+        from seq2seq.losses import sparse_softmax_crossentropy as loss
+    model.compile(optimizer='adam', loss=loss)
     return model
 
 

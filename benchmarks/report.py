@@ -2,7 +2,8 @@
 
 Ratios compare our `Seq2seq` rows with the structurally closest row of each
 other framework at the same size: `keras_state` (Keras' LSTMs, decoder started
-from the encoder state) and `torch_cell` (PyTorch, LSTMCell loop feeding back
+from the encoder state; `keras_state_xent` for a `*_xent` row, so that both
+sides use the same loss) and `torch_cell` (PyTorch, LSTMCell loop feeding back
 its output, as `Seq2seq` does). Above 1 means ours is faster.
 """
 import json
@@ -10,7 +11,7 @@ import os
 import platform
 import time
 
-from benchmarks.models import ARRANGEMENTS
+from benchmarks.models import ARRANGEMENTS, XENT_SUFFIX
 
 KERAS_REFERENCE = 'keras_state'
 TORCH_REFERENCE = 'torch_cell'
@@ -47,7 +48,10 @@ def _ratio(result, reference):
 
 def train_line(result, results):
     """One table line for a training row that ran."""
-    keras = _ok_row(results, result['size'], KERAS_REFERENCE)
+    keras_reference = KERAS_REFERENCE
+    if result['row'].endswith(XENT_SUFFIX):
+        keras_reference += XENT_SUFFIX     # the same loss on both sides
+    keras = _ok_row(results, result['size'], keras_reference)
     torch = _ok_row(results, result['size'], TORCH_REFERENCE)
     return (result['size'], result['row'], _number(result['samples_per_s']),
             _ratio(result, keras), _ratio(result, torch),
@@ -171,11 +175,13 @@ def render(results, sizes_note):
         activity_note(results),
         '## Sizes\n\n' + sizes_note,
         '## Training\n\nSamples/s: whole epochs after a warm-up batch. Ratios: our '
-        'row\'s samples/s over `%s` (Keras) and `%s` (PyTorch) at the same size; '
+        'row\'s samples/s over `%s` (Keras; `%s%s` for a `*%s` row, the same loss on '
+        'both sides) and `%s` (PyTorch, whose CrossEntropyLoss is fused) at the same size; '
         'above 1 means ours is faster. Compile: the Theano training function, cold = empty '
         'compile dir, warm = the same dir in a new process. Peak RSS: `ru_maxrss` of the '
         'process that trained the row. Load: 1-minute load average when the row ended '
-        '(2 = both cores busy).' % (KERAS_REFERENCE, TORCH_REFERENCE),
+        '(2 = both cores busy).' % (KERAS_REFERENCE, KERAS_REFERENCE, XENT_SUFFIX,
+                                    XENT_SUFFIX, TORCH_REFERENCE),
         tables(results),
         '## Rows\n\n' + arrangements(results),
     ]).replace('\n\n\n\n', '\n\n') + '\n'

@@ -37,7 +37,8 @@ SCRATCH = os.path.join(BENCH_DIR, '.scratch')
 TORCH_PYTHON = os.path.join(BENCH_DIR, '.venv-torch', 'bin', 'python')
 CHILD_LOG = os.path.join(SCRATCH, 'children.jsonl')   # every child's result, appended
 
-THEANO_ROWS = ('seq2seq_scan', 'seq2seq_fused', 'attention', 'keras_repeat', 'keras_state')
+THEANO_ROWS = ('seq2seq_scan', 'seq2seq_fused', 'attention', 'keras_repeat', 'keras_state',
+               'seq2seq_fused_xent', 'keras_state_xent')
 TORCH_ROWS = ('torch_lstm', 'torch_cell')
 DECODE_ROWS = ('decode_greedy', 'decode_beam5')
 ALL_ROWS = THEANO_ROWS + TORCH_ROWS + DECODE_ROWS
@@ -232,7 +233,9 @@ def run_torch_row(row, size_name, options):
 def unavailable_reason(row, capabilities):
     """Why `row` cannot run on this checkout, or None."""
     implementations = capabilities['implementations']
-    if row == 'seq2seq_fused' and 'fused' not in implementations:
+    if models.split_loss(row)[1] and not capabilities.get('fused_loss'):
+        return 'seq2seq.losses.sparse_softmax_crossentropy is not present'
+    if models.split_loss(row)[0] == 'seq2seq_fused' and 'fused' not in implementations:
         return ('the layers have no implementation argument' if implementations == [None]
                 else 'implementation="fused" is not available')
     if row in DECODE_ROWS and not capabilities['decoding']:
@@ -366,14 +369,19 @@ def child_probe(args):
         has_decoding = all(hasattr(decoding, f) for f in ('greedy_search', 'beam_search'))
     except ImportError:
         has_decoding = False
+    try:
+        has_fused_loss = hasattr(importlib.import_module('seq2seq.losses'),
+                                 'sparse_softmax_crossentropy')
+    except ImportError:
+        has_fused_loss = False
     return {'implementations': models.seq2seq_implementations(), 'decoding': has_decoding,
-            'versions': versions_theano()}
+            'fused_loss': has_fused_loss, 'versions': versions_theano()}
 
 
 def child_theano(args, size):
     """Compile the training function; with phase 'train', train too."""
     import seq2seq  # noqa: F401  (configures Theano before Keras loads)
-    model = models.compile_keras_model(models.build_theano_model(args.row, size))
+    model = models.compile_keras_model(models.build_theano_model(args.row, size), args.row)
     start = time.perf_counter()
     model._make_train_function()    # what Keras' first fit() would compile
     result = {'compile_s': time.perf_counter() - start}

@@ -9,7 +9,7 @@ from . import backend as _backend
 
 _backend.setup()
 
-from . import decoding  # noqa: E402
+from . import decoding, losses  # noqa: E402
 from .cells import GRUCell, LSTMCell  # noqa: E402
 from .decoding import Hypothesis, beam_search, greedy_search  # noqa: E402
 from .decoders import AttentionDecoder, RecurrentDecoder  # noqa: E402
@@ -35,6 +35,9 @@ def _register_custom_objects():
                                  and issubclass(globals()[name], Layer)})
     # Model subclasses are deserialized by class name too.
     get_custom_objects()['Seq2SeqModel'] = Seq2SeqModel
+    # A model compiled with one of our losses saves the loss by name.
+    for loss in (losses.sparse_softmax_crossentropy, losses.softmax_cross_entropy):
+        get_custom_objects()[loss.__name__] = loss
 
 
 _register_custom_objects()

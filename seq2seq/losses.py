@@ -1,7 +1,19 @@
-"""Losses for decoders that output logits (a linear readout)."""
+"""Losses for sequence outputs.
+
+`softmax_cross_entropy` is for decoders that output logits (a linear
+readout); `sparse_softmax_crossentropy` is for the usual
+`TimeDistributed(Dense(vocab, activation='softmax'))` output trained on
+integer targets, and is what `loss='sparse_categorical_crossentropy'` computes,
+in fused Ops instead of Keras' one-hot, renormalise, clip and log graph.
+"""
 from __future__ import absolute_import
 
+import theano
 import theano.tensor as T
+from theano.tensor.nnet import nnet as _nnet
+from theano.tensor.opt import Assert
+
+from . import fused_softmax
 
 
 def softmax_cross_entropy(y_true, logits):
@@ -14,3 +26,101 @@ def softmax_cross_entropy(y_true, logits):
     shifted = logits - logits.max(axis=-1, keepdims=True)      # no overflow in exp
     log_probs = shifted - T.log(T.exp(shifted).sum(axis=-1, keepdims=True))
     return -(y_true * log_probs).sum(axis=-1)
+
+
+def sparse_softmax_crossentropy(y_true, y_pred):
+    """Cross-entropy of integer targets against probabilities, per position:
+    `-log(y_pred[..., y_true])`, shape `y_pred.shape[:-1]`.
+
+    A drop-in for Keras' `loss='sparse_categorical_crossentropy'` (same
+    targets: integers of shape `y_pred.shape[:-1] + (1,)`, or without the
+    trailing 1; same per-position output, so masks and sample weights apply
+    as before):
+
+        model.compile(optimizer='adam',
+                      loss=seq2seq.losses.sparse_softmax_crossentropy)
+
+    When `y_pred` is a softmax over its last axis (`Dense(..., activation=
+    'softmax')`, directly or inside `TimeDistributed`), the loss is computed
+    from the softmax's input by the fused Ops of `seq2seq.fused_softmax`: no
+    one-hot matrix, no second pass to renormalise, a vectorised `exp`, and
+    the gradient with respect to the logits, `softmax - one_hot`, in one
+    loop that also sums the bias gradient. Keras clips probabilities
+    to [1e-7, 1 - 1e-7], which caps the loss at 16.1 and zeroes the gradient
+    of a confidently wrong prediction; this path is exact there.
+
+    Any other `y_pred` (a softmax built from `exp` and `sum`, a scan's output)
+    gets Keras' own value, `-log(clip(p / sum(y_pred[...]), 1e-7, 1 - 1e-7))`,
+    read with an index rather than a one-hot product.
+
+    # Arguments
+        y_true: integer class indices (any numeric dtype), shape
+            `y_pred.shape[:-1]` or `y_pred.shape[:-1] + (1,)`.
+        y_pred: probabilities over the last axis, 2 or more dimensions.
+    """
+    if y_pred.ndim < 2:
+        raise ValueError('sparse_softmax_crossentropy: y_pred must have a class '
+                         'axis (2 or more dimensions), got %d' % y_pred.ndim)
+    if y_true.ndim not in (y_pred.ndim - 1, y_pred.ndim):
+        raise ValueError('sparse_softmax_crossentropy: y_true must have %d or %d '
+                         'dimensions (y_pred has %d), got %d'
+                         % (y_pred.ndim - 1, y_pred.ndim, y_pred.ndim, y_true.ndim))
+    classes = y_pred.shape[-1]
+    targets = T.cast(T.flatten(y_true), 'int32')                    # (positions,)
+    per_position = y_pred.shape[:-1]
+    logits_and_bias = _softmax_input(y_pred)
+    if logits_and_bias is not None:
+        logits, bias = logits_and_bias                              # (positions, classes), (classes,)
+        # The rows of the softmax are the rows of y_pred only when the reshapes
+        # in between keep the class axis; they do in TimeDistributed and Dense.
+        logits = Assert('sparse_softmax_crossentropy: the softmax and '
+                              'y_pred have different class axes')(
+            logits, T.eq(logits.shape[1], classes))
+        if logits.dtype in fused_softmax.DTYPES and bias.dtype == logits.dtype:
+            nll = fused_softmax.softmax_crossentropy(logits, bias, targets)
+        else:
+            nll = _nnet.crossentropy_softmax_1hot_with_bias(logits, bias, targets)[0]
+        return T.reshape(nll, per_position, ndim=y_pred.ndim - 1)
+    probabilities = T.reshape(y_pred, (-1, classes))                # (positions, classes)
+    rows = T.arange(probabilities.shape[0])
+    picked = probabilities[rows, targets] / probabilities.sum(axis=-1)
+    epsilon = _keras_epsilon()
+    nll = -T.log(T.clip(picked, epsilon, 1.0 - epsilon))
+    return T.reshape(nll, per_position, ndim=y_pred.ndim - 1)
+
+
+def _softmax_input(probabilities):
+    """(logits, bias) when `probabilities` is `softmax(logits + bias)` over the
+    rows of a matrix, possibly reshaped afterwards (TimeDistributed); else None.
+    A plain softmax gets a zero bias."""
+    variable = probabilities
+    while variable.owner is not None and isinstance(variable.owner.op, T.Reshape):
+        variable = variable.owner.inputs[0]
+    node = variable.owner
+    if node is None or variable.ndim != 2:
+        return None
+    if isinstance(node.op, _nnet.SoftmaxWithBias):
+        return node.inputs[0], node.inputs[1]
+    if isinstance(node.op, _nnet.Softmax):
+        return _split_row_bias(node.inputs[0])
+    return None
+
+
+def _split_row_bias(logits):
+    """(x, b) when `logits` is `x + b` with b a vector added to every row
+    (Dense's bias_add), so the fused Op adds it; else (logits, zeros)."""
+    node = logits.owner
+    if (node is not None and isinstance(node.op, T.Elemwise)
+            and isinstance(node.op.scalar_op, theano.scalar.Add) and len(node.inputs) == 2):
+        for row_input, other in (node.inputs, node.inputs[::-1]):
+            source = row_input.owner
+            if (source is not None and isinstance(source.op, T.DimShuffle)
+                    and source.op.new_order == ('x', 0) and other.ndim == 2
+                    and not other.broadcastable[0] and not other.broadcastable[1]):
+                return other, source.inputs[0]
+    return logits, T.zeros_like(logits[0])
+
+
+def _keras_epsilon():
+    from keras import backend as K
+    return K.epsilon()

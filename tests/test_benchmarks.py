@@ -14,7 +14,7 @@ from benchmarks import report, runner
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 THEANO_TRAIN_ROWS = ['seq2seq_scan', 'seq2seq_fused', 'attention', 'keras_repeat',
-                     'keras_state']
+                     'keras_state', 'seq2seq_fused_xent', 'keras_state_xent']
 ROWS = THEANO_TRAIN_ROWS + ['decode_greedy']
 # No C compilation and little graph optimisation: seconds per row, not minutes.
 FAST_THEANO = 'cxx=,optimizer=fast_compile'
@@ -61,7 +61,8 @@ class QuickTheanoRowsTest(unittest.TestCase):
             self.assertIn(result['status'], ('ok', 'unavailable'), result)
             self.assertEqual(result['size'], 'small-quick')
         statuses = {r['row']: r['status'] for r in self.results['rows']}
-        for row in ('seq2seq_scan', 'keras_repeat', 'keras_state', 'decode_greedy'):
+        for row in ('seq2seq_scan', 'keras_repeat', 'keras_state', 'keras_state_xent',
+                    'decode_greedy'):
             self.assertEqual(statuses[row], 'ok', self.results['rows'])
 
     def test_measurements(self):
@@ -130,6 +131,18 @@ class ReportTest(unittest.TestCase):
         self.assertIn('1.50', line)     # ours / Keras
         self.assertIn('0.50', line)     # ours / PyTorch
         self.assertIn('seq2seq_fused: unavailable', text)
+
+    def test_fused_loss_row_compared_with_the_same_loss(self):
+        """A `*_xent` row's Keras ratio is taken against keras_state_xent."""
+        def row(name, speed):
+            return {'row': name, 'size': 'small', 'status': 'ok', 'samples_per_s': speed,
+                    'compile_cold_s': None, 'compile_warm_s': 1.0, 'peak_rss_mib': 100.0,
+                    'params': 10, 'load': 1.0}
+        results = {'rows': [row('seq2seq_fused_xent', 600.0), row('keras_state', 100.0),
+                            row('keras_state_xent', 200.0), row('torch_cell', 400.0)]}
+        line = [l for l in report.tables(results).splitlines() if 'seq2seq_fused_xent' in l][0]
+        self.assertIn('| 3.00 ', line)   # 600 / keras_state_xent's 200, not / 100
+        self.assertIn('| 1.50 ', line)   # ours / PyTorch
 
     def test_parse_rows(self):
         self.assertEqual(runner.parse_rows(['keras_state,seq2seq_scan']),

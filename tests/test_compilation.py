@@ -147,10 +147,11 @@ def test_notice_comes_at_the_first_compile_not_at_import():
     assert base in notices[0]
 
 
-def _cxxflags(theano_flags):
+def _config_value(theano_flags, name='gcc.cxxflags'):
+    """theano.config.<name> in a new process importing seq2seq with THEANO_FLAGS."""
     env = dict(os.environ, THEANO_FLAGS=theano_flags)
     process = subprocess.run(
-        [sys.executable, '-c', 'import seq2seq, theano; print(theano.config.gcc.cxxflags)'],
+        [sys.executable, '-c', 'import seq2seq, theano; print(theano.config.%s)' % name],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         universal_newlines=True, timeout=300)
     assert process.returncode == 0, process.stderr
@@ -160,5 +161,13 @@ def _cxxflags(theano_flags):
 def test_modules_are_compiled_without_debug_info_unless_the_user_says_otherwise():
     base = os.environ.get('THEANO_FLAGS', '')
     if 'gcc.cxxflags' not in backend.user_theano_flags():
-        assert _cxxflags(base) == '-g0'
-    assert _cxxflags(','.join(f for f in [base, 'gcc.cxxflags=-O2'] if f)) == '-O2'
+        assert _config_value(base) == '-g0'
+    assert _config_value(','.join(f for f in [base, 'gcc.cxxflags=-O2'] if f)) == '-O2'
+
+
+def test_intermediate_arrays_kept_between_calls_unless_the_user_says_otherwise():
+    """allow_gc=False by default (faster training steps); the user's wins."""
+    base = os.environ.get('THEANO_FLAGS', '')
+    if 'allow_gc' not in backend.user_theano_flags():
+        assert _config_value(base, 'allow_gc') == 'False'
+    assert _config_value(','.join(f for f in [base, 'allow_gc=True'] if f), 'allow_gc') == 'True'

@@ -1,0 +1,287 @@
+"""seq2seq.losses.sparse_softmax_crossentropy and its fused Ops
+(seq2seq.fused_softmax), against plain numpy and against Keras' own
+sparse_categorical_crossentropy; and the Dot22Scalar fix (seq2seq.graph_fixes).
+"""
+import numpy as np
+import theano
+import theano.tensor as T
+from keras import backend as K
+from keras.layers import Activation, Dense, Embedding, Input, TimeDistributed
+from keras.models import Model, Sequential
+from numpy.testing import assert_allclose
+
+from seq2seq import Seq2seq
+from seq2seq import fused_softmax
+from seq2seq.losses import sparse_softmax_crossentropy
+from tests.helpers import assert_raises_with, float64
+
+
+def _numpy_nll(logits, bias, targets):
+    """-log softmax(logits + bias)[target], row by row, in float64."""
+    z = logits.astype('float64') + bias
+    z = z - z.max(axis=1, keepdims=True)
+    log_probs = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    return -log_probs[np.arange(len(targets)), targets]
+
+
+def _problem(positions=13, classes=37, dtype='float32', scale=4.0, seed=0):
+    rng = np.random.RandomState(seed)
+    return ((rng.randn(positions, classes) * scale).astype(dtype),
+            rng.randn(classes).astype(dtype),
+            rng.randint(0, classes, positions).astype('int32'),
+            rng.randn(positions).astype(dtype))
+
+
+def _op_function(dtype, linker='cvm'):
+    """nll, probabilities, d logits and d bias of sum(nll * weights)."""
+    logits, bias = T.matrix(dtype=dtype), T.vector(dtype=dtype)
+    targets, weights = T.ivector(), T.vector(dtype=dtype)
+    nll, probabilities = fused_softmax.SoftmaxCrossEntropy()(logits, bias, targets)
+    dlogits, dbias = theano.grad((nll * weights).sum(), [logits, bias])
+    return theano.function([logits, bias, targets, weights],
+                           [nll, probabilities, dlogits, dbias],
+                           mode=theano.compile.Mode(linker=linker))
+
+
+def _reference(logits, bias, targets, weights):
+    nll = _numpy_nll(logits, bias, targets)
+    z = logits.astype('float64') + bias
+    probabilities = np.exp(z - z.max(axis=1, keepdims=True))
+    probabilities /= probabilities.sum(axis=1, keepdims=True)
+    dlogits = probabilities * weights[:, None]
+    dlogits[np.arange(len(targets)), targets] -= weights
+    return nll, probabilities, dlogits, dlogits.sum(axis=0)
+
+
+def test_fused_op_matches_numpy():
+    """C code and numpy perform, float32 and float64, against the reference:
+    the loss, the probabilities and both gradients."""
+    for dtype, tol in (('float32', 2e-6), ('float64', 1e-12)):
+        values = _problem(dtype=dtype)
+        expected = _reference(*values)
+        for linker in ('cvm', 'py'):
+            got = _op_function(dtype, linker)(*values)
+            for name, g, e in zip(('nll', 'probabilities', 'dlogits', 'dbias'), got, expected):
+                assert g.dtype == dtype, (name, g.dtype)
+                assert_allclose(g, e, rtol=tol, atol=tol, err_msg='%s %s %s' % (dtype, linker, name))
+
+
+def test_fused_op_vocabulary_sized_rows():
+    """Rows as wide as a vocabulary (not a multiple of 8, so the vector loops'
+    remainders run), large logits, and a target that is the row's maximum."""
+    logits, bias, targets, weights = _problem(positions=6, classes=1003, scale=30.0, seed=3)
+    targets[0] = int(np.argmax(logits[0] + bias))
+    got = _op_function('float32')(logits, bias, targets, weights)
+    expected = _reference(logits, bias, targets, weights)
+    assert_allclose(got[0], expected[0], rtol=1e-6, atol=2e-5)
+    for g, e in zip(got[1:], expected[1:]):
+        assert_allclose(g, e, rtol=1e-5, atol=1e-6)
+
+
+def test_float32_exp_accuracy():
+    """The vectorised float32 exp: every probability of a row holding
+    -80..0 within 2e-7 relative (down to 1e-35; closer to -87.3, where exp
+    is clamped, float32 probabilities become subnormal numbers and lose
+    digits whatever the exp)."""
+    shifted = np.linspace(-80.0, 0.0, 4001).astype('float32')[None, :]
+    bias = np.zeros(shifted.shape[1], 'float32')
+    _, probabilities = theano.function([], fused_softmax.SoftmaxCrossEntropy()(
+        shifted, bias, np.zeros(1, 'int32')))()
+    exact = np.exp(shifted.astype('float64'))
+    exact /= exact.sum()
+    relative = np.abs(probabilities - exact) / exact
+    assert relative.max() < 2e-7, relative.max()
+
+
+def test_fused_op_verify_grad():
+    """Numeric gradient check of the loss with respect to logits and bias."""
+    logits, bias, targets, weights = _problem(positions=4, classes=5, dtype='float64', scale=1.0)
+
+    def weighted_nll(z, b):
+        return fused_softmax.SoftmaxCrossEntropy()(z, b, targets)[0] * weights
+
+    theano.gradient.verify_grad(weighted_nll, [logits, bias], rng=np.random.RandomState(1),
+                                abs_tol=1e-7, rel_tol=1e-7)
+
+
+def test_fused_op_gradient_through_probabilities():
+    """When the probabilities output is used too, its gradient adds softmax's."""
+    logits, bias, targets, _ = _problem(positions=3, classes=4, dtype='float64', scale=1.0)
+
+    def both_outputs(z, b):
+        nll, probabilities = fused_softmax.SoftmaxCrossEntropy()(z, b, targets)
+        return nll.sum() + (probabilities * np.arange(4.0)).sum()
+
+    theano.gradient.verify_grad(both_outputs, [logits, bias], rng=np.random.RandomState(2),
+                                abs_tol=1e-7, rel_tol=1e-7)
+
+
+def test_target_out_of_range_is_a_value_error():
+    logits, bias, targets, weights = _problem(positions=3, classes=4)
+    targets[1] = 4
+    for linker in ('cvm', 'py'):
+        f = _op_function('float32', linker)
+        assert_raises_with(ValueError, lambda: f(logits, bias, targets, weights),
+                           'target 4 at position 1', '[0, 4)')
+
+
+def test_op_input_types_are_checked():
+    assert_raises_with(TypeError, lambda: fused_softmax.SoftmaxCrossEntropy()(
+        T.tensor3(), T.vector(), T.ivector()), 'logits', '2-d')
+    assert_raises_with(TypeError, lambda: fused_softmax.SoftmaxCrossEntropy()(
+        T.matrix(), T.vector(), T.vector()), 'targets', 'integer')
+
+
+# -- the loss, in Keras models -------------------------------------------------------------
+
+def _time_distributed_softmax(steps=5, features=6, classes=7):
+    sequence = Input(shape=(steps, features))
+    probabilities = TimeDistributed(Dense(classes, activation='softmax'))(sequence)
+    return Model(sequence, probabilities)
+
+
+def _loss_values(model, targets, loss):
+    """(per-position loss values, d loss / d each weight) of `loss` on the model's output."""
+    y_true = K.placeholder(ndim=targets.ndim)
+    values = loss(y_true, model.output)
+    grads = K.gradients(K.sum(values), model.trainable_weights)
+    return K.function([model.input, y_true], [values] + grads)
+
+
+def test_equals_keras_sparse_categorical_crossentropy():
+    """Same values and same weight gradients as Keras' loss (probabilities
+    away from its 1e-7 clip), targets with and without the trailing 1; and
+    the training graph holds the fused Ops, not a one-hot matrix."""
+    model = _time_distributed_softmax()
+    rng = np.random.RandomState(0)
+    x = rng.randn(4, 5, 6).astype(K.floatx())
+    targets = rng.randint(0, 7, (4, 5, 1)).astype(K.floatx())
+    expected = _loss_values(model, targets, K.sparse_categorical_crossentropy)([x, targets])
+    for y in (targets, targets[..., 0]):
+        got = _loss_values(model, y, sparse_softmax_crossentropy)([x, y])
+        assert got[0].shape == (4, 5)
+        for g, e in zip(got, expected):
+            assert_allclose(g, e, rtol=1e-5, atol=1e-6)
+    model.compile(optimizer='sgd', loss=sparse_softmax_crossentropy)
+    model._make_train_function()
+    ops = [type(node.op).__name__ for node in
+           model.train_function.function.maker.fgraph.toposort()]
+    assert 'SoftmaxCrossEntropy' in ops and 'SoftmaxCrossEntropyGrad' in ops, ops
+    assert 'AdvancedIncSubtensor' not in ops, ops      # Keras' one-hot matrix
+
+
+def test_not_clipped_where_keras_is():
+    """A confidently wrong prediction: Keras' clip caps the loss at
+    -log(1e-7) = 16.1; this loss is the exact -log softmax."""
+    model = _time_distributed_softmax(steps=1, features=1, classes=2)
+    model.set_weights([np.array([[40.0, -40.0]], K.floatx()), np.zeros(2, K.floatx())])
+    x = np.ones((1, 1, 1), K.floatx())
+    targets = np.ones((1, 1, 1), K.floatx())     # class 1, whose probability is e^-80
+    ours = _loss_values(model, targets, sparse_softmax_crossentropy)([x, targets])[0]
+    keras = _loss_values(model, targets, K.sparse_categorical_crossentropy)([x, targets])[0]
+    assert_allclose(keras, -np.log(1e-7), rtol=1e-4)
+    assert_allclose(ours, 80.0, rtol=1e-5)
+
+
+def test_any_other_probabilities_get_keras_value():
+    """A softmax that is not Dense's (Keras' 3-d softmax: exp / sum) takes the
+    generic path: exactly Keras' clipped value, gradients included."""
+    sequence = Input(shape=(5, 6))
+    logits = Dense(7)(sequence)                       # Dense on 3-d input: no TimeDistributed
+    model = Model(sequence, Activation('softmax')(logits))
+    rng = np.random.RandomState(1)
+    x = rng.randn(3, 5, 6).astype(K.floatx())
+    targets = rng.randint(0, 7, (3, 5, 1)).astype(K.floatx())
+    got = _loss_values(model, targets, sparse_softmax_crossentropy)([x, targets])
+    expected = _loss_values(model, targets, K.sparse_categorical_crossentropy)([x, targets])
+    for g, e in zip(got, expected):
+        assert_allclose(g, e, rtol=1e-5, atol=1e-6)
+
+
+def test_float64_model_gradients():
+    """In float64 the Keras model's weight gradients match Keras' loss to 1e-10."""
+    with float64():
+        model = _time_distributed_softmax(steps=3, features=4, classes=5)
+        rng = np.random.RandomState(2)
+        x = rng.randn(2, 3, 4)
+        targets = rng.randint(0, 5, (2, 3, 1)).astype('float64')
+        got = _loss_values(model, targets, sparse_softmax_crossentropy)([x, targets])
+        expected = _loss_values(model, targets, K.sparse_categorical_crossentropy)([x, targets])
+        for g, e in zip(got, expected):
+            assert_allclose(g, e, rtol=1e-10, atol=1e-12)
+
+
+def test_bad_shapes_are_value_errors():
+    assert_raises_with(ValueError, lambda: sparse_softmax_crossentropy(
+        K.placeholder(ndim=1), K.placeholder(ndim=1)), 'y_pred', '2 or more dimensions')
+    assert_raises_with(ValueError, lambda: sparse_softmax_crossentropy(
+        K.placeholder(ndim=1), K.placeholder(ndim=3)), 'y_true', '2 or 3')
+
+
+def test_trains_a_seq2seq_model():
+    """Embedding -> Seq2seq -> softmax compiled with the loss: one epoch
+    lowers it, and it equals Keras' loss on the trained model."""
+    model = Sequential([
+        Embedding(12, 6, input_length=4),
+        Seq2seq(input_length=4, input_dim=6, hidden_dim=8, output_dim=8, output_length=4),
+        TimeDistributed(Dense(12, activation='softmax')),
+    ])
+    model.compile(optimizer='adam', loss=sparse_softmax_crossentropy)
+    rng = np.random.RandomState(3)
+    x = rng.randint(1, 12, (64, 4)).astype('int32')
+    y = x[:, ::-1, None]
+    before = model.evaluate(x, y, verbose=0)
+    model.fit(x, y, batch_size=16, epochs=3, verbose=0)
+    after = model.evaluate(x, y, verbose=0)
+    assert after < before, (before, after)
+    keras_loss = _loss_values(model, y.astype(K.floatx()), K.sparse_categorical_crossentropy)
+    assert_allclose(np.mean(keras_loss([x, y.astype(K.floatx())])[0]), after, rtol=1e-5)
+
+
+def test_saved_model_loads_with_the_loss():
+    """load_model, no custom_objects: the loss comes back by name, and the
+    loaded model evaluates to the same loss."""
+    import os
+    import shutil
+    import tempfile
+    from keras.models import load_model
+    model = _time_distributed_softmax()
+    model.compile(optimizer='adam', loss=sparse_softmax_crossentropy)
+    rng = np.random.RandomState(5)
+    x = rng.randn(4, 5, 6).astype(K.floatx())
+    y = rng.randint(0, 7, (4, 5, 1))
+    model.fit(x, y, epochs=1, verbose=0)
+    directory = tempfile.mkdtemp()
+    try:
+        path = os.path.join(directory, 'model.h5')
+        model.save(path)
+        loaded = load_model(path)
+    finally:
+        shutil.rmtree(directory)
+    assert [f.fn for f in loaded.loss_functions] == [sparse_softmax_crossentropy]
+    assert_allclose(loaded.evaluate(x, y, verbose=0), model.evaluate(x, y, verbose=0), rtol=1e-6)
+
+
+# -- seq2seq.graph_fixes ---------------------------------------------------------------------
+
+def test_one_gemm_for_a_gradient_used_twice():
+    """Adam's pattern, a * g and g ** 2 of one g = dot(x, w): one GEMM, not
+    Theano's Dot22 plus a Dot22Scalar of the same product; same values."""
+    x, w = T.matrix(), T.matrix()
+    g = T.dot(x, w)
+    f = theano.function([x, w], [np.asarray(0.1, K.floatx()) * g, g ** 2])
+    gemms = [node for node in f.maker.fgraph.toposort()
+             if type(node.op).__name__ in ('Dot22', 'Dot22Scalar', 'Gemm', 'Dot')]
+    assert len(gemms) == 1, gemms
+    rng = np.random.RandomState(4)
+    xv, wv = rng.randn(3, 4).astype(K.floatx()), rng.randn(4, 5).astype(K.floatx())
+    scaled, squared = f(xv, wv)
+    assert_allclose(scaled, 0.1 * xv.dot(wv), rtol=1e-5)
+    assert_allclose(squared, xv.dot(wv) ** 2, rtol=1e-5)
+
+
+def test_a_lone_scaled_dot_still_becomes_dot22scalar():
+    x, w = T.matrix(), T.matrix()
+    f = theano.function([x, w], np.asarray(0.1, K.floatx()) * T.dot(x, w))
+    ops = [type(node.op).__name__ for node in f.maker.fgraph.toposort()]
+    assert 'Dot22Scalar' in ops, ops
