@@ -66,16 +66,20 @@ def sparse_softmax_crossentropy(y_true, y_pred):
                          'dimensions (y_pred has %d), got %d'
                          % (y_pred.ndim - 1, y_pred.ndim, y_pred.ndim, y_true.ndim))
     classes = y_pred.shape[-1]
-    targets = T.cast(T.flatten(y_true), 'int32')                    # (positions,)
     per_position = y_pred.shape[:-1]
+    targets = T.cast(T.flatten(y_true), 'int32')                    # (positions,)
+    # A one-hot y_true (categorical targets) would flatten to classes times
+    # too many targets: say so instead of failing on shapes deeper down.
+    targets = Assert('sparse_softmax_crossentropy: y_true must hold one integer class '
+                     'index per position of y_pred, shape y_pred.shape[:-1] + (1,)')(
+        targets, T.eq(targets.shape[0], T.prod(per_position)))
     logits_and_bias = _softmax_input(y_pred)
     if logits_and_bias is not None:
         logits, bias = logits_and_bias                              # (positions, classes), (classes,)
         # The rows of the softmax are the rows of y_pred only when the reshapes
         # in between keep the class axis; they do in TimeDistributed and Dense.
-        logits = Assert('sparse_softmax_crossentropy: the softmax and '
-                              'y_pred have different class axes')(
-            logits, T.eq(logits.shape[1], classes))
+        logits = Assert('sparse_softmax_crossentropy: the softmax and y_pred have '
+                        'different class axes')(logits, T.eq(logits.shape[1], classes))
         if logits.dtype in fused_softmax.DTYPES and bias.dtype == logits.dtype:
             nll = fused_softmax.softmax_crossentropy(logits, bias, targets)
         else:

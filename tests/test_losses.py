@@ -218,6 +218,20 @@ def test_bad_shapes_are_value_errors():
         K.placeholder(ndim=1), K.placeholder(ndim=3)), 'y_true', '2 or 3')
 
 
+def test_one_hot_targets_are_refused_with_a_message():
+    """Categorical (one-hot) targets given to the sparse loss: an error that
+    says what y_true must be, on both paths."""
+    softmax_model = _time_distributed_softmax(steps=2, features=3, classes=4)
+    sequence = Input(shape=(2, 3))
+    other_model = Model(sequence, Activation('softmax')(Dense(4)(sequence)))
+    x = np.ones((1, 2, 3), K.floatx())
+    one_hot = np.eye(4, dtype=K.floatx())[[[1, 2]]]              # (1, 2, 4)
+    for model in (softmax_model, other_model):
+        f = _loss_values(model, one_hot, sparse_softmax_crossentropy)
+        assert_raises_with(AssertionError, lambda: f([x, one_hot]),
+                           'one integer class index per position')
+
+
 def test_trains_a_seq2seq_model():
     """Embedding -> Seq2seq -> softmax compiled with the loss: one epoch
     lowers it, and it equals Keras' loss on the trained model."""
