@@ -127,6 +127,22 @@ def lstm_sequence(projected, h0, c0, recurrent_kernel, mask=None,
 
 # -- numpy versions of the maths (perform, and a readable reference) ----------
 
+def check_float_inputs(names, values, what):
+    """`values` as tensors of one float dtype (float32 or float64), each with
+    the ndim `names` gives: [(name, ndim), ...]; TypeError naming the input."""
+    values = [T.as_tensor_variable(v) for v in values]
+    dtype = values[0].dtype
+    for (name, ndim), value in zip(names, values):
+        if value.ndim != ndim:
+            raise TypeError('%s must be a %d-d tensor, got %d-d' % (name, ndim, value.ndim))
+        if value.dtype != dtype:
+            raise TypeError('%s must have dtype %s like %s, got %s'
+                            % (name, dtype, names[0][0], value.dtype))
+    if dtype not in DTYPES:
+        raise TypeError('%s supports %s only, got %s' % (what, ' and '.join(DTYPES), dtype))
+    return values
+
+
 def _activate(z, inner_activation):
     if inner_activation == 'hard_sigmoid':
         # Theano's: clip(0.2 z + 0.5, 0, 1), in z's dtype.
@@ -229,6 +245,25 @@ def numpy_backward(h0, c0, recurrent_kernel, h_seq, c_seq, gates, dh_seq, dc_seq
 
 
 # -- the C implementation -------------------------------------------------------
+
+# C shared by the fused Ops (seq2seq.fused_softmax uses it too).
+PREPARE_OUTPUT_C = r"""/* A C-contiguous output of the given shape, reusing *out when it fits. */
+static int fused_prepare_output(PyArrayObject** out, int nd, const npy_intp* dims, int typenum)
+{
+    if (*out && PyArray_NDIM(*out) == nd && PyArray_TYPE(*out) == typenum
+            && PyArray_IS_C_CONTIGUOUS(*out)) {
+        int same = 1;
+        for (int d = 0; d < nd; ++d)
+            same = same && PyArray_DIMS(*out)[d] == dims[d];
+        if (same)
+            return 0;
+    }
+    Py_XDECREF(*out);
+    *out = (PyArrayObject*)PyArray_EMPTY(nd, (npy_intp*)dims, typenum, 0);
+    return *out ? 0 : -1;
+}
+
+"""
 
 # Shared by both Ops (Theano compiles it once per module). Everything is
 # C-contiguous and row-major; the Fortran GEMM is column-major, so a
@@ -374,23 +409,7 @@ static void fused_accumulate(double* __restrict sum, const T* __restrict x, npy_
         sum[j] += x[j];
 }
 
-/* A C-contiguous output of the given shape, reusing *out when it fits. */
-static int fused_prepare_output(PyArrayObject** out, int nd, const npy_intp* dims, int typenum)
-{
-    if (*out && PyArray_NDIM(*out) == nd && PyArray_TYPE(*out) == typenum
-            && PyArray_IS_C_CONTIGUOUS(*out)) {
-        int same = 1;
-        for (int d = 0; d < nd; ++d)
-            same = same && PyArray_DIMS(*out)[d] == dims[d];
-        if (same)
-            return 0;
-    }
-    Py_XDECREF(*out);
-    *out = (PyArrayObject*)PyArray_EMPTY(nd, (npy_intp*)dims, typenum, 0);
-    return *out ? 0 : -1;
-}
-
-static int fused_check_shape(PyArrayObject* a, const char* name, int nd, const npy_intp* dims)
+""" + PREPARE_OUTPUT_C + r"""static int fused_check_shape(PyArrayObject* a, const char* name, int nd, const npy_intp* dims)
 {
     int ok = PyArray_NDIM(a) == nd;
     for (int d = 0; ok && d < nd; ++d)
@@ -710,18 +729,7 @@ class _FusedLSTMOp(Op):
         super(_FusedLSTMOp, self).__init__()
 
     def _float_inputs(self, names, values):
-        """As tensors of one float dtype, each with the expected ndim."""
-        values = [T.as_tensor_variable(v) for v in values]
-        dtype = values[0].dtype
-        for (name, ndim), value in zip(names, values):
-            if value.ndim != ndim:
-                raise TypeError('%s must be a %d-d tensor, got %d-d' % (name, ndim, value.ndim))
-            if value.dtype != dtype:
-                raise TypeError('%s must have dtype %s like %s, got %s'
-                                % (name, dtype, names[0][0], value.dtype))
-        if dtype not in DTYPES:
-            raise TypeError('the fused LSTM supports %s only, got %s' % (' and '.join(DTYPES), dtype))
-        return values
+        return check_float_inputs(names, values, 'the fused LSTM')
 
     def _mask_input(self, mask):
         if mask is None:

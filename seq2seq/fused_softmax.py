@@ -29,7 +29,7 @@ from theano.gof import Apply, Op
 from theano.gradient import DisconnectedType
 from theano.tensor.nnet.nnet import softmax_grad
 
-DTYPES = ('float32', 'float64')
+from .fused import DTYPES, PREPARE_OUTPUT_C, check_float_inputs
 
 _SUPPORT_CODE = r"""
 #ifndef SEQ2SEQ_FUSED_SOFTMAX
@@ -107,22 +107,7 @@ static void xent_scale(T* __restrict p, T factor, npy_intp n)
         p[j] *= factor;
 }
 
-/* A C-contiguous output of the given shape, reusing *out when it fits. */
-static int xent_prepare_output(PyArrayObject** out, int nd, const npy_intp* dims, int typenum)
-{
-    if (*out && PyArray_NDIM(*out) == nd && PyArray_TYPE(*out) == typenum
-            && PyArray_IS_C_CONTIGUOUS(*out)) {
-        int same = 1;
-        for (int d = 0; d < nd; ++d)
-            same = same && PyArray_DIMS(*out)[d] == dims[d];
-        if (same)
-            return 0;
-    }
-    Py_XDECREF(*out);
-    *out = (PyArrayObject*)PyArray_EMPTY(nd, (npy_intp*)dims, typenum, 0);
-    return *out ? 0 : -1;
-}
-
+""" + PREPARE_OUTPUT_C + r"""
 /* Every target in [0, classes), or a ValueError naming the first that is not. */
 static int xent_check_targets(const npy_int32* y, npy_intp positions, npy_intp classes)
 {
@@ -156,8 +141,8 @@ static int xent_forward(int typenum, PyArrayObject* logits_in, PyArrayObject* bi
     int status = -1;
     if (logits && bias && targets
             && xent_check_targets((const npy_int32*)PyArray_DATA(targets), positions, classes) == 0
-            && xent_prepare_output(nll_out, 1, nll_dims, typenum) == 0
-            && xent_prepare_output(probs_out, 2, probs_dims, typenum) == 0) {
+            && fused_prepare_output(nll_out, 1, nll_dims, typenum) == 0
+            && fused_prepare_output(probs_out, 2, probs_dims, typenum) == 0) {
         const T* Z = (const T*)PyArray_DATA(logits);
         const T* b = (const T*)PyArray_DATA(bias);
         const npy_int32* y = (const npy_int32*)PyArray_DATA(targets);
@@ -215,8 +200,8 @@ static int xent_backward(int typenum, PyArrayObject* dnll_in, PyArrayObject* pro
         PyErr_NoMemory();
     else if (dnll && probs && targets
             && xent_check_targets((const npy_int32*)PyArray_DATA(targets), positions, classes) == 0
-            && xent_prepare_output(dlogits_out, 2, dz_dims, typenum) == 0
-            && xent_prepare_output(dbias_out, 1, db_dims, typenum) == 0) {
+            && fused_prepare_output(dlogits_out, 2, dz_dims, typenum) == 0
+            && fused_prepare_output(dbias_out, 1, db_dims, typenum) == 0) {
         const T* g = (const T*)PyArray_DATA(dnll);
         const T* P = (const T*)PyArray_DATA(probs);
         const npy_int32* y = (const npy_int32*)PyArray_DATA(targets);
@@ -287,7 +272,7 @@ class _SoftmaxXentOp(Op):
     def c_code_cache_version(self):
         # Theano finds a versioned module by this version, not by its code:
         # bump the first number with every change to the C above.
-        return (1,)
+        return (2,)
 
     @staticmethod
     def _c_settings(node):
@@ -297,18 +282,7 @@ class _SoftmaxXentOp(Op):
 
     @staticmethod
     def _float_inputs(names, values):
-        values = [T.as_tensor_variable(v) for v in values]
-        dtype = values[0].dtype
-        for (name, ndim), value in zip(names, values):
-            if value.ndim != ndim:
-                raise TypeError('%s must be a %d-d tensor, got %d-d' % (name, ndim, value.ndim))
-            if value.dtype != dtype:
-                raise TypeError('%s must have dtype %s like %s, got %s'
-                                % (name, dtype, names[0][0], value.dtype))
-        if dtype not in DTYPES:
-            raise TypeError('sparse_softmax_crossentropy supports %s only, got %s'
-                            % (' and '.join(DTYPES), dtype))
-        return values
+        return check_float_inputs(names, values, 'sparse_softmax_crossentropy')
 
     @staticmethod
     def _targets_input(targets):

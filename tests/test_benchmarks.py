@@ -115,15 +115,18 @@ class OptionsTest(unittest.TestCase):
         self.assertIn('make bench', output)
 
 
+def _ok_row(name, speed):
+    """A training row that ran, as the runner records it."""
+    return {'row': name, 'size': 'small', 'status': 'ok', 'samples_per_s': speed,
+            'compile_cold_s': None, 'compile_warm_s': 1.0, 'peak_rss_mib': 100.0,
+            'params': 10, 'load': 1.0}
+
+
 class ReportTest(unittest.TestCase):
 
     def test_ratios(self):
-        def row(name, speed):
-            return {'row': name, 'size': 'small', 'status': 'ok', 'samples_per_s': speed,
-                    'compile_cold_s': None, 'compile_warm_s': 1.0, 'peak_rss_mib': 100.0,
-                    'params': 10, 'load': 1.0}
-        results = {'rows': [row('seq2seq_scan', 300.0), row('keras_state', 200.0),
-                            row('torch_cell', 600.0),
+        results = {'rows': [_ok_row('seq2seq_scan', 300.0), _ok_row('keras_state', 200.0),
+                            _ok_row('torch_cell', 600.0),
                             {'row': 'seq2seq_fused', 'size': 'small', 'status': 'unavailable',
                              'note': 'no fused op'}]}
         text = report.tables(results)
@@ -134,12 +137,8 @@ class ReportTest(unittest.TestCase):
 
     def test_fused_loss_row_compared_with_the_same_loss(self):
         """A `*_xent` row's Keras ratio is taken against keras_state_xent."""
-        def row(name, speed):
-            return {'row': name, 'size': 'small', 'status': 'ok', 'samples_per_s': speed,
-                    'compile_cold_s': None, 'compile_warm_s': 1.0, 'peak_rss_mib': 100.0,
-                    'params': 10, 'load': 1.0}
-        results = {'rows': [row('seq2seq_fused_xent', 600.0), row('keras_state', 100.0),
-                            row('keras_state_xent', 200.0), row('torch_cell', 400.0)]}
+        results = {'rows': [_ok_row('seq2seq_fused_xent', 600.0), _ok_row('keras_state', 100.0),
+                            _ok_row('keras_state_xent', 200.0), _ok_row('torch_cell', 400.0)]}
         line = [l for l in report.tables(results).splitlines() if 'seq2seq_fused_xent' in l][0]
         self.assertIn('| 3.00 ', line)   # 600 / keras_state_xent's 200, not / 100
         self.assertIn('| 1.50 ', line)   # ours / PyTorch
