@@ -34,7 +34,7 @@ import sys
 COLD_CACHE_MODULES = 10
 
 COLD_CACHE_NOTICE = ('seq2seq: Theano is compiling C code for the first time '
-                     '(cached in %s); this takes a few minutes once.')
+                     '(cached in %s); this takes a minute or two, once.')
 
 # Stands for an empty `__props__` in a key's version (any non-empty value).
 _EMPTY_PROPS = ('__props__ = ()',)

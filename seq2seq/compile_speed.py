@@ -7,7 +7,7 @@ module or its cache key:
 
 1. **Precompiled header.** Every Theano module starts with the same headers
    (`Python.h`, NumPy's, `<iostream>`: ~69,000 lines after preprocessing), and
-   parsing them is most of a module's g++ time. `precompiled_header()` builds
+   parsing them is most of a module's g++ time. `PrecompiledHeaders` builds
    them once per set of compiler options into `<compiledir>/seq2seq/pch/` and
    each module is compiled with `-include` of it: ~0.8 s instead of ~1.6 s.
    GCC uses a `.gch` only when it was built with compatible options and reads
@@ -271,9 +271,10 @@ def _makes_c_thunk(op):
 
 
 def node_module(node):
-    """`(module_name, src_code, compile_kwargs)` of the C module Theano would
-    compile for `node` now, or None when the cache already has it or the node
-    has no C code. Mirrors `Op.make_c_thunk` and `CLinker.compile_cmodule`."""
+    """The `compile_str` arguments of the C module Theano would compile for
+    `node` now (module_name, src_code, include_dirs, lib_dirs, libs, preargs),
+    or None when the cache already has it or the node has no C code. Mirrors
+    `Op.make_c_thunk` and `CLinker.compile_cmodule`."""
     from theano.gof.cc import CLinker, get_module_cache
     from theano.gof.cmodule import get_module_hash
     from theano.gof.fg import FunctionGraph
@@ -312,8 +313,11 @@ def prefetch(frame, builds, compiledir):
                 continue
             key = job_key(kwargs['module_name'], kwargs['src_code'], kwargs['include_dirs'],
                           kwargs['lib_dirs'], kwargs['libs'], kwargs['preargs'])
-            job = builds.start(key, tempfile.mkdtemp(dir=folder), kwargs)
-            if job is not None:
+            job_folder = tempfile.mkdtemp(dir=folder)
+            job = builds.start(key, job_folder, kwargs)
+            if job is None:  # the same module is already being built
+                os.rmdir(job_folder)
+            else:
                 frame.jobs.append((key, job))
     except OSError:  # e.g. a full disk: the linker compiles the rest itself
         pass
