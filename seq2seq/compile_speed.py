@@ -88,6 +88,11 @@ def work_dir(compiledir):
     return path
 
 
+def header_text():
+    """The precompiled header's source: PCH_INCLUDES, one per line."""
+    return ''.join('#include %s\n' % name for name in PCH_INCLUDES)
+
+
 def header_options(preargs, include_dirs, hide_symbols):
     """The g++ options a precompiled header must be built with to be used by a
     module compiled with `preargs` and `include_dirs` (as `compile_str` is)."""
@@ -101,8 +106,9 @@ def header_options(preargs, include_dirs, hide_symbols):
 class PrecompiledHeaders(object):
     """One precompiled header per set of compiler options, built on first use."""
 
-    def __init__(self, compiler):
+    def __init__(self, compiler, compiler_version=''):
         self.compiler = compiler
+        self.compiler_version = compiler_version
         self._headers = {}   # options digest -> header path, or None if the build failed
         self._lock = threading.Lock()
         self._building = {}  # options digest -> lock held while it is built
@@ -111,7 +117,10 @@ class PrecompiledHeaders(object):
         """`['-include', header]` for a module compiled with these options, or
         [] when no header could be built."""
         options = header_options(preargs, include_dirs, hide_symbols)
-        digest = hashlib.sha256('\0'.join([self.compiler] + options).encode()).hexdigest()[:20]
+        # A new compiler or header list gets a new folder (GCC would ignore
+        # the old .gch anyway, and the module would compile more slowly).
+        identity = [self.compiler, self.compiler_version, header_text()] + options
+        digest = hashlib.sha256('\0'.join(identity).encode()).hexdigest()[:20]
         with self._lock:
             if digest in self._headers:
                 header = self._headers[digest]
@@ -135,11 +144,13 @@ class PrecompiledHeaders(object):
         if os.path.exists(header + '.gch'):
             return header
         os.makedirs(folder, exist_ok=True)
-        text = ''.join('#include %s\n' % name for name in PCH_INCLUDES)
-        with open(header, 'w') as stream:
-            stream.write(text)
-        # Another process may build the same header: each writes its own file
-        # and renames it, and a reader sees a whole .gch or none.
+        # Another process may build the same header at the same time: each
+        # writes its own files and renames them, so a compiler reading them
+        # sees a whole header and a whole .gch, or none.
+        handle, text_part = tempfile.mkstemp(prefix=PCH_NAME + '.', suffix='.h', dir=folder)
+        with os.fdopen(handle, 'w') as stream:
+            stream.write(header_text())
+        os.replace(text_part, header)
         handle, partial = tempfile.mkstemp(prefix=PCH_NAME + '.', suffix='.part', dir=folder)
         os.close(handle)
         try:
@@ -394,8 +405,8 @@ def install(environ=None):
     if _installed:
         return _installed['builds']
     jobs = compile_jobs(environ)
-    compile_module = compile_with_header(cmodule.GCC_compiler.compile_str,
-                                         PrecompiledHeaders(theano.config.cxx))
+    headers = PrecompiledHeaders(theano.config.cxx, str(cmodule.gcc_version()))
+    compile_module = compile_with_header(cmodule.GCC_compiler.compile_str, headers)
     builds = ParallelBuilds(compile_module, jobs) if jobs > 1 else None
     cmodule.GCC_compiler.compile_str = staticmethod(compile_str_wrapper(compile_module, builds))
     if builds is not None:

@@ -203,3 +203,27 @@ def test_a_forked_child_gets_its_own_workers():
     builds.start('k', folder, {'module_name': 'm', 'src_code': ''})
     builds.pool.shutdown(wait=True)
     assert os.path.isdir(folder)
+
+
+def test_a_new_compiler_gets_a_new_header():
+    """The header's folder depends on the compiler's version and the options,
+    so an upgraded g++ never meets a .gch built by the old one."""
+    base = tempfile.mkdtemp(prefix='seq2seq-pch-')
+    built = []
+
+    class Recording(compile_speed.PrecompiledHeaders):
+        def _build(self, folder, options):
+            built.append(folder)
+            return os.path.join(folder, compile_speed.PCH_NAME)
+
+    try:
+        old = Recording('g++', '11.2.0').flags(base, ['-O3'], ['/inc'], True)
+        again = Recording('g++', '11.2.0').flags(base, ['-O3'], ['/inc'], True)
+        new = Recording('g++', '12.2.0').flags(base, ['-O3'], ['/inc'], True)
+        other = Recording('g++', '12.2.0').flags(base, ['-O2'], ['/inc'], True)
+        assert old == again and old[0] == '-include'
+        assert len({old[1], new[1], other[1]}) == 3
+        assert built == [os.path.dirname(old[1]), os.path.dirname(old[1]),
+                         os.path.dirname(new[1]), os.path.dirname(other[1])]
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
