@@ -1,11 +1,11 @@
 """Sequence to sequence learning for Keras 2.3.1 on the Theano backend.
 
 Importing this package selects Keras' Theano backend (when KERAS_BACKEND is
-unset) and gives Theano fast, quiet defaults; see `seq2seq.backend`.
+unset) and gives Theano fast, quiet defaults; see `seq2seq._theano.backend`.
 """
 from __future__ import absolute_import
 
-from . import backend as _backend
+from ._theano import backend as _backend
 
 _backend.setup()
 

@@ -13,7 +13,7 @@ import theano.tensor as T
 from theano.tensor.nnet import nnet as _nnet
 from theano.tensor.opt import Assert
 
-from . import fused_softmax
+from .ops import fused_softmax
 
 
 def softmax_cross_entropy(y_true, logits):
@@ -42,7 +42,7 @@ def sparse_softmax_crossentropy(y_true, y_pred):
 
     When `y_pred` is a softmax over its last axis (`Dense(..., activation=
     'softmax')`, directly or inside `TimeDistributed`), the loss is computed
-    from the softmax's input by the fused Ops of `seq2seq.fused_softmax`: no
+    from the softmax's input by the fused Ops of `seq2seq.ops.fused_softmax`: no
     one-hot matrix, no second pass to renormalise, a vectorised `exp`, and
     the gradient with respect to the logits, `softmax - one_hot`, in one
     loop that also sums the bias gradient. Keras clips probabilities

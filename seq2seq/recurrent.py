@@ -12,7 +12,7 @@ Two loops cover every model:
   constant context at every step as well (Cho et al. 2014).
 
 Both take `implementation='scan'|'fused'|'auto'`. 'fused' runs an LSTM's
-whole sequence in one C Op (`seq2seq.fused`) and must match the scan loop;
+whole sequence in one C Op (`seq2seq.ops.fused_lstm`) and must match the scan loop;
 where it does not apply (another cell or activation, truncated gradients, a
 stack of decoder cells) the scan loop runs instead, with a
 `FusedFallbackWarning` saying why. 'auto' (the layers' default) is 'fused'
@@ -25,7 +25,7 @@ import warnings
 import theano
 import theano.tensor as T
 
-from . import fused
+from .ops import fused_lstm as fused
 
 IMPLEMENTATIONS = ('auto', 'scan', 'fused')
 
@@ -87,7 +87,7 @@ def run_encoder(cell, inputs, initial_states, mask=None, go_backwards=False,
         mask: optional (batch, time); where it is 0 the state is carried over.
         go_backwards: read the sequence from its last step to its first.
         truncate_gradient: scan's truncate_gradient (-1: full BPTT).
-        implementation: 'scan', or 'fused' for `seq2seq.fused.LSTMForward`.
+        implementation: 'scan', or 'fused' for `seq2seq.ops.fused_lstm.LSTMForward`.
 
     # Returns
         (outputs, final_states): outputs (batch, time, units) in the order
@@ -153,7 +153,7 @@ def run_feedback_decoder(cells, readout, first_input, initial_states, n_steps,
             Cho-style decoder's projected context; computed once outside).
         truncate_gradient: scan's truncate_gradient.
         implementation: 'scan', or 'fused' (one cell only) for
-            `seq2seq.fused.LSTMForward`; see `_fused_feedback_decoder`.
+            `seq2seq.ops.fused_lstm.LSTMForward`; see `_fused_feedback_decoder`.
 
     # Returns
         (outputs, final_states): outputs (batch, n_steps, dim); final_states
@@ -204,7 +204,7 @@ def run_feedback_decoder(cells, readout, first_input, initial_states, n_steps,
 
 
 def _fused_encoder(cell, inputs, initial_states, mask, go_backwards):
-    """`run_encoder` for an LSTMCell, with `seq2seq.fused.LSTMForward`."""
+    """`run_encoder` for an LSTMCell, with `seq2seq.ops.fused_lstm.LSTMForward`."""
     h0, c0 = initial_states
     # Time-major before the input GEMM, so that projected comes out
     # C-contiguous (time, batch, 4u) as the Op reads it.
@@ -226,7 +226,7 @@ def _fused_encoder(cell, inputs, initial_states, mask, go_backwards):
 
 
 def _fused_feedback_decoder(cell, readout, first_input, initial_states, n_steps, context):
-    """`run_feedback_decoder` for one LSTMCell, with `seq2seq.fused.LSTMForward`.
+    """`run_feedback_decoder` for one LSTMCell, with `seq2seq.ops.fused_lstm.LSTMForward`.
 
     The output fed back is linear in h, so the feedback folds into the
     recurrent kernel. With x_t = h_t Wx + bx (the readout):

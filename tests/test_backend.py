@@ -4,7 +4,7 @@ import subprocess
 import sys
 import tempfile
 
-from seq2seq import backend
+from seq2seq._theano import backend
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..')
 

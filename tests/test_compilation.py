@@ -10,7 +10,8 @@ import theano
 import theano.tensor as T
 from theano.gof import cc, op
 
-from seq2seq import backend, compilation
+from seq2seq._theano import backend
+from seq2seq._theano import cache_keys as compilation
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..')
 

@@ -8,7 +8,7 @@ import sys
 import tempfile
 import threading
 
-from seq2seq import compile_speed
+from seq2seq._theano import compile_speed
 
 from .helpers import assert_raises_with
 
@@ -22,7 +22,7 @@ import glob, json, os, subprocess, tempfile
 import numpy as np
 import seq2seq, theano, theano.tensor as T
 from theano.gof import cmodule
-from seq2seq import compile_speed
+from seq2seq._theano import compile_speed
 
 commands = []
 run = cmodule.output_subprocess_Popen

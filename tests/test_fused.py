@@ -1,4 +1,4 @@
-"""implementation='fused' (seq2seq.fused) against the scan loops.
+"""implementation='fused' (seq2seq.ops.fused_lstm) against the scan loops.
 
 The scan loops are the reference (tests/test_reference.py checks them against
 numpy); here the fused path must give the same outputs and the same gradients
@@ -15,7 +15,8 @@ from keras.models import Sequential
 from keras.optimizers import Adam
 from numpy.testing import assert_allclose
 
-from seq2seq import LSTMDecoder, LSTMDecoder2, LSTMEncoder, Seq2seq, fused
+from seq2seq import LSTMDecoder, LSTMDecoder2, LSTMEncoder, Seq2seq
+from seq2seq.ops import fused_lstm as fused
 from seq2seq.recurrent import FusedFallbackWarning
 from tests.helpers import float64, random_array
 
@@ -372,7 +373,7 @@ def test_unsupported_reason():
 _WITHOUT_BLAS_SCRIPT = '''
 import numpy as np, theano, theano.tensor as T
 import seq2seq
-from seq2seq import fused
+from seq2seq.ops import fused_lstm as fused
 assert theano.config.blas.ldflags == ''
 rng = np.random.RandomState(0)
 values = [rng.uniform(-1, 1, shape).astype('float32')

@@ -1,6 +1,6 @@
 """seq2seq.losses.sparse_softmax_crossentropy and its fused Ops
-(seq2seq.fused_softmax), against plain numpy and against Keras' own
-sparse_categorical_crossentropy; and the Dot22Scalar fix (seq2seq.graph_fixes).
+(seq2seq.ops.fused_softmax), against plain numpy and against Keras' own
+sparse_categorical_crossentropy; and the Dot22Scalar fix (seq2seq._theano.graph_fixes).
 """
 import numpy as np
 import theano
@@ -11,7 +11,7 @@ from keras.models import Model, Sequential
 from numpy.testing import assert_allclose
 
 from seq2seq import Seq2seq
-from seq2seq import fused_softmax
+from seq2seq.ops import fused_softmax
 from seq2seq.losses import sparse_softmax_crossentropy
 from tests.helpers import assert_raises_with, float64
 
@@ -276,7 +276,7 @@ def test_saved_model_loads_with_the_loss():
     assert_allclose(loaded.evaluate(x, y, verbose=0), model.evaluate(x, y, verbose=0), rtol=1e-6)
 
 
-# -- seq2seq.graph_fixes ---------------------------------------------------------------------
+# -- seq2seq._theano.graph_fixes ---------------------------------------------------------------------
 
 def test_one_gemm_for_a_gradient_used_twice():
     """Adam's pattern, a * g and g ** 2 of one g = dot(x, w): one GEMM, not

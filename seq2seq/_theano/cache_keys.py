@@ -1,0 +1,158 @@
+"""Theano's compile cache: two cache-key fixes and a first-compile notice.
+
+Theano (theano-pymc 1.0.11) stores every C module it compiles in
+`theano.config.compiledir`, under a key made of the module's graph, the
+compiler flags and a *version*. A key with an empty version is "unversioned":
+its module is compiled again in every new process and deleted at exit. With a
+warm cache, two Theano bugs made every process re-run g++ on about ten small
+modules of the seq2seq training function (~2 s each):
+
+1. `CLinker.cmodule_key_` puts each Op's `__props__` into the version, and an
+   empty tuple there counts as "no version". Every Op without parameters
+   (`Alloc`, `Dot22`, `Dot22Scalar`, `ScalarFromTensor`, ...) therefore gets an
+   unversioned key, although its C code is versioned. `version_empty_props`
+   keeps such keys versioned, exactly as for Ops with parameters.
+2. `COp.c_code_cache_version` (used by `DimShuffle`) is `hash()` of the Op's C
+   source: a str hash, which Python randomizes per process (PYTHONHASHSEED).
+   The key never matches the stored one, so the module is compiled again and
+   stored again (one more copy in the cache per process).
+   `stable_cop_version` uses a SHA-256 digest of the same source instead.
+
+`install()` applies both (and the first-compile notice) once Theano is
+imported; `seq2seq._theano.backend.setup()` calls it. Each patch is applied only when
+Theano's code is the buggy one, so a fixed Theano is left alone.
+"""
+from __future__ import absolute_import
+
+import functools
+import hashlib
+import os
+import sys
+
+# A compile dir with fewer compiled modules than this is "cold": the first
+# seq2seq training function alone stores about 80.
+COLD_CACHE_MODULES = 10
+
+COLD_CACHE_NOTICE = ('seq2seq: Theano is compiling C code for the first time '
+                     '(cached in %s); this takes a minute or two, once.')
+
+# Stands for an empty `__props__` in a key's version (any non-empty value).
+_EMPTY_PROPS = ('__props__ = ()',)
+
+_noticed = []  # set once the compile dir has been checked in this process
+
+
+def stable_cop_version(op):
+    """`COp.c_code_cache_version`, with a digest that is the same in every process.
+
+    Same structure as Theano's (an int, then the params type's version), but
+    the int is taken from a SHA-256 of the C source instead of `hash()`.
+    """
+    source = '\0'.join(op.func_codes).encode('utf-8')
+    version = (int(hashlib.sha256(source).hexdigest()[:15], 16),)
+    if hasattr(op, 'params_type'):
+        version += (op.params_type.c_code_cache_version(),)
+    return version
+
+
+def key_version(order):
+    """The version part of a CLinker key for the Apply nodes `order`, or None.
+
+    Theano's own loop (`CLinker.cmodule_key_`), except that an empty
+    `__props__` counts as a version like any other tuple of properties. None
+    when an Op or a Type really is unversioned.
+    """
+    version = []
+    for node in order:
+        if hasattr(node.op, 'c_code_cache_version_apply'):
+            version.append(node.op.c_code_cache_version_apply(node))
+        if hasattr(node.op, '__props__'):
+            version.append(tuple(node.op.__props__) or _EMPTY_PROPS)
+        for variable in list(node.inputs) + list(node.outputs):
+            version.append(variable.type.c_code_cache_version())
+    if not all(version):
+        return None
+    return tuple(version)
+
+
+def version_empty_props(cmodule_key_):
+    """Wrap `CLinker.cmodule_key_` so that Ops with no properties stay versioned."""
+    @functools.wraps(cmodule_key_)
+    def wrapper(self, fgraph, no_recycling, *args, **kwargs):
+        key = cmodule_key_(self, fgraph, no_recycling, *args, **kwargs)
+        if key is None or key[0]:
+            return key
+        version = key_version(self.schedule(fgraph))
+        if version is None:
+            return key
+        return version, key[1]
+    wrapper._seq2seq_patch = True
+    return wrapper
+
+
+def _uses_builtin_hash(function):
+    """Whether `function` is Theano's `hash(tuple(self.func_codes))` version."""
+    names = getattr(getattr(function, '__code__', None), 'co_names', ())
+    return 'hash' in names and 'func_codes' in names
+
+
+def count_cached_modules(compiledir):
+    """How many compiled modules (folders with a key.pkl) `compiledir` holds."""
+    try:
+        entries = os.listdir(compiledir)
+    except OSError:  # not created yet: nothing is cached
+        return 0
+    return sum(1 for entry in entries
+               if os.path.isfile(os.path.join(compiledir, entry, 'key.pkl')))
+
+
+def is_cold(compiledir, threshold=COLD_CACHE_MODULES):
+    """Whether `compiledir` is empty or nearly so (compiling will take minutes)."""
+    if not isinstance(threshold, int) or threshold < 0:
+        raise ValueError('threshold must be a non-negative int, got %r' % (threshold,))
+    return count_cached_modules(compiledir) < threshold
+
+
+def notice_cold_cache(compiledir=None, stream=None):
+    """Say once per process, on stderr, that a cold compile cache will take a while.
+
+    Only the first call in a process looks at the compile dir (default:
+    `theano.config.compiledir`); returns True when it printed the notice.
+    """
+    if _noticed:
+        return False
+    _noticed.append(True)
+    if compiledir is None:
+        import theano
+        compiledir = theano.config.compiledir
+    if not is_cold(compiledir):
+        return False
+    stream = sys.stderr if stream is None else stream
+    stream.write(COLD_CACHE_NOTICE % compiledir + '\n')
+    stream.flush()
+    return True
+
+
+def notice_before_compiling(module_from_key):
+    """Wrap `ModuleCache.module_from_key`: check the cache before the first module."""
+    @functools.wraps(module_from_key)
+    def wrapper(self, *args, **kwargs):
+        if not _noticed:
+            notice_cold_cache(self.dirname)
+        return module_from_key(self, *args, **kwargs)
+    wrapper._seq2seq_patch = True
+    return wrapper
+
+
+def install():
+    """Apply the cache-key fixes and the first-compile notice to Theano. Idempotent."""
+    from theano.gof import cc, cmodule, op
+
+    cop_version = op.COp.__dict__.get('c_code_cache_version')
+    if cop_version is not None and _uses_builtin_hash(cop_version):
+        op.COp.c_code_cache_version = stable_cop_version
+    if not getattr(cc.CLinker.cmodule_key_, '_seq2seq_patch', False):
+        cc.CLinker.cmodule_key_ = version_empty_props(cc.CLinker.cmodule_key_)
+    if not getattr(cmodule.ModuleCache.module_from_key, '_seq2seq_patch', False):
+        cmodule.ModuleCache.module_from_key = notice_before_compiling(
+            cmodule.ModuleCache.module_from_key)

@@ -1,0 +1,374 @@
+"""Softmax cross-entropy on integer targets, fused: one Op forward, one back.
+
+For logits z (positions, classes), a bias b (classes,) and targets
+y (positions,):
+
+    p_n = softmax(z_n + b)                      (positions, classes)
+    nll_n = log(sum_k exp(z_nk + b_k - m_n)) - (z_ny + b_y - m_n),   m_n = max_k(z_nk + b_k)
+
+and, given d nll (positions,):
+
+    d z_nk = d nll_n * (p_nk - [k == y_n])      d b_k = sum_n d z_nk
+
+This is what Keras' `sparse_categorical_crossentropy` computes on a softmax
+output, without its (positions, classes) one-hot matrix, its renormalisation
+and its clipped log (Theano's scalar loops, a pass each). Theano's own
+`CrossentropySoftmaxArgmax1HotWithBias` fuses the same maths but calls the C
+library's `exp` once per element; here, in float32, `exp` is a Cephes-style
+polynomial that GCC vectorises (within 2 ulp of expf, tested), and the bias
+gradient is summed in double inside the gradient Op. float64 uses the C
+library's `exp`, so the float64 tests compare exact maths.
+
+`sparse_softmax_crossentropy` in `seq2seq.losses` is the user-facing loss.
+"""
+from __future__ import absolute_import
+
+import numpy as np
+import theano.tensor as T
+from theano.gof import Apply, Op
+from theano.gradient import DisconnectedType
+from theano.tensor.nnet.nnet import softmax_grad
+
+from .fused_lstm import DTYPES, PREPARE_OUTPUT_C, check_float_inputs
+
+_SUPPORT_CODE = r"""
+#ifndef SEQ2SEQ_FUSED_SOFTMAX
+#define SEQ2SEQ_FUSED_SOFTMAX
+#include <cmath>
+#include <string.h>
+
+/* exp. float: range reduction x = n ln2 + r (ln2 in two parts), Cephes'
+   polynomial for exp(r), then 2^n from the exponent bits. Arguments are
+   clamped to [-87.3, 88.3], so results stay normal numbers: below -87.3 it
+   returns ~1e-38 instead of a smaller one, which a softmax (whose sum is
+   >= 1) cannot tell apart. Branch-free, so GCC vectorises the loops that
+   call it. double: the C library's. */
+static inline float xent_exp(float x)
+{
+    x = x < -87.3f ? -87.3f : x;
+    x = x > 88.3f ? 88.3f : x;
+    const float n = std::floor(x * 1.44269504088896341f + 0.5f);
+    x = x - n * 0.693359375f + n * 2.12194440e-4f;
+    const float x2 = x * x;
+    float y = 1.9875691500e-4f;
+    y = y * x + 1.3981999507e-3f;
+    y = y * x + 8.3334519073e-3f;
+    y = y * x + 4.1665795894e-2f;
+    y = y * x + 1.6666665459e-1f;
+    y = y * x + 5.0000001201e-1f;
+    y = y * x2 + x + 1.0f;
+    const npy_int32 bits = ((npy_int32)n + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return y * scale;
+}
+
+static inline double xent_exp(double x) { return std::exp(x); }
+
+/* p = exp(z + b - max(z + b)) for one row; returns the row's sum. Eight
+   partial sums (and maxima) so that the reductions vectorise too. */
+template <typename T>
+static double xent_row_exp(const T* __restrict z, const T* __restrict b, T* __restrict p,
+                           npy_intp classes, T* row_max)
+{
+    T m8[8];
+    for (int k = 0; k < 8; ++k)
+        m8[k] = -INFINITY;
+    npy_intp j = 0;
+    for (; j + 8 <= classes; j += 8)
+        for (int k = 0; k < 8; ++k) {
+            const T v = z[j + k] + b[j + k];
+            m8[k] = v > m8[k] ? v : m8[k];
+        }
+    T m = -INFINITY;
+    for (int k = 0; k < 8; ++k)
+        m = m8[k] > m ? m8[k] : m;
+    for (; j < classes; ++j)
+        m = z[j] + b[j] > m ? z[j] + b[j] : m;
+    for (j = 0; j < classes; ++j)
+        p[j] = xent_exp(z[j] + b[j] - m);
+    T s8[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    for (j = 0; j + 8 <= classes; j += 8)
+        for (int k = 0; k < 8; ++k)
+            s8[k] += p[j + k];
+    double s = 0;
+    for (int k = 0; k < 8; ++k)
+        s += s8[k];
+    for (; j < classes; ++j)
+        s += p[j];
+    *row_max = m;
+    return s;
+}
+
+template <typename T>
+static void xent_scale(T* __restrict p, T factor, npy_intp n)
+{
+    for (npy_intp j = 0; j < n; ++j)
+        p[j] *= factor;
+}
+
+""" + PREPARE_OUTPUT_C + r"""
+/* Every target in [0, classes), or a ValueError naming the first that is not. */
+static int xent_check_targets(const npy_int32* y, npy_intp positions, npy_intp classes)
+{
+    for (npy_intp n = 0; n < positions; ++n)
+        if (y[n] < 0 || y[n] >= classes) {
+            PyErr_Format(PyExc_ValueError,
+                         "sparse_softmax_crossentropy: target %d at position %ld is not "
+                         "a class index in [0, %ld)", (int)y[n], (long)n, (long)classes);
+            return -1;
+        }
+    return 0;
+}
+
+template <typename T>
+static int xent_forward(int typenum, PyArrayObject* logits_in, PyArrayObject* bias_in,
+                        PyArrayObject* targets_in, PyArrayObject** nll_out,
+                        PyArrayObject** probs_out)
+{
+    const npy_intp positions = PyArray_DIMS(logits_in)[0], classes = PyArray_DIMS(logits_in)[1];
+    if (PyArray_DIMS(bias_in)[0] != classes || PyArray_DIMS(targets_in)[0] != positions) {
+        PyErr_Format(PyExc_ValueError, "sparse_softmax_crossentropy: logits (%ld, %ld) need "
+                     "a bias of %ld classes and %ld targets, got %ld and %ld",
+                     (long)positions, (long)classes, (long)classes, (long)positions,
+                     (long)PyArray_DIMS(bias_in)[0], (long)PyArray_DIMS(targets_in)[0]);
+        return -1;
+    }
+    PyArrayObject* logits = PyArray_GETCONTIGUOUS(logits_in);
+    PyArrayObject* bias = PyArray_GETCONTIGUOUS(bias_in);
+    PyArrayObject* targets = PyArray_GETCONTIGUOUS(targets_in);
+    const npy_intp nll_dims[1] = {positions}, probs_dims[2] = {positions, classes};
+    int status = -1;
+    if (logits && bias && targets
+            && xent_check_targets((const npy_int32*)PyArray_DATA(targets), positions, classes) == 0
+            && fused_prepare_output(nll_out, 1, nll_dims, typenum) == 0
+            && fused_prepare_output(probs_out, 2, probs_dims, typenum) == 0) {
+        const T* Z = (const T*)PyArray_DATA(logits);
+        const T* b = (const T*)PyArray_DATA(bias);
+        const npy_int32* y = (const npy_int32*)PyArray_DATA(targets);
+        T* nll = (T*)PyArray_DATA(*nll_out);
+        T* P = (T*)PyArray_DATA(*probs_out);
+        for (npy_intp n = 0; n < positions; ++n) {
+            const T* z = Z + n * classes;
+            T* p = P + n * classes;
+            T m;
+            const double sum = xent_row_exp<T>(z, b, p, classes, &m);
+            nll[n] = (T)(std::log(sum) - ((double)z[y[n]] + b[y[n]] - m));
+            xent_scale<T>(p, (T)(1.0 / sum), classes);
+        }
+        status = 0;
+    }
+    Py_XDECREF(logits);
+    Py_XDECREF(bias);
+    Py_XDECREF(targets);
+    return status;
+}
+
+/* d z = d nll * (p - one_hot(y)), row by row; d b = sum over rows, in double. */
+template <typename T>
+static void xent_grad_row(T* __restrict dz, const T* __restrict p, T scale, npy_intp classes)
+{
+    for (npy_intp j = 0; j < classes; ++j)
+        dz[j] = scale * p[j];
+}
+
+template <typename T>
+static void xent_accumulate(double* __restrict sum, const T* __restrict x, npy_intp n)
+{
+    for (npy_intp j = 0; j < n; ++j)
+        sum[j] += x[j];
+}
+
+template <typename T>
+static int xent_backward(int typenum, PyArrayObject* dnll_in, PyArrayObject* probs_in,
+                         PyArrayObject* targets_in, PyArrayObject** dlogits_out,
+                         PyArrayObject** dbias_out)
+{
+    const npy_intp positions = PyArray_DIMS(probs_in)[0], classes = PyArray_DIMS(probs_in)[1];
+    if (PyArray_DIMS(dnll_in)[0] != positions || PyArray_DIMS(targets_in)[0] != positions) {
+        PyErr_SetString(PyExc_ValueError, "sparse_softmax_crossentropy gradient: d nll, "
+                        "probabilities and targets disagree on the number of positions");
+        return -1;
+    }
+    PyArrayObject* dnll = PyArray_GETCONTIGUOUS(dnll_in);
+    PyArrayObject* probs = PyArray_GETCONTIGUOUS(probs_in);
+    PyArrayObject* targets = PyArray_GETCONTIGUOUS(targets_in);
+    const npy_intp dz_dims[2] = {positions, classes}, db_dims[1] = {classes};
+    double* db = (double*)calloc(classes > 0 ? classes : 1, sizeof(double));
+    int status = -1;
+    if (!db)
+        PyErr_NoMemory();
+    else if (dnll && probs && targets
+            && xent_check_targets((const npy_int32*)PyArray_DATA(targets), positions, classes) == 0
+            && fused_prepare_output(dlogits_out, 2, dz_dims, typenum) == 0
+            && fused_prepare_output(dbias_out, 1, db_dims, typenum) == 0) {
+        const T* g = (const T*)PyArray_DATA(dnll);
+        const T* P = (const T*)PyArray_DATA(probs);
+        const npy_int32* y = (const npy_int32*)PyArray_DATA(targets);
+        T* dZ = (T*)PyArray_DATA(*dlogits_out);
+        for (npy_intp n = 0; n < positions; ++n) {
+            T* dz = dZ + n * classes;
+            xent_grad_row<T>(dz, P + n * classes, g[n], classes);
+            dz[y[n]] -= g[n];
+            xent_accumulate<T>(db, dz, classes);
+        }
+        T* dbias = (T*)PyArray_DATA(*dbias_out);
+        for (npy_intp j = 0; j < classes; ++j)
+            dbias[j] = (T)db[j];
+        status = 0;
+    }
+    free(db);
+    Py_XDECREF(dnll);
+    Py_XDECREF(probs);
+    Py_XDECREF(targets);
+    return status;
+}
+
+#endif
+"""
+
+
+def numpy_forward(logits, bias, targets):
+    """The reference: (nll (positions,), probabilities (positions, classes))."""
+    shifted = logits + bias
+    shifted = shifted - shifted.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    total = exp.sum(axis=1)
+    rows = np.arange(len(targets))
+    nll = np.log(total) - shifted[rows, targets]
+    return nll.astype(logits.dtype), (exp / total[:, None]).astype(logits.dtype)
+
+
+def numpy_backward(dnll, probabilities, targets):
+    """The reference: (d logits, d bias)."""
+    dlogits = probabilities * dnll[:, None]
+    dlogits[np.arange(len(targets)), targets] -= dnll
+    return dlogits, dlogits.sum(axis=0, dtype='float64').astype(dlogits.dtype)
+
+
+def _check_targets(targets, classes):
+    if targets.size and (targets.min() < 0 or targets.max() >= classes):
+        bad = int(np.flatnonzero((targets < 0) | (targets >= classes))[0])
+        raise ValueError('sparse_softmax_crossentropy: target %d at position %d is not a '
+                         'class index in [0, %d)' % (targets[bad], bad, classes))
+
+
+class _SoftmaxXentOp(Op):
+    """The C setup that the forward and the gradient Op share."""
+
+    __props__ = ()
+
+    def c_support_code(self):
+        return _SUPPORT_CODE
+
+    def c_headers(self):
+        return ['<cmath>', '<math.h>', '<stdlib.h>', '<string.h>']
+
+    def c_compile_args(self):
+        # -fno-trapping-math: lets GCC if-convert the clamps and maxima and so
+        # vectorise the row loops (no FP exception is ever enabled).
+        return ['-fno-trapping-math']
+
+    def c_code_cache_version(self):
+        # Theano finds a versioned module by this version, not by its code:
+        # bump the first number with every change to the C above.
+        return (2,)
+
+    @staticmethod
+    def _c_settings(node):
+        dtype = node.outputs[0].dtype
+        return dict(ctype={'float32': 'float', 'float64': 'double'}[dtype],
+                    typenum={'float32': 'NPY_FLOAT32', 'float64': 'NPY_FLOAT64'}[dtype])
+
+    @staticmethod
+    def _float_inputs(names, values):
+        return check_float_inputs(names, values, 'sparse_softmax_crossentropy')
+
+    @staticmethod
+    def _targets_input(targets):
+        targets = T.as_tensor_variable(targets)
+        if targets.ndim != 1 or targets.dtype not in T.integer_dtypes:
+            raise TypeError('targets must be a 1-d integer tensor, got %s' % (targets.type,))
+        return T.cast(targets, 'int32')
+
+
+class SoftmaxCrossEntropy(_SoftmaxXentOp):
+    """Inputs: logits (positions, classes), bias (classes,), targets
+    (positions,) int32. Outputs: nll (positions,) and the softmax
+    probabilities (positions, classes), which the gradient reuses."""
+
+    def make_node(self, logits, bias, targets):
+        logits, bias = self._float_inputs([('logits', 2), ('bias', 1)], [logits, bias])
+        targets = self._targets_input(targets)
+        return Apply(self, [logits, bias, targets], [T.vector(dtype=logits.dtype),
+                                                     T.matrix(dtype=logits.dtype)])
+
+    def perform(self, node, inputs, output_storage):
+        logits, bias, targets = inputs
+        _check_targets(targets, logits.shape[1])
+        for storage, value in zip(output_storage, numpy_forward(logits, bias, targets)):
+            storage[0] = value
+
+    def infer_shape(self, node, input_shapes):
+        return [(input_shapes[0][0],), input_shapes[0]]
+
+    def connection_pattern(self, node):
+        return [[True, True], [True, True], [False, False]]
+
+    def L_op(self, inputs, outputs, output_grads):
+        logits, bias, targets = inputs
+        nll, probabilities = outputs
+        dnll, dprobabilities = output_grads
+        if isinstance(dnll.type, DisconnectedType):
+            dnll = T.zeros_like(nll)
+        dlogits, dbias = SoftmaxCrossEntropyGrad()(dnll, probabilities, targets)
+        if not isinstance(dprobabilities.type, DisconnectedType):
+            # The probabilities used elsewhere too: softmax's own gradient.
+            through_softmax = softmax_grad(dprobabilities, probabilities)
+            dlogits = dlogits + through_softmax
+            dbias = dbias + through_softmax.sum(axis=0)
+        return [dlogits, dbias, DisconnectedType()()]
+
+    def c_code(self, node, name, inputs, outputs, sub):
+        return """
+        if (xent_forward<%(ctype)s>(%(typenum)s, %(logits)s, %(bias)s, %(targets)s,
+                                    &%(nll)s, &%(probs)s) != 0) {
+            %(fail)s
+        }
+        """ % dict(self._c_settings(node), logits=inputs[0], bias=inputs[1],
+                   targets=inputs[2], nll=outputs[0], probs=outputs[1], fail=sub['fail'])
+
+
+class SoftmaxCrossEntropyGrad(_SoftmaxXentOp):
+    """Inputs: d nll (positions,), the forward's probabilities and targets.
+    Outputs: d logits (positions, classes) and d bias (classes,)."""
+
+    def make_node(self, dnll, probabilities, targets):
+        dnll, probabilities = self._float_inputs([('dnll', 1), ('probabilities', 2)],
+                                                 [dnll, probabilities])
+        targets = self._targets_input(targets)
+        return Apply(self, [dnll, probabilities, targets],
+                     [T.matrix(dtype=dnll.dtype), T.vector(dtype=dnll.dtype)])
+
+    def perform(self, node, inputs, output_storage):
+        dnll, probabilities, targets = inputs
+        _check_targets(targets, probabilities.shape[1])
+        for storage, value in zip(output_storage, numpy_backward(dnll, probabilities, targets)):
+            storage[0] = value
+
+    def infer_shape(self, node, input_shapes):
+        return [input_shapes[1], (input_shapes[1][1],)]
+
+    def c_code(self, node, name, inputs, outputs, sub):
+        return """
+        if (xent_backward<%(ctype)s>(%(typenum)s, %(dnll)s, %(probs)s, %(targets)s,
+                                     &%(dlogits)s, &%(dbias)s) != 0) {
+            %(fail)s
+        }
+        """ % dict(self._c_settings(node), dnll=inputs[0], probs=inputs[1],
+                   targets=inputs[2], dlogits=outputs[0], dbias=outputs[1], fail=sub['fail'])
+
+
+def softmax_crossentropy(logits, bias, targets):
+    """nll (positions,) of integer `targets` under softmax(logits + bias)."""
+    return SoftmaxCrossEntropy()(logits, bias, targets)[0]
