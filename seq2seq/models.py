@@ -16,7 +16,8 @@ from __future__ import absolute_import
 
 import numpy as np
 from keras import backend as K
-from keras.layers import Concatenate, Dense, Dropout, Input, RepeatVector, TimeDistributed
+from keras.layers import (Concatenate, Dense, Dropout, Embedding, Input, RepeatVector,
+                          TimeDistributed)
 from keras.models import Model
 
 from .decoders import AttentionDecoder, RecurrentDecoder
@@ -142,7 +143,14 @@ class Seq2SeqModel(Model):
 
 # -- arguments ------------------------------------------------------------------------
 def _batch_input_shape(function, input_shape, input_dim, input_length, batch_input_shape,
-                       batch_size):
+                       batch_size, source_vocab_size=None):
+    if source_vocab_size is not None:
+        # Token ids: (batch, length) ints, embedded into input_dim-vectors.
+        _check_positive_int('source_vocab_size', source_vocab_size)
+        if input_dim is None:
+            raise TypeError('%s(source_vocab_size=...) needs input_dim, the size of the '
+                            'token embeddings' % function)
+        return (batch_size, input_length, input_dim)
     if batch_input_shape is not None:
         shape = tuple(batch_input_shape)
     elif input_shape is not None:
@@ -186,15 +194,28 @@ def _maybe_dropout(tensor, dropout):
 
 def _prepare(function, output_dim, output_length, hidden_dim, input_shape, input_dim,
              input_length, batch_input_shape, batch_size, depth, dropout, stateful, cell,
-             implementation, cell_kwargs):
-    """Check a model's arguments; returns (source Input, hidden_dim, depth,
-    keyword arguments of its recurrent layers)."""
+             implementation, cell_kwargs, source_vocab_size=None):
+    """Check a model's arguments; returns (source Input, the encoder's input
+    tensor, hidden_dim, depth, keyword arguments of its recurrent layers).
+
+    With `source_vocab_size` the source Input holds token ids (batch,
+    input_length) and the encoder reads them through
+    `Embedding(source_vocab_size, input_dim, mask_zero=True)` in the same
+    graph, so id 0 is padding and padded steps are masked (also in the
+    models' step-by-step search, which starts from the source Input).
+    """
     shape = _batch_input_shape(function, input_shape, input_dim, input_length,
-                               batch_input_shape, batch_size)
+                               batch_input_shape, batch_size, source_vocab_size)
     hidden_dim, depth = _common(function, output_dim, output_length, hidden_dim, depth,
                                 dropout, stateful, shape)
     rnn = _rnn_kwargs(stateful, shape, cell, implementation, cell_kwargs)
-    return Input(batch_shape=shape, name='source'), hidden_dim, depth, rnn
+    if source_vocab_size is None:
+        source = Input(batch_shape=shape, name='source')
+        return source, source, hidden_dim, depth, rnn
+    source = Input(batch_shape=shape[:2], dtype='int32', name='source')
+    embedded = Embedding(source_vocab_size, shape[2], mask_zero=True,
+                         name='source_embedding')(source)
+    return source, embedded, hidden_dim, depth, rnn
 
 
 def _targets_input(source, output_length, output_dim):
@@ -207,7 +228,7 @@ def _targets_input(source, output_length, output_dim):
 def SimpleSeq2Seq(output_dim, output_length, hidden_dim=None, input_shape=None,
                   input_dim=None, input_length=None, batch_input_shape=None, batch_size=None,
                   depth=1, dropout=0.0, stateful=False, cell='lstm', reverse_input=False,
-                  implementation='auto', **cell_kwargs):
+                  implementation='auto', source_vocab_size=None, **cell_kwargs):
     """Encoder, repeated context, decoder.
 
         C = encoder(X)                          the last h of the encoder stack
@@ -226,14 +247,17 @@ def SimpleSeq2Seq(output_dim, output_length, hidden_dim=None, input_shape=None,
         cell: 'lstm' or 'gru'.
         reverse_input: read the source last step first (Sutskever et al.).
         implementation: 'auto', 'scan' or 'fused' (see `seq2seq.layers.CellLayer`).
+        source_vocab_size: the source holds token ids (batch, input_length),
+            0 being padding, read through `Embedding(source_vocab_size,
+            input_dim, mask_zero=True)` (input_dim is then the embedding
+            size); the default takes vectors (batch, input_length, input_dim).
         cell_kwargs: init, inner_init, forget_bias_init, activation,
             inner_activation.
     """
-    source, hidden_dim, depth, rnn = _prepare(
+    source, tensor, hidden_dim, depth, rnn = _prepare(
         'SimpleSeq2Seq', output_dim, output_length, hidden_dim, input_shape, input_dim, input_length,
         batch_input_shape, batch_size, depth, dropout, stateful, cell, implementation,
-        cell_kwargs)
-    tensor = source
+        cell_kwargs, source_vocab_size)
     for i in range(depth[0]):
         last = i == depth[0] - 1
         tensor = LSTMEncoder(hidden_dim, return_sequences=not last,
@@ -254,7 +278,8 @@ def Seq2Seq(output_dim, output_length, hidden_dim=None, input_shape=None, input_
             input_length=None, batch_input_shape=None, batch_size=None, depth=1,
             broadcast_state=True, inner_broadcast_state=True, teacher_force=False,
             peek=False, dropout=0.0, stateful=False, cell='lstm', reverse_input=False,
-            readout_activation='linear', implementation='auto', **cell_kwargs):
+            readout_activation='linear', implementation='auto', source_vocab_size=None,
+            **cell_kwargs):
     """Encoder-decoder with state transfer [1], optionally peeking [2].
 
         encoder: a stack of recurrent layers over X; with
@@ -275,11 +300,11 @@ def Seq2Seq(output_dim, output_length, hidden_dim=None, input_shape=None, input_
             as such).
         (the others as `SimpleSeq2Seq`)
     """
-    source, hidden_dim, depth, rnn = _prepare(
+    source, tensor, hidden_dim, depth, rnn = _prepare(
         'Seq2Seq', output_dim, output_length, hidden_dim, input_shape, input_dim, input_length,
         batch_input_shape, batch_size, depth, dropout, stateful, cell, implementation,
-        cell_kwargs)
-    tensor, states = source, None
+        cell_kwargs, source_vocab_size)
+    states = None
     for i in range(depth[0]):
         last = i == depth[0] - 1
         encoder = LSTMEncoder(hidden_dim, return_sequences=not last, return_state=True,
@@ -310,7 +335,7 @@ def AttentionSeq2Seq(output_dim, output_length, hidden_dim=None, input_shape=Non
                      input_dim=None, input_length=None, batch_input_shape=None,
                      batch_size=None, depth=1, bidirectional=True, dropout=0.0, stateful=False,
                      cell='lstm', teacher_force=False, readout_activation='linear',
-                     implementation='auto', **cell_kwargs):
+                     implementation='auto', source_vocab_size=None, **cell_kwargs):
     """Encoder-decoder with additive attention [3].
 
         H = encoder(X)            every step's output of the encoder stack,
@@ -328,14 +353,13 @@ def AttentionSeq2Seq(output_dim, output_length, hidden_dim=None, input_shape=Non
         bidirectional: a bidirectional encoder (hidden_dim must be even).
         (the others as `Seq2Seq`)
     """
-    source, hidden_dim, depth, rnn = _prepare(
+    source, tensor, hidden_dim, depth, rnn = _prepare(
         'AttentionSeq2Seq', output_dim, output_length, hidden_dim, input_shape, input_dim, input_length,
         batch_input_shape, batch_size, depth, dropout, stateful, cell, implementation,
-        cell_kwargs)
+        cell_kwargs, source_vocab_size)
     if bidirectional and hidden_dim % 2:
         raise ValueError('AttentionSeq2Seq(bidirectional=True) needs an even hidden_dim '
                          '(half per direction), got %d' % hidden_dim)
-    tensor = source
     for i in range(depth[0]):
         last = i == depth[0] - 1
         if bidirectional:
