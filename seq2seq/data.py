@@ -1,7 +1,11 @@
-"""Data helpers: integer sequences, one-hot targets and a toy task."""
+"""Data helpers: text files of pairs, tokens, padded id arrays, batches
+for teacher-forced training, one-hot targets and a toy task."""
 from __future__ import absolute_import
 
+import collections
+
 import numpy as np
+from keras.utils import Sequence
 
 
 def one_hot(ids, vocab_size, dtype='float32'):
@@ -51,3 +55,164 @@ def targets_with_eos(sequences, length, eos_id, pad_id=0):
         targets[row, :len(sequence)] = sequence
         targets[row, len(sequence)] = eos_id
     return targets
+
+
+# -- text files ------------------------------------------------------------------------
+TOKENIZATIONS = ('chars', 'words')
+
+
+class DataFileError(ValueError):
+    """A data file that cannot be read: `str()` names the file and the line."""
+
+    def __init__(self, path, line, message):
+        self.path, self.line, self.message = path, line, message
+        where = '%s' % path if line is None else '%s, line %d' % (path, line)
+        super(DataFileError, self).__init__('%s: %s' % (where, message))
+
+
+def tokenize(text, tokens):
+    """'chars': every character is a token; 'words': tokens split on whitespace."""
+    if tokens == 'chars':
+        return list(text)
+    if tokens == 'words':
+        return text.split()
+    raise ValueError('tokens must be one of %s, got %r' % (TOKENIZATIONS, tokens))
+
+
+def detokenize(tokens, tokenization):
+    """The inverse of `tokenize`: characters joined with nothing, words with a space."""
+    if tokenization not in TOKENIZATIONS:
+        raise ValueError('tokenization must be one of %s, got %r'
+                         % (TOKENIZATIONS, tokenization))
+    return ('' if tokenization == 'chars' else ' ').join(tokens)
+
+
+def read_lines(path, stream=None):
+    """(line number, text) of every non-blank line of a UTF-8 file (or of a
+    binary `stream`, named `path` in errors), without the line end.
+
+    Raises DataFileError for a missing or unreadable file, bytes that are not
+    UTF-8, or a file with no line.
+    """
+    if stream is None:
+        try:
+            stream = open(path, 'rb')
+        except (IOError, OSError) as error:
+            raise DataFileError(path, None, error.strerror or str(error))
+        with stream:
+            return read_lines(path, stream)
+    lines = []
+    for number, raw in enumerate(stream, 1):
+        try:
+            text = raw.decode('utf-8')
+        except UnicodeDecodeError as error:
+            raise DataFileError(path, number, 'not UTF-8 text (byte %d: %s)'
+                                % (error.start + 1, error.reason))
+        text = text.rstrip('\r\n')
+        if text.strip():
+            lines.append((number, text))
+    if not lines:
+        raise DataFileError(path, 1, 'the file is empty; expected lines of text')
+    return lines
+
+
+def read_tsv(path, source_tokens='chars', target_tokens='chars'):
+    """Read `source<TAB>target` lines.
+
+    # Returns
+        a list of (line number, source tokens, target tokens).
+
+    Raises DataFileError naming the file and line for a line without exactly
+    one tab or with an empty side (and see `read_lines`).
+    """
+    pairs = []
+    for number, text in read_lines(path):
+        fields = text.split('\t')
+        if len(fields) != 2:
+            raise DataFileError(path, number, 'expected source<TAB>target, found %d tab(s)'
+                                % (len(fields) - 1))
+        source = tokenize(fields[0].strip(), source_tokens)
+        target = tokenize(fields[1].strip(), target_tokens)
+        if not source or not target:
+            raise DataFileError(path, number, 'empty %s' % ('source' if not source else 'target'))
+        pairs.append((number, source, target))
+    return pairs
+
+
+def group_references(pairs):
+    """[(source tokens, [target tokens, ...])] in first-seen order: the
+    lines of one source (a word's several pronunciations) become one entry
+    with several references."""
+    grouped = collections.OrderedDict()
+    for pair in pairs:
+        source, target = pair[-2], pair[-1]
+        grouped.setdefault(tuple(source), []).append(list(target))
+    return [(list(source), targets) for source, targets in grouped.items()]
+
+
+# -- ids -------------------------------------------------------------------------------
+def pad_ids(sequences, length, pad_id=0, reverse=False):
+    """Id sequences -> int32 array (n, length), padded on the right (each
+    sequence reversed first when `reverse`), truncated to `length`."""
+    padded = np.full((len(sequences), length), pad_id, dtype='int32')
+    for row, sequence in enumerate(sequences):
+        sequence = list(sequence)[::-1] if reverse else list(sequence)
+        sequence = sequence[:length]
+        padded[row, :len(sequence)] = sequence
+    return padded
+
+
+def target_weights(targets, eos_id):
+    """(n, length) float32: 1 up to and including the first EOS, 0 after
+    (the padding a loss should not count)."""
+    targets = np.asarray(targets)
+    is_eos = targets == eos_id
+    after_eos = np.cumsum(is_eos, axis=1) - is_eos > 0
+    return (~after_eos).astype('float32')
+
+
+class TeacherForcedBatches(Sequence):
+    """Batches for `fit_generator`: (inputs, targets, weights).
+
+    Inputs are the source ids, and for a teacher-forced model also the
+    targets as one-hot vectors (batch, output_length, vocab) the decoder
+    reads shifted by one step; built per batch, so a large data set never
+    exists one-hot in memory. Targets are ids (batch, output_length, 1) for
+    a sparse loss; weights zero the positions after EOS.
+
+    # Arguments
+        x: (n, input_length) source ids.
+        y: (n, output_length) target ids, each ending with EOS.
+        vocab_size: the target vocabulary size (the one-hot width).
+        batch_size: sequences per batch.
+        teacher_force: also give the one-hot targets as an input.
+        eos_id: the end-of-sequence id.
+        shuffle_seed: shuffle the order every epoch (None: keep it).
+    """
+
+    def __init__(self, x, y, vocab_size, batch_size, teacher_force, eos_id, shuffle_seed=None):
+        if len(x) != len(y):
+            raise ValueError('x and y must hold as many sequences, got %d and %d'
+                             % (len(x), len(y)))
+        if len(x) == 0:
+            raise ValueError('no sequences to make batches of')
+        self.x, self.y = np.asarray(x), np.asarray(y)
+        self.weights = target_weights(self.y, eos_id)
+        self.vocab_size, self.batch_size = vocab_size, batch_size
+        self.teacher_force = teacher_force
+        self.rng = None if shuffle_seed is None else np.random.RandomState(shuffle_seed)
+        self.order = np.arange(len(self.x))
+        self.on_epoch_end()
+
+    def __len__(self):
+        return (len(self.x) + self.batch_size - 1) // self.batch_size
+
+    def __getitem__(self, index):
+        rows = self.order[index * self.batch_size:(index + 1) * self.batch_size]
+        x, y = self.x[rows], self.y[rows]
+        inputs = [x, one_hot(y, self.vocab_size)] if self.teacher_force else x
+        return inputs, y[..., None], self.weights[rows]
+
+    def on_epoch_end(self):
+        if self.rng is not None:
+            self.rng.shuffle(self.order)

@@ -1,0 +1,1 @@
+"""Data sets that ship inside PyPI packages (no download at run time)."""
