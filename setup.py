@@ -1,4 +1,32 @@
+import os
+import shutil
+
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
+from setuptools.command.develop import develop
+
+# The start-up hook (seq2seq_startup.py): a .pth file next to the installed
+# packages, which Python runs at start-up. It only sets environment defaults
+# (KERAS_BACKEND, THEANO_FLAGS), so `import keras` before `import seq2seq`
+# gets the same settings; SEQ2SEQ_STARTUP=0 turns it off.
+STARTUP_PTH = 'seq2seq_startup.pth'
+
+
+class BuildWithStartupHook(build_py):
+    """Puts the .pth file at the top of the wheel (site-packages)."""
+
+    def run(self):
+        build_py.run(self)
+        self.copy_file(STARTUP_PTH, os.path.join(self.build_lib, STARTUP_PTH))
+
+
+class DevelopWithStartupHook(develop):
+    """`pip install -e .`: the .pth file goes into site-packages too."""
+
+    def run(self):
+        develop.run(self)
+        if not self.uninstall:
+            shutil.copy(STARTUP_PTH, os.path.join(self.install_dir, STARTUP_PTH))
 
 with open('README.md') as readme:
     long_description = readme.read()
@@ -10,6 +38,8 @@ setup(
     long_description=long_description,
     long_description_content_type='text/markdown',
     packages=find_packages(exclude=('tests', 'tests.*', 'examples', 'benchmarks')),
+    py_modules=['seq2seq_startup'],
+    cmdclass={'build_py': BuildWithStartupHook, 'develop': DevelopWithStartupHook},
     # Keras 2.3.1 does not import on Python >= 3.10, and nose does not run there.
     python_requires='>=3.6, <3.10',
     install_requires=[

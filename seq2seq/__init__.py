@@ -1,43 +1,124 @@
 """Sequence to sequence learning for Keras 2.3.1 on the Theano backend.
 
-Importing this package selects Keras' Theano backend (when KERAS_BACKEND is
-unset) and gives Theano fast, quiet defaults; see `seq2seq._theano.backend`.
+`import seq2seq` runs `seq2seq._theano.install()`: Keras on Theano (when
+KERAS_BACKEND is unset) and the package's Theano patches, each of which can
+be turned off (see `seq2seq._theano` and the README), then imports the layers
+and registers them with Keras so that `keras.models.load_model` finds them.
+
+When Keras cannot run on Theano here (KERAS_BACKEND names another backend,
+or Keras or Theano is not installed), the import still succeeds on Python
+3.7+ so that the pure-numpy parts (`seq2seq.decoding`) can be used; the
+Keras names (`seq2seq.Seq2seq`, ...) then raise the error saying why.
 """
 from __future__ import absolute_import
 
-from ._theano import backend as _backend
+import importlib
+import sys
+import warnings
 
-_backend.setup()
-
-from . import decoding, losses  # noqa: E402
-from .cells import GRUCell, LSTMCell  # noqa: E402
-from .decoding import Hypothesis, beam_search, greedy_search  # noqa: E402
-from .decoders import AttentionDecoder, RecurrentDecoder  # noqa: E402
-from .layers import (BidirectionalEncoder, CellLayer, LSTMDecoder, LSTMDecoder2,  # noqa: E402
-                     LSTMEncoder, StatefulRNN)
-from .models import AttentionSeq2Seq, Seq2Seq, Seq2SeqModel, SimpleSeq2Seq  # noqa: E402
-from .seq2seq import Seq2seq  # noqa: E402
+from . import _theano
+from ._theano.backend import BackendError
 
 __version__ = '0.1.0'
+
+# Public name -> the module defining it.
+_PUBLIC = {
+    'LSTMCell': 'cells', 'GRUCell': 'cells',
+    'Hypothesis': 'decoding', 'beam_search': 'decoding', 'greedy_search': 'decoding',
+    'AttentionDecoder': 'decoders', 'RecurrentDecoder': 'decoders',
+    'BidirectionalEncoder': 'layers', 'CellLayer': 'layers', 'LSTMDecoder': 'layers',
+    'LSTMDecoder2': 'layers', 'LSTMEncoder': 'layers', 'StatefulRNN': 'layers',
+    'AttentionSeq2Seq': 'models', 'Seq2Seq': 'models', 'Seq2SeqModel': 'models',
+    'SimpleSeq2Seq': 'models',
+    'Seq2seq': 'seq2seq',
+}
 
 __all__ = ['LSTMCell', 'GRUCell', 'StatefulRNN', 'CellLayer', 'LSTMEncoder',
            'BidirectionalEncoder', 'LSTMDecoder', 'LSTMDecoder2', 'RecurrentDecoder',
            'AttentionDecoder', 'Seq2seq', 'Seq2SeqModel', 'SimpleSeq2Seq', 'Seq2Seq',
            'AttentionSeq2Seq', 'Hypothesis', 'beam_search', 'greedy_search']
 
+# Modules whose absence means "no Keras-on-Theano here", not a bug of ours.
+_STACK_MODULES = ('keras', 'theano', 'tensorflow')
 
-def _register_custom_objects():
-    """Let keras.models.load_model find our layers with no custom_objects."""
-    from keras.utils.generic_utils import get_custom_objects
+_load_error = []  # the error of the last failed `_load()`
+
+
+class CustomObjectWarning(UserWarning):
+    """A Keras custom object of the same name was already registered."""
+
+
+def register_custom_objects(objects, registry=None):
+    """Add `objects` ({name: object}) to Keras' custom objects, except names
+    that already name a different object: those are left alone, with a
+    `CustomObjectWarning` (a user's own class keeps its name). Returns the
+    names registered."""
+    if registry is None:
+        from keras.utils.generic_utils import get_custom_objects
+        registry = get_custom_objects()
+    registered = []
+    for name, obj in objects.items():
+        current = registry.get(name)
+        if current is not None and current is not obj:
+            warnings.warn('seq2seq: Keras custom object %r is already %r; seq2seq\'s %s is not '
+                          'registered under that name (load models that use it with '
+                          'custom_objects={%r: %s.%s})'
+                          % (name, current, name, name, obj.__module__, obj.__name__),
+                          CustomObjectWarning, stacklevel=3)
+            continue
+        registry[name] = obj
+        registered.append(name)
+    return registered
+
+
+def _custom_objects():
+    """The layers, the Model subclass and the losses, by the names Keras saves."""
     from keras.engine.base_layer import Layer
-    get_custom_objects().update({name: globals()[name] for name in __all__
-                                 if isinstance(globals()[name], type)
-                                 and issubclass(globals()[name], Layer)})
+    from . import losses
+    objects = {name: globals()[name] for name in __all__
+               if isinstance(globals()[name], type) and issubclass(globals()[name], Layer)}
     # Model subclasses are deserialized by class name too.
-    get_custom_objects()['Seq2SeqModel'] = Seq2SeqModel
+    objects['Seq2SeqModel'] = globals()['Seq2SeqModel']
     # A model compiled with one of our losses saves the loss by name.
     for loss in (losses.sparse_softmax_crossentropy, losses.softmax_cross_entropy):
-        get_custom_objects()[loss.__name__] = loss
+        objects[loss.__name__] = loss
+    return objects
 
 
-_register_custom_objects()
+def _load():
+    """Install the patches, import the Keras layers, register them."""
+    _theano.install()
+    for name, module in sorted(_PUBLIC.items()):
+        globals()[name] = getattr(importlib.import_module('.' + module, __name__), name)
+    for module in ('decoding', 'losses'):
+        globals()[module] = importlib.import_module('.' + module, __name__)
+    register_custom_objects(_custom_objects())
+    del _load_error[:]
+
+
+def _missing_stack(error):
+    name = getattr(error, 'name', None) or ''
+    return isinstance(error, ImportError) and name.split('.')[0] in _STACK_MODULES
+
+
+try:
+    _load()
+except BackendError as error:
+    if sys.version_info < (3, 7):
+        raise
+    _load_error[:] = [error]
+except ImportError as error:
+    if sys.version_info < (3, 7) or not _missing_stack(error):
+        raise
+    _load_error[:] = [error]
+
+
+def __getattr__(name):  # PEP 562: only reached when `_load()` failed
+    if name in _PUBLIC or name == 'losses':
+        if _load_error:
+            try:
+                _load()  # the environment may have been fixed since
+            except (BackendError, ImportError) as error:
+                raise error from _load_error[0]
+        return globals()[name]
+    raise AttributeError('module %r has no attribute %r' % (__name__, name))

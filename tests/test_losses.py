@@ -1,6 +1,6 @@
 """seq2seq.losses.sparse_softmax_crossentropy and its fused Ops
 (seq2seq.ops.fused_softmax), against plain numpy and against Keras' own
-sparse_categorical_crossentropy; and the Dot22Scalar fix (seq2seq._theano.graph_fixes).
+sparse_categorical_crossentropy.
 """
 import numpy as np
 import theano
@@ -274,28 +274,3 @@ def test_saved_model_loads_with_the_loss():
         shutil.rmtree(directory)
     assert [f.fn for f in loaded.loss_functions] == [sparse_softmax_crossentropy]
     assert_allclose(loaded.evaluate(x, y, verbose=0), model.evaluate(x, y, verbose=0), rtol=1e-6)
-
-
-# -- seq2seq._theano.graph_fixes ---------------------------------------------------------------------
-
-def test_one_gemm_for_a_gradient_used_twice():
-    """Adam's pattern, a * g and g ** 2 of one g = dot(x, w): one GEMM, not
-    Theano's Dot22 plus a Dot22Scalar of the same product; same values."""
-    x, w = T.matrix(), T.matrix()
-    g = T.dot(x, w)
-    f = theano.function([x, w], [np.asarray(0.1, K.floatx()) * g, g ** 2])
-    gemms = [node for node in f.maker.fgraph.toposort()
-             if type(node.op).__name__ in ('Dot22', 'Dot22Scalar', 'Gemm', 'Dot')]
-    assert len(gemms) == 1, gemms
-    rng = np.random.RandomState(4)
-    xv, wv = rng.randn(3, 4).astype(K.floatx()), rng.randn(4, 5).astype(K.floatx())
-    scaled, squared = f(xv, wv)
-    assert_allclose(scaled, 0.1 * xv.dot(wv), rtol=1e-5)
-    assert_allclose(squared, xv.dot(wv) ** 2, rtol=1e-5)
-
-
-def test_a_lone_scaled_dot_still_becomes_dot22scalar():
-    x, w = T.matrix(), T.matrix()
-    f = theano.function([x, w], np.asarray(0.1, K.floatx()) * T.dot(x, w))
-    ops = [type(node.op).__name__ for node in f.maker.fgraph.toposort()]
-    assert 'Dot22Scalar' in ops, ops

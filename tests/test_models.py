@@ -11,6 +11,7 @@ from numpy.testing import assert_allclose
 
 import seq2seq  # noqa: F401  (registers the layers for load_model)
 from seq2seq.models import AttentionSeq2Seq, Seq2Seq, SimpleSeq2Seq
+from tests import numpy_reference as ref
 
 RNG = np.random.RandomState(0)
 
@@ -101,9 +102,15 @@ def test_attention_weights_for_a_batch():
     model = AttentionSeq2Seq(input_dim=5, input_length=7, hidden_dim=10, output_length=8,
                              output_dim=20)
     attention = model.get_attention(x)
+    memory = model.get_context(x)
     assert attention.shape == (3, 8, 7)
-    assert_allclose(attention.sum(axis=-1), 1.0, rtol=1e-5)
-    assert model.get_context(x).shape == (3, 7, 10)
+    assert memory.shape == (3, 7, 10)
+    # The decoder run in numpy from the same first input and encoder outputs.
+    first = K.function(model.inputs, [model.get_layer('first_input').output])([x])[0]
+    decoder = model.get_layer('decoder')
+    _, expected = ref.recurrent_decoder(first.astype('float64'), ref.named_weights(decoder), 1,
+                                        8, memory=memory.astype('float64'))
+    assert_allclose(attention, expected, rtol=1e-4, atol=1e-6)
 
 
 def test_reverse_input_reads_the_source_backwards():

@@ -1,8 +1,7 @@
 """Select Keras' Theano backend and configure Theano for speed and quiet.
 
-`seq2seq/__init__.py` runs `setup()` before anything imports Keras, so that
-`import seq2seq; import keras` works with `KERAS_BACKEND` unset (Keras 2.3.1
-would otherwise pick TensorFlow).
+The patches `backend`, `default_flags` and `quiet` of `seq2seq._theano`
+(applied by `install()`, which `import seq2seq` runs) call these functions.
 
 Theano settings are only defaults: a flag the user sets in `THEANO_FLAGS` or in
 a `.theanorc` file always wins.
@@ -25,6 +24,10 @@ BACKEND_HELP = (
     "seq2seq runs on Keras' Theano backend only. Set the environment variable "
     "KERAS_BACKEND=theano before starting Python (or import seq2seq before "
     "keras with KERAS_BACKEND unset).")
+
+
+# The names of the flags seq2seq put into THEANO_FLAGS (not the user's).
+ADDED_FLAGS_VARIABLE = 'SEQ2SEQ_THEANO_DEFAULTS'
 
 
 class BackendError(ImportError):
@@ -64,12 +67,19 @@ def _theanorc_options():
 
 
 def user_theano_flags():
-    """Names of every Theano flag the user set, by THEANO_FLAGS or .theanorc.
+    """Names of every Theano flag the user set, by THEANO_FLAGS or .theanorc
+    (not counting those seq2seq added to THEANO_FLAGS).
 
     Lower-cased: .theanorc option names are case-insensitive.
     """
-    names = set(parse_theano_flags(os.environ.get('THEANO_FLAGS', '')))
-    return {name.lower() for name in names | _theanorc_options()}
+    flags = parse_theano_flags(os.environ.get('THEANO_FLAGS', ''))
+    ours = set(_our_flag_names())
+    if ours:
+        defaults = default_theano_flags()
+        # Ours while they still hold our value (a later item of the same name wins).
+        ours = {name for name in ours if flags.get(name) == defaults.get(name)}
+    names = {name.lower() for name in flags if name not in ours}
+    return names | {name.lower() for name in _theanorc_options()}
 
 
 def _library_dirs():
@@ -125,23 +135,82 @@ class _DropMissingDynamicLibraryWarning(logging.Filter):
         return 'did not find a dynamic library' not in record.getMessage()
 
 
-def configure_theano():
-    """Add seq2seq's default flags to THEANO_FLAGS, leaving the user's alone.
+def quiet_theano_logs():
+    """Drop Theano's false warning about the MKL library name. Idempotent."""
+    logger = logging.getLogger('theano.tensor.blas')
+    if not any(isinstance(f, _DropMissingDynamicLibraryWarning) for f in logger.filters):
+        logger.addFilter(_DropMissingDynamicLibraryWarning())
 
-    Must run before Theano is imported; afterwards it only installs the log
-    filter (Theano reads its flags once, at import).
+
+def _our_flag_names(environ=None):
+    environ = os.environ if environ is None else environ
+    return [n for n in environ.get(ADDED_FLAGS_VARIABLE, '').split(',') if n]
+
+
+def set_keras_backend_default():
+    """KERAS_BACKEND=theano when it is unset (Keras 2.3.1 would pick TensorFlow)."""
+    if 'keras' not in sys.modules:
+        os.environ.setdefault('KERAS_BACKEND', 'theano')
+
+
+def apply_default_flags():
+    """Give Theano the flags of `default_theano_flags()` the user has not set.
+
+    Before Theano's import they go into THEANO_FLAGS (their names into
+    SEQ2SEQ_THEANO_DEFAULTS, so that they are not taken for the user's and
+    child processes can tell them apart); once Theano is imported, into
+    `theano.config` directly, which every function compiled afterwards uses.
     """
-    logging.getLogger('theano.tensor.blas').addFilter(
-        _DropMissingDynamicLibraryWarning())
-    if 'theano' in sys.modules:
-        return
     user = user_theano_flags()
-    added = ['%s=%s' % (name, value)
-             for name, value in sorted(default_theano_flags().items())
-             if name.lower() not in user]
-    if added:
+    missing = [(name, value) for name, value in sorted(default_theano_flags().items())
+               if name.lower() not in user]
+    if 'theano' not in sys.modules:
         current = os.environ.get('THEANO_FLAGS', '')
-        os.environ['THEANO_FLAGS'] = ','.join([f for f in [current] + added if f])
+        present = {name.lower() for name in parse_theano_flags(current)}
+        missing = [(name, value) for name, value in missing if name.lower() not in present]
+        if missing:
+            added = ['%s=%s' % item for item in missing]
+            os.environ['THEANO_FLAGS'] = ','.join([f for f in [current] + added if f])
+            names = _our_flag_names() + [name for name, _ in missing]
+            os.environ[ADDED_FLAGS_VARIABLE] = ','.join(sorted(set(names)))
+        return []
+    import theano
+    skipped = []
+    for name, value in missing:
+        try:
+            setattr_config(theano.config, name, value)
+        except Exception as error:  # a flag Theano fixes at import
+            skipped.append('%s=%s (%s)' % (name, value, error))
+    if skipped:
+        import warnings
+        from .patches import PatchSkippedWarning
+        warnings.warn('seq2seq: Theano was imported before seq2seq, and these Theano flags '
+                      'could not be set afterwards: %s. Import seq2seq before keras and '
+                      'theano, or set them in THEANO_FLAGS.' % '; '.join(skipped),
+                      PatchSkippedWarning, stacklevel=3)
+    return skipped
+
+
+def setattr_config(config, name, value):
+    """`config.<section>.<option> = value` for a dotted flag name."""
+    *sections, option = name.split('.')
+    for section in sections:
+        config = getattr(config, section)
+    if str(getattr(config, option)) != value:
+        setattr(config, option, value)
+
+
+def remove_our_default_flags(environ=None):
+    """Take back, before Theano's import, the flags seq2seq (or the start-up
+    hook, or a parent process) put into THEANO_FLAGS."""
+    environ = os.environ if environ is None else environ
+    ours = {name.lower() for name in _our_flag_names(environ)}
+    if not ours or 'theano' in sys.modules:
+        return
+    kept = [item for item in environ.get('THEANO_FLAGS', '').split(',')
+            if item.strip() and item.partition('=')[0].strip().lower() not in ours]
+    environ['THEANO_FLAGS'] = ','.join(kept)
+    environ.pop(ADDED_FLAGS_VARIABLE, None)
 
 
 @contextlib.contextmanager
@@ -159,15 +228,18 @@ def _quiet_stderr():
             saved.write(rest)
 
 
-def select_keras_backend():
-    """Make Keras use Theano, or raise BackendError saying how to fix it."""
+def select_keras_backend(quiet=True):
+    """Import Keras (without its banner when `quiet`) and check that it runs on
+    Theano, or raise BackendError saying how to fix it."""
     requested = os.environ.get('KERAS_BACKEND')
-    if requested is not None and requested != 'theano':
-        raise BackendError('KERAS_BACKEND is %r. %s' % (requested, BACKEND_HELP))
     if 'keras' not in sys.modules:
-        os.environ['KERAS_BACKEND'] = 'theano'
-        with _quiet_stderr():
-            import keras  # noqa: F401  (loads the backend now, quietly)
+        if requested is not None and requested != 'theano':
+            raise BackendError('KERAS_BACKEND is %r. %s' % (requested, BACKEND_HELP))
+        if quiet:
+            with _quiet_stderr():
+                import keras  # noqa: F401  (loads the backend now, quietly)
+        else:
+            import keras  # noqa: F401
     from keras import backend as K
     if K.backend() != 'theano':
         raise BackendError('Keras was imported with the %r backend. %s'
@@ -175,12 +247,6 @@ def select_keras_backend():
 
 
 def setup():
-    """Configure Theano, load Keras on it, fix Theano's compile cache and one
-    of its graph rewrites, speed up its first compiles. Idempotent."""
-    configure_theano()
-    select_keras_backend()
-    # These need Theano, which Keras has just imported.
-    from . import cache_keys, compile_speed, graph_fixes
-    cache_keys.install()
-    compile_speed.install()
-    graph_fixes.install()
+    """The old entry point: `seq2seq._theano.install()` with its defaults."""
+    from . import install
+    return install()

@@ -18,8 +18,9 @@ modules of the seq2seq training function (~2 s each):
    stored again (one more copy in the cache per process).
    `stable_cop_version` uses a SHA-256 digest of the same source instead.
 
-`install()` applies both (and the first-compile notice) once Theano is
-imported; `seq2seq._theano.backend.setup()` calls it. Each patch is applied only when
+`install_cache_keys()` applies both, `install_cold_notice()` the
+first-compile notice: the patches `cache_keys` and `cold_notice` of
+`seq2seq._theano.install()`. Each patch is applied only when
 Theano's code is the buggy one, so a fixed Theano is left alone.
 """
 from __future__ import absolute_import
@@ -144,15 +145,27 @@ def notice_before_compiling(module_from_key):
     return wrapper
 
 
-def install():
-    """Apply the cache-key fixes and the first-compile notice to Theano. Idempotent."""
-    from theano.gof import cc, cmodule, op
+def install_cache_keys():
+    """Apply the two cache-key fixes to Theano. Idempotent."""
+    from theano.gof import cc, op
 
     cop_version = op.COp.__dict__.get('c_code_cache_version')
     if cop_version is not None and _uses_builtin_hash(cop_version):
         op.COp.c_code_cache_version = stable_cop_version
     if not getattr(cc.CLinker.cmodule_key_, '_seq2seq_patch', False):
         cc.CLinker.cmodule_key_ = version_empty_props(cc.CLinker.cmodule_key_)
+
+
+def install_cold_notice():
+    """Print the first-compile notice before Theano compiles into a cold cache.
+    Idempotent."""
+    from theano.gof import cmodule
     if not getattr(cmodule.ModuleCache.module_from_key, '_seq2seq_patch', False):
         cmodule.ModuleCache.module_from_key = notice_before_compiling(
             cmodule.ModuleCache.module_from_key)
+
+
+def install():
+    """Apply the cache-key fixes and the first-compile notice to Theano. Idempotent."""
+    install_cache_keys()
+    install_cold_notice()

@@ -38,8 +38,11 @@ from theano.gradient import DisconnectedType, grad_not_implemented
 from theano.tensor.blas import ldflags
 from theano.tensor.blas_headers import blas_header_text, blas_header_version
 
+# The shared helpers, importable from here too (other fused Ops import them).
+from .c_helpers import (DTYPES, PREPARE_OUTPUT_C, SHARED_C, VECTORISE_FLAGS,  # noqa: F401
+                        c_type_settings, cache_version, check_float_inputs)
+
 INNER_ACTIVATIONS = ('hard_sigmoid', 'sigmoid')
-DTYPES = ('float32', 'float64')
 
 # Theano's own functions count as well as Keras' wrappers of them.
 _TANH = (activations.tanh, T.tanh)
@@ -126,22 +129,6 @@ def lstm_sequence(projected, h0, c0, recurrent_kernel, mask=None,
 
 
 # -- numpy versions of the maths (perform, and a readable reference) ----------
-
-def check_float_inputs(names, values, what):
-    """`values` as tensors of one float dtype (float32 or float64), each with
-    the ndim `names` gives: [(name, ndim), ...]; TypeError naming the input."""
-    values = [T.as_tensor_variable(v) for v in values]
-    dtype = values[0].dtype
-    for (name, ndim), value in zip(names, values):
-        if value.ndim != ndim:
-            raise TypeError('%s must be a %d-d tensor, got %d-d' % (name, ndim, value.ndim))
-        if value.dtype != dtype:
-            raise TypeError('%s must have dtype %s like %s, got %s'
-                            % (name, dtype, names[0][0], value.dtype))
-    if dtype not in DTYPES:
-        raise TypeError('%s supports %s only, got %s' % (what, ' and '.join(DTYPES), dtype))
-    return values
-
 
 def _activate(z, inner_activation):
     if inner_activation == 'hard_sigmoid':
@@ -245,25 +232,6 @@ def numpy_backward(h0, c0, recurrent_kernel, h_seq, c_seq, gates, dh_seq, dc_seq
 
 
 # -- the C implementation -------------------------------------------------------
-
-# C shared by the fused Ops (seq2seq.ops.fused_softmax uses it too).
-PREPARE_OUTPUT_C = r"""/* A C-contiguous output of the given shape, reusing *out when it fits. */
-static int fused_prepare_output(PyArrayObject** out, int nd, const npy_intp* dims, int typenum)
-{
-    if (*out && PyArray_NDIM(*out) == nd && PyArray_TYPE(*out) == typenum
-            && PyArray_IS_C_CONTIGUOUS(*out)) {
-        int same = 1;
-        for (int d = 0; d < nd; ++d)
-            same = same && PyArray_DIMS(*out)[d] == dims[d];
-        if (same)
-            return 0;
-    }
-    Py_XDECREF(*out);
-    *out = (PyArrayObject*)PyArray_EMPTY(nd, (npy_intp*)dims, typenum, 0);
-    return *out ? 0 : -1;
-}
-
-"""
 
 # Shared by both Ops (Theano compiles it once per module). Everything is
 # C-contiguous and row-major; the Fortran GEMM is column-major, so a
@@ -401,15 +369,7 @@ static void fused_add_rows(T* __restrict out, const T* __restrict a, const T* __
         out[j] = a[j] + b[j];
 }
 
-/* sum += x, accumulated in double. */
-template <typename T>
-static void fused_accumulate(double* __restrict sum, const T* __restrict x, npy_intp n)
-{
-    for (npy_intp j = 0; j < n; ++j)
-        sum[j] += x[j];
-}
-
-""" + PREPARE_OUTPUT_C + r"""static int fused_check_shape(PyArrayObject* a, const char* name, int nd, const npy_intp* dims)
+""" + SHARED_C + r"""static int fused_check_shape(PyArrayObject* a, const char* name, int nd, const npy_intp* dims)
 {
     int ok = PyArray_NDIM(a) == nd;
     for (int d = 0; ok && d < nd; ++d)
@@ -763,9 +723,8 @@ class _FusedLSTMOp(Op):
         return ldflags()
 
     def c_compile_args(self):
-        # -fno-trapping-math: lets GCC if-convert the clamps of the gates and
-        # so vectorise the per-step loops (no FP exception is ever enabled).
-        return ldflags(libs=False, flags=True) + ['-fno-trapping-math']
+        # (VECTORISE_FLAGS: lets GCC vectorise the gates' clamps.)
+        return ldflags(libs=False, flags=True) + VECTORISE_FLAGS
 
     def c_lib_dirs(self):
         return ldflags(libs=False, libs_dir=True)
@@ -774,14 +733,12 @@ class _FusedLSTMOp(Op):
         return ldflags(libs=False, include_dir=True)
 
     def c_code_cache_version(self):
-        # Theano finds a versioned module by this version, not by its code:
-        # bump the first number with every change to the C above.
-        return (5, blas_header_version())
+        # A digest of the C source: any edit of it gets a new module.
+        return cache_version(self, blas_header_version())
 
     def _c_settings(self, node):
         dtype = node.outputs[0].dtype
-        return dict(ctype={'float32': 'float', 'float64': 'double'}[dtype],
-                    typenum={'float32': 'NPY_FLOAT32', 'float64': 'NPY_FLOAT64'}[dtype],
+        return dict(c_type_settings(dtype),
                     kind={'hard_sigmoid': 'FUSED_HARD_SIGMOID',
                           'sigmoid': 'FUSED_SIGMOID'}[self.inner_activation],
                     broadcast_time=int(self.broadcast_time),

@@ -1,0 +1,127 @@
+"""What the fused C Ops share: dtype tables, input checks, C helpers and the
+cache version derived from their C source.
+
+Every C snippet here has its own include guard, so an Op may embed it in its
+support code and two Ops compiled into one module (Theano's 'c' linker) still
+define each helper once.
+"""
+from __future__ import absolute_import
+
+import hashlib
+import inspect
+
+import theano.tensor as T
+
+# The float dtypes the fused Ops compute in, and their C and NumPy names.
+DTYPES = ('float32', 'float64')
+C_TYPES = {'float32': 'float', 'float64': 'double'}
+TYPENUMS = {'float32': 'NPY_FLOAT32', 'float64': 'NPY_FLOAT64'}
+
+# -fno-trapping-math lets GCC if-convert clamps and maxima and so vectorise
+# the Ops' row loops (no floating-point exception is ever enabled).
+VECTORISE_FLAGS = ['-fno-trapping-math']
+
+
+def c_type_settings(dtype):
+    """`ctype` and `typenum` of a fused Op's C code for `dtype` (one of DTYPES)."""
+    if dtype not in DTYPES:
+        raise TypeError('the fused Ops support %s only, got %s' % (' and '.join(DTYPES), dtype))
+    return dict(ctype=C_TYPES[dtype], typenum=TYPENUMS[dtype])
+
+
+def check_float_inputs(names, values, what):
+    """`values` as tensors of one float dtype (float32 or float64), each with
+    the ndim `names` gives: [(name, ndim), ...]; TypeError naming the input."""
+    values = [T.as_tensor_variable(v) for v in values]
+    dtype = values[0].dtype
+    for (name, ndim), value in zip(names, values):
+        if value.ndim != ndim:
+            raise TypeError('%s must be a %d-d tensor, got %d-d' % (name, ndim, value.ndim))
+        if value.dtype != dtype:
+            raise TypeError('%s must have dtype %s like %s, got %s'
+                            % (name, dtype, names[0][0], value.dtype))
+    if dtype not in DTYPES:
+        raise TypeError('%s supports %s only, got %s' % (what, ' and '.join(DTYPES), dtype))
+    return values
+
+
+PREPARE_OUTPUT_C = r"""#ifndef SEQ2SEQ_PREPARE_OUTPUT
+#define SEQ2SEQ_PREPARE_OUTPUT
+/* A C-contiguous output of the given shape, reusing *out when it fits. */
+static int fused_prepare_output(PyArrayObject** out, int nd, const npy_intp* dims, int typenum)
+{
+    if (*out && PyArray_NDIM(*out) == nd && PyArray_TYPE(*out) == typenum
+            && PyArray_IS_C_CONTIGUOUS(*out)) {
+        int same = 1;
+        for (int d = 0; d < nd; ++d)
+            same = same && PyArray_DIMS(*out)[d] == dims[d];
+        if (same)
+            return 0;
+    }
+    Py_XDECREF(*out);
+    *out = (PyArrayObject*)PyArray_EMPTY(nd, (npy_intp*)dims, typenum, 0);
+    return *out ? 0 : -1;
+}
+#endif
+
+"""
+
+ACCUMULATE_C = r"""#ifndef SEQ2SEQ_ACCUMULATE
+#define SEQ2SEQ_ACCUMULATE
+/* sum += x, accumulated in double (bias gradients summed over many rows). */
+template <typename T>
+static void fused_accumulate(double* __restrict sum, const T* __restrict x, npy_intp n)
+{
+    for (npy_intp j = 0; j < n; ++j)
+        sum[j] += x[j];
+}
+#endif
+
+"""
+
+# Everything above, for an Op's support code.
+SHARED_C = PREPARE_OUTPUT_C + ACCUMULATE_C
+
+# The methods whose text (or result) makes an Op's compiled module.
+_C_METHODS = ('c_code', 'c_code_cleanup', 'c_init_code_struct', 'c_init_code',
+              'c_support_code_apply', 'c_support_code_struct', 'c_cleanup_code_struct')
+
+_versions = {}  # Op class -> its version
+
+
+def source_digest(*texts):
+    """A 60-bit int digest of `texts`, the same in every process."""
+    joined = '\0'.join(texts).encode('utf-8')
+    return int(hashlib.sha256(joined).hexdigest()[:15], 16)
+
+
+def c_source_text(op):
+    """The C source that makes `op`'s compiled module: its support code,
+    headers and compile flags, and the Python text of its C code methods
+    (which hold the templates filled in per node)."""
+    parts = [op.c_support_code()]
+    parts += [repr(sorted(method())) for method in (op.c_headers, op.c_compile_args)]
+    for name in _C_METHODS:
+        method = getattr(type(op), name, None)
+        if method is None or getattr(method, '__module__', '').startswith('theano.'):
+            continue  # Theano's default: the same for every Op
+        try:
+            parts.append(inspect.getsource(method))
+        except (OSError, TypeError):  # no source file (e.g. frozen): its bytecode then
+            parts.append(repr(method.__code__.co_code) + repr(method.__code__.co_consts))
+    return parts
+
+
+def cache_version(op, *extra):
+    """A `c_code_cache_version` for `op`: a digest of its C source text, then
+    `extra` (e.g. the BLAS header's version).
+
+    Theano finds a compiled module in its cache by this version, not by the
+    code itself, so a version taken from the code means an edit of the C can
+    never reuse a stale module from `~/.theano`, with no number to bump.
+    Computed once per Op class and process.
+    """
+    key = (type(op), extra)
+    if key not in _versions:
+        _versions[key] = (source_digest(*c_source_text(op)),) + tuple(extra)
+    return _versions[key]
