@@ -1,4 +1,4 @@
-# Two entry points: `make demo` and `make test`. Both create .venv when it is
+# Entry points: `make demo`, `make test`, `make test-fast`. Each creates .venv when it is
 # missing, with the Python that .python-version selects.
 SHELL := /bin/bash
 VENV := .venv
@@ -8,7 +8,7 @@ PY_VERSION := $(shell cat .python-version)
 BASE_PYTHON ?= $(shell pyenv which python 2>/dev/null || command -v python$(PY_VERSION))
 export KERAS_BACKEND := theano
 
-.PHONY: demo test bench venv clean
+.PHONY: demo test test-fast bench venv clean
 
 venv: $(VENV)/.installed
 
@@ -26,6 +26,10 @@ demo: venv
 
 test: venv
 	$(PY) -m tests.runner
+
+# The fast tier: every test not marked @attr('slow') (see tests/runner.py).
+test-fast: venv
+	$(PY) -m tests.runner --fast
 
 # `make bench`: the benchmarks of benchmarks/README.md, in .venv plus a Python
 # 3.11 venv for PyTorch (BENCH_ARGS passes options, e.g. BENCH_ARGS=--quick).
