@@ -170,15 +170,42 @@ class StatefulRNN(Layer):
         for variable, value in zip(flatten_states(self._state_variables), arrays):
             K.set_value(variable, value)
 
-    def reset_hidden_state(self):
-        """Set every remembered state to zero (call it after each conversation).
+    def reset_hidden_state(self, rows=None):
+        """Set the remembered states to zero (call it after each conversation).
+
+        # Arguments
+            rows: None (every row of the batch), or an int or a list of ints
+                in [0, batch_size): only those rows, e.g. the rows whose
+                conversation just ended while the others go on
+                (`seq2seq.conversation.ConversationLayout`). The other rows
+                keep their states exactly.
 
         A layer with remember_state=False has nothing to reset.
         """
         if not self.remember_state:
             return
+        rows = self._checked_rows(rows)
         for variable in flatten_states(self._state_variables):
-            K.set_value(variable, np.zeros_like(K.get_value(variable)))
+            value = K.get_value(variable)
+            if rows is None:
+                value = np.zeros_like(value)
+            else:
+                value = value.copy()
+                value[rows] = 0
+            K.set_value(variable, value)
+
+    def _checked_rows(self, rows):
+        """`rows` of `reset_hidden_state` as a list of ints (None: every row)."""
+        if rows is None:
+            return None
+        given = [rows] if np.ndim(rows) == 0 else list(np.asarray(rows, dtype=object).ravel())
+        for row in given:
+            if (isinstance(row, (bool, np.bool_)) or not isinstance(row, (int, np.integer))
+                    or not 0 <= row < self.batch_size):
+                raise ValueError('rows must be None or ints in [0, %d) (the rows of a batch of '
+                                 'batch_size=%d), got %r' % (self.batch_size, self.batch_size,
+                                                              rows))
+        return sorted(set(int(row) for row in given))
 
     def reset_states(self):
         """Keras' name for `reset_hidden_state()` (used by `Model.reset_states()`)."""

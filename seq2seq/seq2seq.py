@@ -155,6 +155,60 @@ class Seq2seq(CellLayer):
         self.remember(encoder_finals + decoder_finals + upper_finals, inputs)
         return outputs
 
+    # -- one exchange from given states (seq2seq.conversation) --------------------
+    def run_exchange(self, inputs, initial_states, mask=None):
+        """`call` as a function of the states it starts from: one exchange of
+        a conversation, leaving the remembered states alone.
+
+        `call` with `remember_state=True` is this method fed from the shared
+        state variables, its final states written back to them; chaining
+        its final states into the next exchange's initial states (as
+        `seq2seq.conversation.ConversationWindow` does) gives the same
+        outputs, with gradients flowing from one exchange to the previous.
+
+        # Arguments
+            inputs: (batch, input_length, input_dim).
+            initial_states: per cell of `recurrent_cells()`, a list [h, c] of
+                (batch, size), as `get_hidden_state()` returns them. The
+                encoder LSTMs and the upper decoder LSTMs start from them; the
+                decoder's entry is not read, since the decoder starts from the
+                top encoder LSTM's final state of this very exchange.
+            mask: optional (batch, input_length); padded steps keep the
+                encoder's state (an all-padding exchange passes it through).
+
+        # Returns
+            (outputs, final_states): outputs (batch, output_length,
+            output_dim); final_states in the structure of `initial_states`.
+        """
+        n_cells = len(self.recurrent_cells())
+        if len(initial_states) != n_cells:
+            raise ValueError('run_exchange needs initial_states for %d cells (encoder LSTMs, '
+                             'decoder, upper decoder LSTMs), got %d'
+                             % (n_cells, len(initial_states)))
+        n_encoders = len(self.encoder_cells)
+        sequence = inputs
+        encoder_finals = []
+        for cell, states in zip(self.encoder_cells, initial_states[:n_encoders]):
+            sequence, finals = run_encoder(
+                cell, sequence, list(states), mask=mask,
+                truncate_gradient=self.truncate_gradient,
+                implementation=self.implementation)              # (batch, time, u)
+            encoder_finals.append(finals)
+        context = encoder_finals[-1][0]                          # (batch, hidden_dim)
+        vector = T.dot(context, self.bridge_kernel) + self.bridge_bias  # (batch, output_dim)
+        outputs, decoder_finals = run_feedback_decoder(
+            [self.decoder_cell], (self.readout_kernel, self.readout_bias), vector,
+            [encoder_finals[-1]], self.output_length,
+            truncate_gradient=self.truncate_gradient,
+            implementation=self.implementation)                  # (batch, out_len, out_dim)
+        upper_finals = []
+        for cell, states in zip(self.upper_decoder_cells, initial_states[n_encoders + 1:]):
+            outputs, finals = run_encoder(
+                cell, outputs, list(states), truncate_gradient=self.truncate_gradient,
+                implementation=self.implementation)              # (batch, out_len, out_dim)
+            upper_finals.append(finals)
+        return outputs, encoder_finals + decoder_finals + upper_finals
+
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.output_length, self.output_dim)
 
