@@ -1,0 +1,377 @@
+"""The `seq2seq` command line: train, predict, evaluate, attention.
+
+    seq2seq train --train train.tsv --valid dev.tsv --model-dir DIR
+    seq2seq predict --model-dir DIR < inputs.txt > outputs.txt
+    seq2seq evaluate --model-dir DIR --test test.tsv --metric wer per
+    seq2seq attention --model-dir DIR --source hello --out hello.png
+
+Data files hold `source<TAB>target` lines (UTF-8); a source on several lines
+has several references. A file that cannot be read ends the command with one
+line naming the file and the line, and exit status 2.
+"""
+from __future__ import absolute_import, print_function
+
+import argparse
+import io
+import os
+import sys
+
+USAGE_ERROR = 2
+DEFAULTS = dict(model='attention', cell='lstm', hidden_dim=256, depth=1, embedding_dim=64,
+                dropout=0.0, epochs=30, batch_size=64, patience=3, seed=0)
+METRICS = ('wer', 'per', 'bleu', 'accuracy', 'perplexity')
+
+
+class CommandError(Exception):
+    """An error the user can fix: printed as one line, exit status 2."""
+
+
+# -- arguments -------------------------------------------------------------------------
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError('expected a positive integer, got %r' % text)
+    if value < 1:
+        raise argparse.ArgumentTypeError('expected a positive integer, got %r' % text)
+    return value
+
+
+def _probability(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError('expected a number in [0, 1), got %r' % text)
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError('expected a number in [0, 1), got %r' % text)
+    return value
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog='seq2seq', description='Train, apply and score sequence-to-sequence models on '
+        'text files of source<TAB>target lines.')
+    commands = parser.add_subparsers(dest='command', metavar='COMMAND')
+    commands.required = True
+
+    train = commands.add_parser('train', help='train a model on a TSV file')
+    train.add_argument('--train', required=True, metavar='TSV', help='training pairs')
+    train.add_argument('--valid', metavar='TSV',
+                       help='validation pairs (best checkpoint, early stopping)')
+    train.add_argument('--model-dir', required=True, metavar='DIR')
+    train.add_argument('--source-tokens', choices=('chars', 'words'), default='chars')
+    train.add_argument('--target-tokens', choices=('chars', 'words'), default='chars')
+    train.add_argument('--model', choices=('attention', 'seq2seq', 'simple'),
+                       default=DEFAULTS['model'])
+    train.add_argument('--cell', choices=('lstm', 'gru'), default=DEFAULTS['cell'])
+    train.add_argument('--hidden-dim', type=_positive_int, default=DEFAULTS['hidden_dim'])
+    train.add_argument('--depth', type=_positive_int, default=DEFAULTS['depth'])
+    train.add_argument('--embedding-dim', type=_positive_int,
+                       default=DEFAULTS['embedding_dim'])
+    train.add_argument('--dropout', type=_probability, default=DEFAULTS['dropout'])
+    train.add_argument('--epochs', type=_positive_int, default=DEFAULTS['epochs'],
+                       help='the total number of epochs (also with --resume)')
+    train.add_argument('--batch-size', type=_positive_int, default=DEFAULTS['batch_size'])
+    train.add_argument('--reverse-source', action='store_true',
+                       help='read every source last token first')
+    train.add_argument('--patience', type=_positive_int, default=DEFAULTS['patience'],
+                       help='stop after this many epochs without a better validation loss')
+    train.add_argument('--seed', type=int, default=DEFAULTS['seed'])
+    train.add_argument('--resume', action='store_true',
+                       help='continue the interrupted run in --model-dir')
+    train.add_argument('--quiet', action='store_true', help='no progress bar')
+
+    predict = commands.add_parser('predict', help='decode sources, one per line')
+    predict.add_argument('--model-dir', required=True, metavar='DIR')
+    predict.add_argument('--beam-size', type=_positive_int, default=1,
+                         help='1: greedy search (the default)')
+    predict.add_argument('--n-best', type=_positive_int, default=None,
+                         help='write N lines per source, each with its log-probability '
+                         'after a tab')
+    predict.add_argument('--batch-size', type=_positive_int, default=64)
+    predict.add_argument('--input', metavar='FILE', help='default: standard input')
+    predict.add_argument('--output', metavar='FILE', help='default: standard output')
+
+    evaluate = commands.add_parser('evaluate', help='score a model on a TSV file')
+    evaluate.add_argument('--model-dir', required=True, metavar='DIR')
+    evaluate.add_argument('--test', required=True, metavar='TSV')
+    evaluate.add_argument('--metric', nargs='+', choices=METRICS, default=['wer', 'per'])
+    evaluate.add_argument('--beam-size', type=_positive_int, default=1)
+    evaluate.add_argument('--batch-size', type=_positive_int, default=64)
+
+    attention = commands.add_parser('attention', help='plot the attention for one source')
+    attention.add_argument('--model-dir', required=True, metavar='DIR')
+    attention.add_argument('--source', required=True, metavar='TEXT')
+    attention.add_argument('--out', required=True, metavar='FILE.png')
+    return parser
+
+
+def _warn(message):
+    print('seq2seq: warning: %s' % message, file=sys.stderr)
+
+
+# -- train -----------------------------------------------------------------------------
+def _encode_pairs(pairs, path, config, source_vocab, target_vocab):
+    """(x, y) id arrays of (line, source, target) triples; sources and
+    targets too long for the model are cut, with one warning per file."""
+    from .data import pad_ids
+    from .vocab import EOS_ID
+    input_length, output_length = config['input_length'], config['output_length']
+    too_long = [line for line, source, target in pairs
+                if len(source) > input_length or len(target) > output_length - 1]
+    if too_long:
+        _warn('%s: %d pair(s) longer than the model (source %d, target %d tokens) are cut, '
+              'first on line %d' % (path, len(too_long), input_length, output_length - 1,
+                                    too_long[0]))
+    x = pad_ids([source_vocab.encode(s[:input_length]) for _, s, _ in pairs], input_length,
+                reverse=config['reverse_source'])
+    y = pad_ids([target_vocab.encode(t[:output_length - 1]) + [EOS_ID] for _, _, t in pairs],
+                output_length)
+    return x, y
+
+
+def _new_run(args, pairs):
+    """Config, vocabularies and a compiled model for a fresh run."""
+    import numpy as np
+    from .model_dir import build_model, compile_model, write_config, CONFIG
+    from .vocab import Vocabulary
+    if os.path.exists(os.path.join(args.model_dir, CONFIG)):
+        raise CommandError('%s already holds a model: continue it with --resume, or choose '
+                           'another --model-dir' % args.model_dir)
+    if args.model == 'attention' and args.hidden_dim % 2:
+        raise CommandError('--model attention needs an even --hidden-dim (half per direction '
+                           'of its bidirectional encoder), got %d' % args.hidden_dim)
+    source_vocab = Vocabulary.build(source for _, source, _ in pairs)
+    target_vocab = Vocabulary.build(target for _, _, target in pairs)
+    config = {name: getattr(args, name) for name in (
+        'source_tokens', 'target_tokens', 'model', 'cell', 'hidden_dim', 'depth',
+        'embedding_dim', 'dropout', 'batch_size', 'reverse_source', 'patience', 'seed')}
+    config.update(input_length=max(len(source) for _, source, _ in pairs),
+                  output_length=max(len(target) for _, _, target in pairs) + 1,
+                  train=args.train, valid=args.valid)
+    write_config(args.model_dir, config, source_vocab, target_vocab)
+    np.random.seed(args.seed)           # Keras' initialisers draw from numpy
+    model = compile_model(build_model(config, len(source_vocab), len(target_vocab)))
+    return config, source_vocab, target_vocab, model, None
+
+
+def _resumed_run(args):
+    """Config, vocabularies, the last checkpoint and the training state."""
+    import keras
+    from .callbacks import LAST_CHECKPOINT, load_train_state
+    from .model_dir import read_config
+    config, source_vocab, target_vocab = read_config(args.model_dir)
+    state = load_train_state(args.model_dir)
+    checkpoint = os.path.join(args.model_dir, LAST_CHECKPOINT)
+    if state is None or not os.path.exists(checkpoint):
+        raise CommandError('%s has no checkpoint to resume from (no epoch finished yet): '
+                           'train again without --resume' % args.model_dir)
+    model = keras.models.load_model(checkpoint)
+    return config, source_vocab, target_vocab, model, state
+
+
+def train(args):
+    from .callbacks import CheckpointAndEarlyStopping
+    from .data import TeacherForcedBatches, read_tsv
+    from .model_dir import ACCURACY_METRIC, is_teacher_forced
+    from .vocab import EOS_ID
+    if args.resume:
+        config, source_vocab, target_vocab, model, state = _resumed_run(args)
+    else:
+        config = state = None
+    tokens = (config or vars(args))
+    pairs = read_tsv(args.train, tokens['source_tokens'], tokens['target_tokens'])
+    valid = (read_tsv(args.valid, tokens['source_tokens'], tokens['target_tokens'])
+             if args.valid else None)
+    if not args.resume:
+        config, source_vocab, target_vocab, model, state = _new_run(args, pairs)
+    done = state['epoch'] if state else 0
+    if state and state.get('stopped_early'):
+        print('%s: training stopped early after epoch %d; nothing to resume'
+              % (args.model_dir, done))
+        return 0
+    if done >= args.epochs:
+        print('%s: %d epoch(s) done already (--epochs %d); nothing to do'
+              % (args.model_dir, done, args.epochs))
+        return 0
+
+    def batches(pairs, path, seed):
+        x, y = _encode_pairs(pairs, path, config, source_vocab, target_vocab)
+        return TeacherForcedBatches(x, y, len(target_vocab), config['batch_size'],
+                                    is_teacher_forced(config), EOS_ID, shuffle_seed=seed)
+
+    train_batches = batches(pairs, args.train, config['seed'] + done)
+    valid_batches = batches(valid, args.valid, None) if valid else None
+    print('%s: %d training pairs, %d validation pairs; vocabularies %d source, %d target '
+          'tokens; sources up to %d tokens, targets up to %d; epochs %d to %d'
+          % (args.model_dir, len(pairs), len(valid or ()), len(source_vocab), len(target_vocab),
+             config['input_length'], config['output_length'] - 1, done + 1, args.epochs))
+    sys.stdout.flush()
+    checkpoint = CheckpointAndEarlyStopping(
+        args.model_dir, patience=config['patience'], state=state,
+        accuracy_key='val_' + ACCURACY_METRIC)
+    model.fit_generator(train_batches, epochs=args.epochs, initial_epoch=done,
+                        validation_data=valid_batches, callbacks=[checkpoint],
+                        verbose=0 if args.quiet else 1, workers=0, shuffle=False)
+    print('%s: best validation loss %.4f; model, vocabularies, history.csv and loss.png written'
+          % (args.model_dir, checkpoint.best))
+    return 0
+
+
+# -- predict ---------------------------------------------------------------------------
+def _input_lines(path):
+    """(line number, text) of every line of the predict input, blank ones
+    included (each gets an output line)."""
+    from .data import DataFileError
+    name = path or '<stdin>'
+    if path:
+        try:
+            stream = open(path, 'rb')
+        except (IOError, OSError) as error:
+            raise DataFileError(path, None, error.strerror or str(error))
+    else:
+        stream = getattr(sys.stdin, 'buffer', sys.stdin)
+    lines = []
+    try:
+        for number, raw in enumerate(stream, 1):
+            if not isinstance(raw, bytes):
+                raw = raw.encode('utf-8')
+            try:
+                lines.append((number, raw.decode('utf-8').rstrip('\r\n')))
+            except UnicodeDecodeError as error:
+                raise DataFileError(name, number, 'not UTF-8 text (byte %d: %s)'
+                                    % (error.start + 1, error.reason))
+    finally:
+        if path:
+            stream.close()
+    if not lines:
+        raise DataFileError(name, 1, 'the input is empty; expected one source per line')
+    return lines
+
+
+def predict(args):
+    from .translator import Translator
+    n_best = args.n_best or 1
+    if n_best > args.beam_size:
+        args.beam_size = n_best         # n-best lists need a beam at least that wide
+    translator = Translator(args.model_dir)
+    lines = _input_lines(args.input)
+    name = args.input or '<stdin>'
+    sources = []
+    for number, text in lines:
+        tokens = translator.tokenize_source(text)
+        if not tokens:
+            _warn('%s, line %d: empty source' % (name, number))
+        for problem in translator.problems(tokens):
+            _warn('%s, line %d: %s' % (name, number, problem))
+        sources.append(tokens)
+    decoded = translator.translate(sources, beam_size=args.beam_size, n_best=n_best,
+                                   batch_size=args.batch_size)
+    out = (io.open(args.output, 'w', encoding='utf-8') if args.output
+           else sys.stdout)
+    try:
+        for hypotheses in decoded:
+            for tokens, log_prob in hypotheses[:n_best]:
+                text = translator.detokenize_target(tokens)
+                out.write('%s\t%.4f\n' % (text, log_prob) if args.n_best else text + '\n')
+            # A source the search found fewer hypotheses for still gets n_best lines.
+            for _ in range(n_best - len(hypotheses)):
+                out.write('\t-inf\n')
+        out.flush()
+    finally:
+        if args.output:
+            out.close()
+    return 0
+
+
+# -- evaluate --------------------------------------------------------------------------
+def evaluate(args):
+    from . import metrics
+    from .data import group_references, read_tsv
+    from .translator import Translator
+    translator = Translator(args.model_dir)
+    config = translator.config
+    pairs = read_tsv(args.test, config['source_tokens'], config['target_tokens'])
+    grouped = group_references(pairs)
+    sources = [source for source, _ in grouped]
+    references = [targets for _, targets in grouped]
+    unknown = sum(1 for s in sources if translator.source_vocab.unknown(s))
+    if unknown:
+        _warn('%s: %d source(s) hold tokens the model does not know (read as <unk>)'
+              % (args.test, unknown))
+    results = []
+    if set(args.metric) & {'wer', 'per', 'bleu', 'accuracy'}:
+        hypotheses = [h[0][0] for h in translator.translate(
+            sources, beam_size=args.beam_size, batch_size=args.batch_size)]
+    for metric in args.metric:
+        if metric == 'wer':
+            results.append(('WER', '%.2f%%' % (100 * metrics.word_error_rate(hypotheses,
+                                                                            references))))
+        elif metric == 'per':
+            results.append(('PER', '%.2f%%' % (100 * metrics.token_error_rate(hypotheses,
+                                                                             references))))
+        elif metric == 'bleu':
+            results.append(('BLEU', '%.2f' % metrics.corpus_bleu(hypotheses, references)))
+        elif metric == 'accuracy':
+            results.append(('exact match', '%.2f%%' % (100 * metrics.exact_match(
+                hypotheses, references))))
+            _, right, counted = translator.reference_log_probs(
+                [p[1] for p in pairs], [p[2] for p in pairs], args.batch_size)
+            results.append(('token accuracy', '%.2f%%' % (100 * right[counted].mean())))
+        elif metric == 'perplexity':
+            log_probs, _, _ = translator.reference_log_probs(
+                [p[1] for p in pairs], [p[2] for p in pairs], args.batch_size)
+            results.append(('perplexity', '%.4f' % metrics.perplexity(log_probs)))
+    print('%s: %d sources, %d references, beam size %d'
+          % (args.test, len(sources), len(pairs), args.beam_size))
+    for name, value in results:
+        print('%s\t%s' % (name, value))
+    return 0
+
+
+# -- attention -------------------------------------------------------------------------
+def attention(args):
+    from .plots import plot_attention
+    from .translator import Translator
+    translator = Translator(args.model_dir)
+    tokens = translator.tokenize_source(args.source)
+    if not tokens:
+        raise CommandError('--source is empty')
+    for problem in translator.problems(tokens):
+        _warn('--source: %s' % problem)
+    try:
+        outputs, read, weights = translator.attention(tokens)
+    except ValueError as error:
+        raise CommandError(str(error))
+    plot_attention(weights, read, outputs, args.out)
+    print('%s -> %s; attention heatmap written to %s'
+          % (args.source, translator.detokenize_target(outputs[:-1]), args.out))
+    return 0
+
+
+COMMANDS = {'train': train, 'predict': predict, 'evaluate': evaluate, 'attention': attention}
+
+
+def main(argv=None):
+    """Run a command; returns the exit status (2 for a usage or file error,
+    printed as one line on stderr)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit:
+        return exit.code
+    import seq2seq  # noqa: F401  (selects Keras' Theano backend first)
+    from .data import DataFileError
+    from .model_dir import ModelDirError
+    try:
+        return COMMANDS[args.command](args)
+    except (CommandError, DataFileError, ModelDirError) as error:
+        print('seq2seq %s: error: %s' % (args.command, error), file=sys.stderr)
+        return USAGE_ERROR
+    except KeyboardInterrupt:
+        print('seq2seq %s: interrupted' % args.command, file=sys.stderr)
+        return 130
+
+
+if __name__ == '__main__':
+    sys.exit(main())

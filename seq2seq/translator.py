@@ -1,0 +1,160 @@
+"""Decode text with a trained model directory (what `seq2seq predict`,
+`evaluate` and `attention` run).
+
+    translator = Translator('models/g2p')
+    translator.translate([list('hello')], beam_size=5)   # [[(['HH', 'AH', ...], -0.42)]]
+"""
+from __future__ import absolute_import
+
+import numpy as np
+from keras import backend as K
+
+from .data import detokenize, one_hot, pad_ids, tokenize
+from .decoding import beam_search
+from .model_dir import is_teacher_forced, load_model_dir
+from .vocab import EOS_ID, PAD_ID
+
+
+class Translator(object):
+    """A loaded model directory: tokens in, tokens out.
+
+    # Arguments
+        model_dir: a directory written by `seq2seq train`.
+    """
+
+    def __init__(self, model_dir):
+        self.model_dir = model_dir
+        (self.config, self.source_vocab, self.target_vocab,
+         self.model) = load_model_dir(model_dir)
+        self.input_length = self.config['input_length']
+        self.output_length = self.config['output_length']
+        self._forced = None
+
+    # -- text <-> tokens ----------------------------------------------------------------
+    def tokenize_source(self, text):
+        return tokenize(text.strip(), self.config['source_tokens'])
+
+    def tokenize_target(self, text):
+        return tokenize(text.strip(), self.config['target_tokens'])
+
+    def detokenize_target(self, tokens):
+        return detokenize(tokens, self.config['target_tokens'])
+
+    def problems(self, source_tokens):
+        """What will be lost reading these tokens: a list of messages."""
+        messages = []
+        unknown = self.source_vocab.unknown(source_tokens)
+        if unknown:
+            messages.append('unknown token(s) %s read as %s'
+                            % (' '.join(repr(t) for t in sorted(set(unknown))),
+                               self.source_vocab.tokens[2]))
+        if len(source_tokens) > self.input_length:
+            messages.append('%d tokens, the model reads %d: the rest is cut off'
+                            % (len(source_tokens), self.input_length))
+        return messages
+
+    def encode_sources(self, sources):
+        """Token lists -> (n, input_length) ids, as at training (EOS-free,
+        reversed when the model was trained on reversed sources, cut to
+        input_length)."""
+        ids = [self.source_vocab.encode(tokens[:self.input_length]) for tokens in sources]
+        return pad_ids(ids, self.input_length, PAD_ID, reverse=self.config['reverse_source'])
+
+    def encode_targets(self, targets):
+        """Token lists -> (n, output_length) ids ending with EOS (cut to fit)."""
+        ids = [self.target_vocab.encode(tokens[:self.output_length - 1]) + [EOS_ID]
+               for tokens in targets]
+        return pad_ids(ids, self.output_length, PAD_ID)
+
+    # -- decoding -----------------------------------------------------------------------
+    def translate(self, sources, beam_size=1, n_best=1, batch_size=64):
+        """Per source token list, a list of n_best (tokens, log-probability),
+        best first. beam_size 1 is greedy search."""
+        if n_best > beam_size:
+            raise ValueError('n_best=%d needs beam_size >= n_best, got beam_size=%d'
+                             % (n_best, beam_size))
+        if not sources:
+            return []
+        x = self.encode_sources(sources)
+        if self.model.decoder_layer is None:
+            return self._translate_by_table(x, beam_size, n_best, batch_size)
+        if beam_size == 1:
+            tokens, lengths, log_probs = self.model.greedy_decode(
+                x, eos_id=EOS_ID, batch_size=batch_size)
+            return [[(self.target_vocab.decode(row), float(lp))]
+                    for row, lp in zip(tokens, log_probs)]
+        results = self.model.beam_decode(x, beam_size=beam_size, eos_id=EOS_ID, n_best=n_best,
+                                         batch_size=batch_size)
+        return [[(self.target_vocab.decode(h.tokens), float(h.log_prob)) for h in hyps]
+                for hyps in results]
+
+    def _translate_by_table(self, x, beam_size, n_best, batch_size):
+        """A model without a step-by-step decoder (SimpleSeq2Seq): its
+        outputs do not depend on the tokens chosen, so the search runs over
+        the table of per-step log-probabilities `predict` gives."""
+        log_table = np.log(np.maximum(self.model.predict(x, batch_size=batch_size), 1e-30))
+
+        def step_fn(tokens, states):
+            step, table = states
+            rows = np.arange(len(step))
+            return table[rows, step], [step + 1, table]
+
+        start = [np.zeros(len(x), dtype='int64'), log_table]
+        hypotheses = beam_search(step_fn, start, beam_size, self.output_length, eos_id=EOS_ID,
+                                 n_best=n_best)
+        return [[(self.target_vocab.decode(h.tokens), float(h.log_prob)) for h in hyps]
+                for hyps in hypotheses]
+
+    # -- teacher-forced scoring ---------------------------------------------------------
+    def _forced_function(self, outputs):
+        """A function of (source ids, target ids) running the decoder on the
+        given targets: the training phase of a teacher-forced model."""
+        inputs = self.model.inputs + [K.learning_phase()]
+        return K.function(inputs, outputs)
+
+    def reference_log_probs(self, sources, targets, batch_size=64):
+        """(n, output_length) log-probabilities of each reference token (EOS
+        included; NaN after it) and (n, output_length) booleans: whether the
+        model's most probable token there is the reference's, given the
+        reference's previous tokens (teacher forcing; the model's own
+        outputs for a model that is not teacher-forced)."""
+        x = self.encode_sources(sources)
+        y = self.encode_targets(targets)
+        teacher = is_teacher_forced(self.config)
+        if self._forced is None:
+            self._forced = self._forced_function([self.model.output])
+        log_probs, right = [], []
+        for start in range(0, len(x), batch_size):
+            xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+            if teacher:
+                probs = self._forced([xb, one_hot(yb, len(self.target_vocab)), 1])[0]
+            else:
+                probs = self._forced([xb, 0])[0]
+            picked = np.take_along_axis(probs, yb[..., None], axis=-1)[..., 0]
+            log_probs.append(np.log(np.maximum(picked, 1e-30)))
+            right.append(probs.argmax(axis=-1) == yb)
+        log_probs, right = np.concatenate(log_probs), np.concatenate(right)
+        is_eos = y == EOS_ID
+        after_eos = np.cumsum(is_eos, axis=1) - is_eos > 0
+        log_probs[after_eos] = np.nan
+        return log_probs, np.where(after_eos, False, right), ~after_eos
+
+    def attention(self, source_tokens):
+        """(output tokens with the final EOS, source tokens as the model
+        read them, weights (len(outputs), len(sources))) for one source:
+        greedy decoding, then the attention of the decoder fed those
+        tokens."""
+        decoder = self.model.decoder_layer
+        if decoder is None or not decoder.attends:
+            raise ValueError('%s is not an attention model (trained with --model %s)'
+                             % (self.model_dir, self.config['model']))
+        output = self.translate([source_tokens])[0][0][0]
+        x = self.encode_sources([source_tokens])
+        y = self.encode_targets([output])
+        function = K.function(self.model.inputs + [K.learning_phase()], [decoder.last_attention])
+        weights = function([x, one_hot(y, len(self.target_vocab)), 1])[0][0]
+        read = source_tokens[:self.input_length]
+        if self.config['reverse_source']:
+            read = read[::-1]
+        rows = len(output) + 1
+        return output + [self.target_vocab.tokens[EOS_ID]], read, weights[:rows, :len(read)]
