@@ -254,8 +254,10 @@ def predict(args):
     n_best = args.n_best or 1
     if n_best > args.beam_size:
         args.beam_size = n_best         # n-best lists need a beam at least that wide
+    from .model_dir import check_trained
+    check_trained(args.model_dir)           # the model directory, then the input,
+    lines = _input_lines(args.input)        # fail before the model loads
     translator = Translator(args.model_dir)
-    lines = _input_lines(args.input)
     name = args.input or '<stdin>'
     sources = []
     for number, text in lines:
@@ -288,10 +290,11 @@ def predict(args):
 def evaluate(args):
     from . import metrics
     from .data import group_references, read_tsv
+    from .model_dir import check_trained
     from .translator import Translator
-    translator = Translator(args.model_dir)
-    config = translator.config
+    config = check_trained(args.model_dir)[0]
     pairs = read_tsv(args.test, config['source_tokens'], config['target_tokens'])
+    translator = Translator(args.model_dir)
     grouped = group_references(pairs)
     sources = [source for source, _ in grouped]
     references = [targets for _, targets in grouped]

@@ -133,14 +133,20 @@ def read_config(model_dir):
     return config, vocabs[0], vocabs[1]
 
 
+def check_trained(model_dir, name=MODEL):
+    """`read_config`, and a ModelDirError when the model file is missing."""
+    config, source_vocab, target_vocab = read_config(model_dir)
+    if not os.path.exists(os.path.join(model_dir, name)):
+        raise ModelDirError('%s holds no trained model yet (%s is missing: training stopped '
+                            'before its first epoch ended?)' % (model_dir, name))
+    return config, source_vocab, target_vocab
+
+
 def load_model_dir(model_dir, name=MODEL):
     """(config, source vocabulary, target vocabulary, Keras model) of a
     trained model directory."""
-    config, source_vocab, target_vocab = read_config(model_dir)
+    config, source_vocab, target_vocab = check_trained(model_dir, name)
     path = os.path.join(model_dir, name)
-    if not os.path.exists(path):
-        raise ModelDirError('%s holds no trained model yet (%s is missing: training stopped '
-                            'before its first epoch ended?)' % (model_dir, name))
     import keras
     try:
         model = keras.models.load_model(path, compile=False)

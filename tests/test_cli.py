@@ -1,0 +1,266 @@
+"""The `seq2seq` command line, in-process through `seq2seq.cli.main(argv)`.
+
+A tiny reversal task as a TSV file: train a few epochs, predict, evaluate,
+resume; every bad-file case exits with status 2 and one line naming the file
+and the line.
+"""
+import contextlib
+import csv
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+
+from nose.plugins.attrib import attr
+from nose.tools import assert_equal, assert_in, assert_not_in, assert_true
+
+from seq2seq import cli
+
+WORDS = ['abc', 'bca', 'cab', 'abcd', 'dcb', 'bad', 'dab', 'cd', 'dc', 'acd', 'bdca', 'cbad']
+
+
+@contextlib.contextmanager
+def captured():
+    """(stdout, stderr) StringIOs in place of sys.stdout and sys.stderr."""
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = io.StringIO(), io.StringIO()
+    try:
+        yield sys.stdout, sys.stderr
+    finally:
+        sys.stdout, sys.stderr = saved
+
+
+def run(*argv):
+    """(exit status, stdout, stderr) of `seq2seq argv`."""
+    with captured() as (out, err):
+        status = cli.main(list(argv))
+    return status, out.getvalue(), err.getvalue()
+
+
+def write(path, data):
+    with open(path, 'wb') as f:
+        f.write(data if isinstance(data, bytes) else data.encode('utf-8'))
+    return path
+
+
+def reversal_tsv(path, words=WORDS):
+    return write(path, ''.join('%s\t%s\n' % (w, w[::-1]) for w in words))
+
+
+TINY_MODEL = ['--hidden-dim', '8', '--embedding-dim', '4', '--batch-size', '4', '--quiet']
+
+
+@attr('slow')
+class TestTrainPredictEvaluate(unittest.TestCase):
+    """One tiny attention model trained for 3 epochs, then resumed to 4."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.folder = tempfile.mkdtemp()
+        cls.train = reversal_tsv(os.path.join(cls.folder, 'train.tsv'))
+        cls.model_dir = os.path.join(cls.folder, 'model')
+        cls.status, cls.out, cls.err = run(
+            'train', '--train', cls.train, '--valid', cls.train, '--model-dir', cls.model_dir,
+            '--epochs', '3', *TINY_MODEL)
+        with open(os.path.join(cls.model_dir, 'history.csv')) as f:
+            cls.history_after_3 = list(csv.DictReader(f))
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.folder)
+
+    def test_train_writes_what_predict_needs(self):
+        assert_equal(self.status, 0, self.err)
+        for name in ('config.json', 'source_vocab.json', 'target_vocab.json', 'model.h5',
+                     'history.csv', 'loss.png'):
+            assert_true(os.path.exists(os.path.join(self.model_dir, name)), name)
+        assert_equal([row['epoch'] for row in self.history_after_3], ['1', '2', '3'])
+        assert_in('validation token accuracy', self.out)
+        with open(os.path.join(self.model_dir, 'loss.png'), 'rb') as f:
+            assert_equal(f.read(8), b'\x89PNG\r\n\x1a\n')
+
+    def test_the_saved_model_loads_with_keras(self):
+        import keras
+        model = keras.models.load_model(os.path.join(self.model_dir, 'model.h5'), compile=False)
+        assert_equal(model.input_shape[0][1:], (4,))     # source ids, the longest source
+
+    def test_predict_writes_one_line_per_input_in_order(self):
+        inputs = ['abc', 'dcb', '', 'cab', 'abc', 'bd']
+        path = write(os.path.join(self.folder, 'in.txt'), '\n'.join(inputs) + '\n')
+        status, out, err = run('predict', '--model-dir', self.model_dir, '--input', path,
+                               '--batch-size', '2')
+        assert_equal(status, 0, err)
+        lines = out.split('\n')[:-1]
+        assert_equal(len(lines), len(inputs))
+        assert_equal(lines[0], lines[4])                 # same source, same output
+        # Each line is what the source decodes to alone.
+        for i in (1, 3):
+            single = write(os.path.join(self.folder, 'one.txt'), inputs[i] + '\n')
+            assert_equal(run('predict', '--model-dir', self.model_dir, '--input',
+                             single)[1], lines[i] + '\n')
+        assert_in('line 3: empty source', err)
+
+    def test_n_best_writes_n_lines_per_input_with_scores(self):
+        path = write(os.path.join(self.folder, 'in2.txt'), 'abc\ncd\n')
+        status, out, err = run('predict', '--model-dir', self.model_dir, '--input', path,
+                               '--beam-size', '3', '--n-best', '2')
+        assert_equal(status, 0, err)
+        lines = out.split('\n')[:-1]
+        assert_equal(len(lines), 4)
+        scores = [float(line.split('\t')[1]) for line in lines]
+        assert_true(scores[0] >= scores[1] and scores[2] >= scores[3], scores)
+        assert_true(all(s <= 0 for s in scores), scores)
+
+    def test_unknown_tokens_and_long_sources_warn_naming_the_line(self):
+        path = write(os.path.join(self.folder, 'in3.txt'), 'abc\nxyz\nabcdabcd\n')
+        status, out, err = run('predict', '--model-dir', self.model_dir, '--input', path)
+        assert_equal(status, 0, err)
+        assert_equal(len(out.split('\n')[:-1]), 3)
+        assert_in('line 2: unknown token(s)', err)
+        assert_in('line 3: 8 tokens, the model reads 4', err)
+        assert_not_in('Traceback', err)
+
+    def test_evaluate_prints_every_metric(self):
+        status, out, err = run('evaluate', '--model-dir', self.model_dir, '--test', self.train,
+                               '--metric', 'wer', 'per', 'bleu', 'accuracy', 'perplexity',
+                               '--beam-size', '2')
+        assert_equal(status, 0, err)
+        names = [line.split('\t')[0] for line in out.splitlines()[1:]]
+        assert_equal(names, ['WER', 'PER', 'BLEU', 'exact match', 'token accuracy',
+                             'perplexity'])
+        perplexity = float(out.splitlines()[-1].split('\t')[1])
+        assert_true(1.0 < perplexity < 50, perplexity)   # a vocabulary of 7
+
+    def test_attention_writes_a_heatmap(self):
+        path = os.path.join(self.folder, 'att.png')
+        status, out, err = run('attention', '--model-dir', self.model_dir, '--source', 'abc',
+                               '--out', path)
+        assert_equal(status, 0, err)
+        with open(path, 'rb') as f:
+            assert_equal(f.read(8), b'\x89PNG\r\n\x1a\n')
+
+    def test_z_resume_continues_from_the_checkpoint(self):
+        # Named to run last: it changes the model directory.
+        status, out, err = run('train', '--train', self.train, '--valid', self.train,
+                               '--model-dir', self.model_dir, '--epochs', '4', '--resume',
+                               '--quiet')
+        assert_equal(status, 0, err)
+        assert_in('epochs 4 to 4', out)
+        with open(os.path.join(self.model_dir, 'history.csv')) as f:
+            history = list(csv.DictReader(f))
+        assert_equal([row['epoch'] for row in history], ['1', '2', '3', '4'])
+        assert_equal(history[:3], self.history_after_3)
+        # Training again without --resume into the same directory is refused.
+        status, _, err = run('train', '--train', self.train, '--model-dir', self.model_dir)
+        assert_equal(status, 2)
+        assert_in('--resume', err)
+
+
+class TestBadFiles(unittest.TestCase):
+    """Each bad file: exit status 2, one line naming the file (and the line)."""
+
+    def setUp(self):
+        self.folder = tempfile.mkdtemp()
+
+    def tearDown(self):
+        shutil.rmtree(self.folder)
+
+    def path(self, name):
+        return os.path.join(self.folder, name)
+
+    def assert_error(self, argv, *words):
+        status, out, err = run(*argv)
+        assert_equal(status, 2, (out, err))
+        assert_equal(len(err.strip().splitlines()), 1, err)
+        assert_not_in('Traceback', err)
+        for word in words:
+            assert_in(word, err)
+
+    def predict_argv(self, model_dir):
+        return ['predict', '--model-dir', model_dir, '--input',
+                write(self.path('in.txt'), 'abc\n')]
+
+    def train_on(self, path):
+        return ['train', '--train', path, '--model-dir', self.path('model')]
+
+    def test_missing_file(self):
+        self.assert_error(self.train_on(self.path('nothing.tsv')), 'nothing.tsv')
+
+    def test_empty_file(self):
+        path = write(self.path('empty.tsv'), '')
+        self.assert_error(self.train_on(path), 'empty.tsv, line 1', 'empty')
+
+    def test_line_without_a_tab(self):
+        path = write(self.path('notab.tsv'), 'ab\tba\ncd\tdc\nef fe\n')
+        self.assert_error(self.train_on(path), 'notab.tsv, line 3', 'tab')
+
+    def test_undecodable_bytes(self):
+        path = write(self.path('latin1.tsv'), b'ab\tba\ncaf\xe9\tefac\n')
+        self.assert_error(self.train_on(path), 'latin1.tsv, line 2', 'UTF-8')
+
+    def test_bad_validation_file(self):
+        train = reversal_tsv(self.path('train.tsv'))
+        valid = write(self.path('valid.tsv'), 'ab\tba\n\nonly source\n')
+        self.assert_error(self.train_on(train) + ['--valid', valid], 'valid.tsv, line 3')
+
+    def test_predict_input_that_is_not_utf8(self):
+        self.write_model_dir()
+        write(os.path.join(self.path('model'), 'model.h5'), b'')   # never loaded
+        path = write(self.path('in.txt'), b'abc\n\xff\xfe\n')
+        self.assert_error(['predict', '--model-dir', self.path('model'), '--input', path],
+                          'in.txt, line 2')
+
+    def test_missing_model_dir(self):
+        self.assert_error(self.predict_argv(self.path('none')), 'none')
+
+    def test_half_written_model_dir(self):
+        self.write_model_dir()
+        self.assert_error(self.predict_argv(self.path('model')), 'model.h5')
+        os.remove(os.path.join(self.path('model'), 'target_vocab.json'))
+        self.assert_error(self.predict_argv(self.path('model')), 'target_vocab.json')
+
+    def test_model_dir_of_another_version(self):
+        self.write_model_dir()
+        config_path = os.path.join(self.path('model'), 'config.json')
+        with open(config_path) as f:
+            config = json.load(f)
+        config['format_version'] = 99
+        write(config_path, json.dumps(config))
+        self.assert_error(['evaluate', '--model-dir', self.path('model'), '--test',
+                           config_path], 'version 99')
+        write(config_path, '{"format": ')
+        self.assert_error(self.predict_argv(self.path('model')), 'config.json')
+
+    def write_model_dir(self):
+        """A directory as `train` leaves it before its first epoch ends."""
+        from seq2seq.model_dir import write_config
+        from seq2seq.vocab import Vocabulary
+        config = {'source_tokens': 'chars', 'target_tokens': 'chars', 'input_length': 4,
+                  'output_length': 5, 'reverse_source': False, 'model': 'attention'}
+        write_config(self.path('model'), config, Vocabulary('abc'), Vocabulary('abc'))
+
+
+def test_usage_errors_exit_with_status_2():
+    status, _, err = run('train', '--train', 'x.tsv')
+    assert_equal(status, 2)
+    assert_in('--model-dir', err)
+
+
+def test_console_script_and_module_entry_point():
+    """`seq2seq` (console script) and `python -m seq2seq`: a missing file is
+    one error line and exit status 2."""
+    script = os.path.join(os.path.dirname(sys.executable), 'seq2seq')
+    commands = [[sys.executable, '-m', 'seq2seq']]
+    if os.path.exists(script):
+        commands.append([script])
+    for command in commands:
+        process = subprocess.Popen(command + ['predict', '--model-dir', '/nonexistent/dir'],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        out, err = process.communicate()
+        assert_equal(process.returncode, 2, err)
+        assert_equal(err.decode().strip().splitlines(),
+                     ['seq2seq predict: error: /nonexistent/dir: no such model directory'])
