@@ -21,8 +21,11 @@ $(VENV)/.installed: requirements.txt setup.py
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
+# The main job: grapheme-to-phoneme on CMUdict (examples/g2p.py; the
+# reversal demo is examples/reverse.py). DEMO_OUT is the output folder.
+DEMO_OUT ?= g2p_output
 demo: venv
-	$(PY) examples/reverse.py
+	$(PY) examples/g2p.py --out $(DEMO_OUT) --overwrite
 
 test: venv
 	$(PY) -m tests.runner

@@ -26,6 +26,7 @@ from __future__ import print_function
 
 import argparse
 import os
+import shutil
 import sys
 import time
 
@@ -77,6 +78,8 @@ def main(argv=None):
     parser.add_argument('--beam-size', type=int, default=5)
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--resume', action='store_true', help='continue an interrupted run')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='replace the model of an earlier run in the output folder')
     args = parser.parse_args(argv)
     settings = dict(FULL if args.full else DEMO)
     if args.epochs:
@@ -87,9 +90,11 @@ def main(argv=None):
     model_dir = os.path.join(out, 'model')
     train, dev, test = write_data(out, settings, args.seed)
     if os.path.exists(os.path.join(model_dir, 'config.json')) and not args.resume:
-        print('%s already holds a model: pass --resume to continue it, or choose another --out'
-              % model_dir)
-        return 2
+        if not args.overwrite:
+            print('%s already holds a model: pass --resume to continue it, --overwrite to '
+                  'replace it, or choose another --out' % model_dir)
+            return 2
+        shutil.rmtree(model_dir)
 
     started = time.time()
     print('\n1. Training on %s (validation %s) into %s; the first run compiles Theano code '
