@@ -17,8 +17,10 @@ the encoder's outputs, at every step (Bahdanau et al. 2015):
     c_t = sum_j alpha_tj H_j
     cell_1's projected input += c_t V;    x_t = act(h^depth_t W_y + c_t C_y + b_y)
 
-The per-step maths is one method, `step`, used both by the training/predict
-scan and by step-by-step search (`seq2seq.inference`).
+The per-step maths is one method, `step` (built on
+`seq2seq.recurrent.feedback_step`), used both by the training/predict scan and
+by step-by-step search (`seq2seq.inference`, through `decode_start` and
+`decode_step`, the decoding interface every decoder layer of the package has).
 """
 from __future__ import absolute_import
 
@@ -30,7 +32,8 @@ from keras import activations
 from keras import backend as K
 
 from .layers import CellLayer, _check_positive_int
-from .recurrent import flatten_states, run_feedback_decoder, unflatten_states
+from .recurrent import (DecodeStep, feedback_step, flatten_states, run_feedback_decoder,
+                        unflatten_states)
 
 DecoderInputs = collections.namedtuple(
     'DecoderInputs', ['first', 'memory', 'memory_mask', 'states', 'teacher'])
@@ -167,9 +170,9 @@ class RecurrentDecoder(CellLayer):
         return constants
 
     def bottom_extra(self, states_tm1, constants):
-        """Terms added to the first cell's projected input, and extra outputs."""
-        extra = constants.get('peek', 0.0)
-        return extra, None, []
+        """Terms added to the first cell's projected input (or None), to the
+        readout (or None), and extra per-step outputs."""
+        return constants.get('peek'), None, []
 
     def step(self, x_tm1, states_tm1, constants):
         """One step of the decoder.
@@ -185,20 +188,28 @@ class RecurrentDecoder(CellLayer):
             outputs (the attention weights of an AttentionDecoder).
         """
         extra, readout_extra, extras = self.bottom_extra(states_tm1, constants)
-        layer_input = x_tm1
-        states_t = []
-        for i, (cell, cell_states) in enumerate(zip(self.cells, states_tm1)):
-            if 'dropout_%d' % i in constants:
-                layer_input = layer_input * constants['dropout_%d' % i]
-            projected = cell.project_inputs(layer_input)           # (batch, G*u)
-            if i == 0:
-                projected = projected + extra
-            layer_input, new_states = cell.step(projected, cell_states)  # (batch, u)
-            states_t.append(new_states)
-        logits = T.dot(layer_input, self.readout_kernel) + self.readout_bias  # (batch, dim)
-        if readout_extra is not None:
-            logits = logits + readout_extra
+        logits, states_t = feedback_step(
+            self.cells, (self.readout_kernel, self.readout_bias), x_tm1, states_tm1,
+            input_extras=[extra] + [None] * (self.depth - 1),
+            input_masks=[constants.get('dropout_%d' % i) for i in range(self.depth)],
+            readout_extra=readout_extra)                           # (batch, dim)
         return self.readout_activation(logits), logits, states_t, extras
+
+    # -- step-by-step decoding (seq2seq.inference) --------------------------------
+    def step_cells(self):
+        """The cells whose states `decode_step` carries, in order."""
+        return list(self.cells)
+
+    def decode_start(self, inputs, mask=None):
+        """(first input, initial states per cell, constants) for `decode_step`,
+        from this layer's inputs and their masks."""
+        parts = self.split_inputs(inputs, mask)
+        return parts.first, self.initial_state_list(parts), self.constants(parts)
+
+    def decode_step(self, x_tm1, states_tm1, constants):
+        """One free-running step: a `seq2seq.recurrent.DecodeStep`."""
+        x_t, logits, states_t, _ = self.step(x_tm1, states_tm1, constants)
+        return DecodeStep(feedback=x_t, output=x_t, logits=logits, states=states_t)
 
     # -- the loop -------------------------------------------------------------------
     def initial_state_list(self, parts):

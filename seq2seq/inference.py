@@ -1,134 +1,459 @@
-"""Step-by-step decoding of a trained model: greedy and beam search.
+"""Step-by-step decoding of a trained model: its compiled step functions.
 
-`DecoderStepper` compiles two Theano functions from a model's decoder layer,
-using the very `step` method its training loop runs:
+Three modules, three concerns:
+- `seq2seq.decoders`: the decoder *layers* (RecurrentDecoder,
+  AttentionDecoder), Keras layers that a model trains.
+- `seq2seq.decoding`: the *search*, greedy and beam, in plain numpy over any
+  `step_fn(tokens, states) -> (log_probs, new_states)`; no Theano in it.
+- `seq2seq.inference` (this module): the bridge, the compiled Theano
+  functions that make a `step_fn` of a trained Keras model, and
+  `greedy_decode` / `beam_decode` that run the search with them.
 
-    start(x)                          -> the decoder's first input, initial
-                                         states and per-batch constants
-    step(x_tm1, states, constants)    -> x_t, log-probabilities, new states
+Every decoder layer of the package (`RecurrentDecoder`, `AttentionDecoder`,
+the `Seq2seq` layer, `LSTMDecoder`, `LSTMDecoder2`) has the same decoding
+interface, the very step its training loop runs:
 
-and wraps them as the `step_fn(tokens, states)` of `seq2seq.decoding`.
+    layer.decode_start(inputs, mask) -> first input, states, constants
+    layer.decode_step(x_tm1, states, constants) -> seq2seq.recurrent.DecodeStep
+
+`DecoderStepper` finds that layer in any Keras model (a `Seq2SeqModel`, a
+`Sequential` such as Embedding + Seq2seq + Activation('softmax'), or a model
+holding another model), and compiles two functions:
+
+    start(sources)   the model's graph up to the decoder's inputs (padding
+                     masks included, e.g. from Embedding(mask_zero=True)),
+                     then the decoder's first input, initial states and
+                     per-batch constants (e.g. an attention memory and its
+                     projection, computed once per batch, not per step)
+    step(x, rows, states)   one decoder step, then the layers after the
+                     decoder (TimeDistributed(Dense), Activation, Dropout)
+                     applied to that step, giving log-probabilities
+
+The per-batch constants stay in Theano shared variables for the whole search;
+each hypothesis carries the index of its source (`rows`) and the compiled step
+gathers the constants it needs, so a step transfers only the small states.
+A model's steppers are compiled once and kept on the model (one per feedback
+mode), so only the first decode call of a session pays the compile.
 
 What a hypothesis feeds back after choosing a token (`feedback`):
 - 'readout': the decoder's own output vector, as in training without teacher
-  forcing. The next step then does not depend on the token chosen, so beam
-  search ranks independent per-step choices and greedy search gives the
-  argmax of `model.predict`.
+  forcing and in `predict`. The next step then does not depend on the token
+  chosen, so beam search ranks independent per-step choices and greedy search
+  gives the argmax of `model.predict`.
 - 'token': the one-hot vector of the chosen token, as the targets a
-  teacher-forced model was trained on (the default for those models).
-The log-probabilities are the log-softmax of the readout before its
-activation (what `Activation('softmax')` or a softmax readout gives).
+  teacher-forced model was trained on (the default for those models). Needs a
+  decoder whose output size is the vocabulary.
+The log-probabilities are the log-softmax of the model's output before its
+final softmax (or of the output itself when it ends without one).
 """
 from __future__ import absolute_import
 
-import collections
+import numbers
 
 import numpy as np
+import theano
 import theano.tensor as T
+from keras import activations
 from keras import backend as K
+from keras.engine.network import Network
+from keras.layers import Activation, Dense, Dropout, TimeDistributed
 
+from . import decoding
 from .decoding import beam_search, greedy_search
 from .recurrent import flatten_states, unflatten_states
 
 FEEDBACKS = ('readout', 'token')
 
+# Layers that may follow the decoder: each acts on one output step alone.
+_PER_STEP_LAYERS = (Dense, Activation, Dropout)
 
+_CACHE_ATTRIBUTE = '_seq2seq_decoder_steppers'
+
+
+# -- finding the decoder in a model ----------------------------------------------------
+def is_decoder_layer(layer):
+    """Whether `layer` has the decoding interface (`decode_start`/`decode_step`)."""
+    return callable(getattr(layer, 'decode_step', None)) and \
+        callable(getattr(layer, 'decode_start', None))
+
+
+def _decoder_layers(network):
+    found = []
+    for layer in network.layers:
+        if is_decoder_layer(layer):
+            found.append(layer)
+        elif isinstance(layer, Network):
+            found.extend(_decoder_layers(layer))
+    return found
+
+
+def find_decoder(model):
+    """The one decoder layer of `model` (searched inside nested models too).
+
+    # Raises
+        TypeError: `model` is not a Keras model.
+        ValueError: it holds no decoder layer, or more than one.
+    """
+    if not isinstance(model, Network):
+        raise TypeError('model must be a Keras model (Model or Sequential), got %r'
+                        % type(model).__name__)
+    if not getattr(model, 'built', True) or not getattr(model, 'inputs', None):
+        raise ValueError('model must be built (give its first layer an input shape) '
+                         'before decoding')
+    found = _decoder_layers(model)
+    if not found:
+        raise ValueError('model holds no decoder layer to decode step by step (one of '
+                         'Seq2seq, LSTMDecoder, LSTMDecoder2, RecurrentDecoder, '
+                         'AttentionDecoder)')
+    if len(found) > 1:
+        raise ValueError('model holds %d decoder layers (%s); step-by-step decoding needs '
+                         'exactly one' % (len(found), ', '.join(l.name for l in found)))
+    return found[0]
+
+
+def _contains(network, layer):
+    return any(l is layer or (isinstance(l, Network) and _contains(l, layer))
+               for l in network.layers)
+
+
+def layers_after(model, decoder):
+    """The layers applied to the decoder's output to give the model's output,
+    in order (inner models unrolled).
+
+    # Raises
+        ValueError: the model has several outputs, or a layer between the
+            decoder and the output takes more than one input.
+    """
+    if len(model.outputs) != 1:
+        raise ValueError('step-by-step decoding needs a model with one output, got %d'
+                         % len(model.outputs))
+    tensor, chain = model.outputs[0], []
+    while True:
+        layer, node_index, _ = tensor._keras_history
+        if layer is decoder:
+            return chain[::-1]
+        if isinstance(layer, Network) and _contains(layer, decoder):
+            return layers_after(layer, decoder) + chain[::-1]
+        inputs = layer._inbound_nodes[node_index].input_tensors
+        if len(inputs) != 1 or not hasattr(inputs[0], '_keras_history'):
+            raise ValueError('layer %r between the decoder %r and the model output takes '
+                             '%d inputs; step-by-step decoding needs a chain of per-step '
+                             'layers after the decoder' % (layer.name, decoder.name, len(inputs)))
+        chain.append(layer)
+        tensor = inputs[0]
+
+
+class _Captured(Exception):
+    """Raised inside the model's graph when it reaches the decoder."""
+
+    def __init__(self, inputs, mask):
+        super(_Captured, self).__init__('decoder inputs captured')
+        self.inputs, self.mask = inputs, mask
+
+
+def _layer_bookkeeping(network):
+    """Every layer's updates and losses, to restore after a trace."""
+    saved = []
+    for layer in network.layers:
+        for name in ('_updates', '_losses'):
+            if isinstance(getattr(layer, name, None), list):
+                saved.append((layer, name, list(getattr(layer, name))))
+        for name in ('_per_input_updates', '_per_input_losses'):
+            if isinstance(getattr(layer, name, None), dict):
+                saved.append((layer, name, {k: list(v) for k, v in getattr(layer, name).items()}))
+        if isinstance(layer, Network):
+            saved.extend(_layer_bookkeeping(layer))
+    return saved
+
+
+def trace_decoder_inputs(model, decoder):
+    """The decoder's inputs and their masks as symbolic functions of
+    `model.inputs`: the model's graph is run again up to the decoder, masks
+    included, so a padded source behind `Embedding(mask_zero=True)` is
+    decoded as `model.predict` sees it.
+
+    # Returns
+        (inputs, mask): a tensor or list of tensors, and the matching mask(s).
+    """
+    def capture(inputs, mask=None, **kwargs):
+        raise _Captured(inputs, mask)
+
+    saved = _layer_bookkeeping(model)
+    decoder.call = capture                   # an instance attribute: shadows the method
+    try:
+        model.run_internal_graph(list(model.inputs))
+    except _Captured as captured:
+        return captured.inputs, captured.mask
+    finally:
+        del decoder.call
+        for layer, name, value in saved:
+            setattr(layer, name, value)
+    raise ValueError('the model\'s graph does not reach its decoder %r from its inputs'
+                     % decoder.name)
+
+
+# -- the layers after the decoder, one step at a time ----------------------------------
+def _is_softmax(layer):
+    return getattr(layer, 'activation', None) is activations.softmax
+
+
+def step_log_probs(head, output, logits):
+    """Log-probabilities (rows, vocab) of one step, from the decoder's
+    `output` (and its pre-activation `logits`) through the `head` layers."""
+    if not head:
+        return T.nnet.logsoftmax(logits)
+    x = output
+    for position, layer in enumerate(head):
+        inner = layer.layer if isinstance(layer, TimeDistributed) else layer
+        if not isinstance(inner, _PER_STEP_LAYERS):
+            raise ValueError('layer %r after the decoder is not a per-step layer (%s, or '
+                             'TimeDistributed of one); step-by-step decoding cannot run it'
+                             % (layer.name, ', '.join(c.__name__ for c in _PER_STEP_LAYERS)))
+        if position == len(head) - 1 and _is_softmax(inner):
+            # log(softmax(z)) as logsoftmax(z): exact, and what the search ranks.
+            if isinstance(inner, Dense):
+                x = K.dot(x, inner.kernel)
+                if inner.use_bias:
+                    x = K.bias_add(x, inner.bias)
+            return T.nnet.logsoftmax(x)                            # (rows, vocab)
+        x = inner.call(x)
+    return T.nnet.logsoftmax(x)
+
+
+# -- the compiled functions -----------------------------------------------------------
 def _placeholder_like(tensor, name):
-    return T.TensorType(tensor.dtype, (False,) * tensor.ndim)(name)
+    return T.TensorType(tensor.dtype, tensor.broadcastable)(name)
+
+
+def _learning_phase():
+    phase = K.learning_phase()
+    return [phase] if isinstance(phase, theano.Variable) else []
 
 
 class DecoderStepper(object):
-    """Compiled start and step functions for `model`'s decoder.
+    """Compiled start and step functions for the decoder of `model`.
+
+    Get one with `get_stepper(model, feedback)`, which compiles it once per
+    model and feedback mode and keeps it on the model.
 
     # Arguments
-        model: a `Seq2SeqModel` with a RecurrentDecoder (Seq2Seq,
-            AttentionSeq2Seq, also after `keras.models.load_model`).
+        model: a Keras model holding one decoder layer (see the module doc).
         feedback: 'readout' or 'token' (default: 'token' for a teacher-forced
             decoder, 'readout' otherwise).
+
+    # Attributes
+        decoder: the decoder layer.
+        source_inputs: the model inputs the search reads (a teacher-forced
+            model's targets are not among them).
+        output_length: the decoder's number of steps (the default max_length).
+
+    A stepper keeps the constants of the batch being searched in shared
+    variables: run one search at a time with it.
     """
 
     def __init__(self, model, feedback=None):
-        decoder = model.decoder_layer
-        if decoder is None:
-            raise ValueError('step-by-step decoding needs a model with a RecurrentDecoder '
-                             '(Seq2Seq or AttentionSeq2Seq)')
-        if feedback is None:
-            feedback = 'token' if decoder.teacher_force else 'readout'
-        if feedback not in FEEDBACKS:
-            raise ValueError('feedback must be one of %s, got %r' % (FEEDBACKS, feedback))
+        decoder = find_decoder(model)
+        self.feedback = resolve_feedback(decoder, feedback)
         self.model = model
         self.decoder = decoder
-        self.feedback = feedback
-        self.vocab_size = decoder.output_dim
+        self.feedback_dim = int(decoder.output_dim)
+        self.output_length = decoder.output_length
+        self.head = layers_after(model, decoder)
+        vocab_size = K.int_shape(model.outputs[0])[-1]
+        if self.feedback == 'token' and vocab_size != decoder.output_dim:
+            raise ValueError('feedback=\'token\' feeds back the one-hot chosen token, but the '
+                             'decoder %r reads vectors of size %d and the model outputs %s '
+                             'scores per step (use feedback=\'readout\')'
+                             % (decoder.name, decoder.output_dim, vocab_size))
         self._compile()
 
     def _compile(self):
-        decoder = self.decoder
-        parts = decoder.split_inputs(decoder.get_input_at(0), decoder.get_input_mask_at(0))
-        states = flatten_states(decoder.initial_state_list(parts))
-        constants = decoder.constants(parts)
+        decoder, cells = self.decoder, self.decoder.step_cells()
+        inputs, mask = trace_decoder_inputs(self.model, decoder)
+        first, states, constants = decoder.decode_start(inputs, mask)
+        states = flatten_states(states)
         self.n_states = len(states)
-        self.constant_names = list(constants)
-        learning_phase = [K.learning_phase()]
-        self._start = K.function(self.model.source_inputs() + learning_phase,
-                                 [parts.first] + states + list(constants.values()))
+        start_outputs = [first] + states + list(constants.values())
+        # The sources are the model inputs the start graph reads: a
+        # teacher-forced model's targets are not read by free-running steps.
+        graph_inputs = set(theano.gof.graph.inputs(start_outputs))
+        self.source_inputs = [t for t in self.model.inputs if t in graph_inputs]
+        self._start = theano.function(self.source_inputs + _learning_phase(), start_outputs,
+                                      on_unused_input='ignore', allow_input_downcast=True,
+                                      name='decoder_start')
 
-        x_tm1 = _placeholder_like(parts.first, 'x_tm1')
+        # Per-batch constants: shared variables, set once per batch; each
+        # hypothesis row gathers its source's row inside the step.
+        self._constants = [theano.shared(np.zeros((1,) * c.ndim, dtype=c.dtype),
+                                         broadcastable=c.broadcastable, name='const_' + name)
+                           for name, c in constants.items()]
+        x_tm1 = _placeholder_like(first, 'x_tm1')                  # (rows, dim)
+        rows = T.lvector('source_rows')                             # (rows,)
         state_inputs = [_placeholder_like(s, 'state_%d' % i) for i, s in enumerate(states)]
-        constant_inputs = [_placeholder_like(c, name) for name, c in constants.items()]
-        x_t, logits, states_t, _ = decoder.step(
-            x_tm1, unflatten_states(state_inputs, decoder.cells),
-            collections.OrderedDict(zip(self.constant_names, constant_inputs)))
-        log_probs = T.nnet.logsoftmax(logits)                          # (rows, vocab)
-        self._step = K.function([x_tm1] + state_inputs + constant_inputs + learning_phase,
-                                [x_t, log_probs] + flatten_states(states_t))
+        step_constants = type(constants)(
+            (name, shared[rows]) for name, shared in zip(constants, self._constants))
+        step = decoder.decode_step(x_tm1, unflatten_states(state_inputs, cells), step_constants)
+        log_probs = step_log_probs(self.head, step.output, step.logits)  # (rows, vocab)
+        self._step = theano.function([x_tm1, rows] + state_inputs + _learning_phase(),
+                                     [step.feedback, log_probs] + flatten_states(step.states),
+                                     on_unused_input='ignore', allow_input_downcast=True,
+                                     name='decoder_step')
 
-    def initial_states(self, x):
-        """The search states for a batch of sources: [x_prev] + decoder states
-        + constants, each with the batch first."""
-        x = list(x) if isinstance(x, (list, tuple)) else [x]
-        return [np.asarray(a) for a in self._start(x + [0])]
+    def initial_states(self, sources):
+        """The search states for a batch of sources, [x_prev, source rows] +
+        the decoder's states, each with the batch first; the batch's
+        constants go to the shared variables."""
+        results = self._start(*(list(sources) + [0] * len(_learning_phase())))
+        first, states, constants = (results[0], results[1:1 + self.n_states],
+                                    results[1 + self.n_states:])
+        for shared, value in zip(self._constants, constants):
+            shared.set_value(value, borrow=True)
+        rows = np.arange(len(first), dtype='int64')
+        return [np.asarray(first), rows] + [np.asarray(s) for s in states]
 
     def step_fn(self, tokens, states):
         """`seq2seq.decoding`'s step function."""
-        x_prev = states[0]
-        decoder_states = states[1:1 + self.n_states]
-        constants = states[1 + self.n_states:]
+        x_prev, rows, decoder_states = states[0], states[1], states[2:]
         if tokens is None or self.feedback == 'readout':
             x_in = x_prev               # the first input, or the parent's output
         else:
-            x_in = np.eye(self.vocab_size, dtype=x_prev.dtype)[tokens]
-        results = self._step([x_in] + list(decoder_states) + list(constants) + [0])
+            x_in = np.zeros((len(tokens), self.feedback_dim), dtype=x_prev.dtype)
+            x_in[np.arange(len(tokens)), tokens] = 1
+        results = self._step(*([x_in, rows] + list(decoder_states)
+                               + [0] * len(_learning_phase())))
         x_t, log_probs, new_states = results[0], results[1], results[2:]
-        return log_probs, [x_t] + list(new_states) + list(constants)
+        return log_probs, [x_t, rows] + list(new_states)
 
 
-def _batches(x, batch_size):
-    x = list(x) if isinstance(x, (list, tuple)) else [x]
-    for start in range(0, len(x[0]), batch_size):
-        yield [a[start:start + batch_size] for a in x]
+def resolve_feedback(decoder, feedback):
+    """`feedback`, or the decoder's default when it is None."""
+    if feedback is None:
+        return 'token' if getattr(decoder, 'teacher_force', False) else 'readout'
+    if feedback not in FEEDBACKS:
+        raise ValueError('feedback must be one of %s or None, got %r' % (FEEDBACKS, feedback))
+    return feedback
 
 
+def _graph_signature(model):
+    return (tuple(id(layer) for layer in model.layers), tuple(id(t) for t in model.outputs))
+
+
+def get_stepper(model, feedback=None):
+    """The model's `DecoderStepper` for `feedback`, compiled on first use and
+    kept on the model. It is compiled again if the model's layers change
+    (e.g. `Sequential.add`); new weights (training, `load_weights`) need no
+    recompile: the compiled functions read the model's weight variables."""
+    feedback = resolve_feedback(find_decoder(model), feedback)
+    cache = model.__dict__.get(_CACHE_ATTRIBUTE)
+    signature = _graph_signature(model)
+    if cache is None or cache['signature'] != signature:
+        cache = {'signature': signature, 'steppers': {}}
+        model.__dict__[_CACHE_ATTRIBUTE] = cache
+    if feedback not in cache['steppers']:
+        cache['steppers'][feedback] = DecoderStepper(model, feedback)
+    return cache['steppers'][feedback]
+
+
+def clear_cache(model):
+    """Forget the compiled step functions kept on `model`."""
+    model.__dict__.pop(_CACHE_ATTRIBUTE, None)
+
+
+# -- checks -----------------------------------------------------------------------------
+def _check_batch_size(batch_size):
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral):
+        raise TypeError('batch_size must be a positive int, got %r' % (batch_size,))
+    if batch_size < 1:
+        raise ValueError('batch_size must be a positive int, got %r' % (batch_size,))
+    return int(batch_size)
+
+
+def _check_sources(model, x):
+    """x as a list of arrays matching the model's inputs, checked against
+    their declared shapes; a teacher-forced model's targets may be left out
+    (they are dropped if given)."""
+    if x is None:
+        raise TypeError('x must be a numpy array (or a list of them, one per model input), '
+                        'got None')
+    given = list(x) if isinstance(x, (list, tuple)) else [x]
+    arrays = []
+    for array in given:
+        try:
+            arrays.append(np.asarray(array))
+        except Exception:
+            raise TypeError('x must hold numpy arrays, got %r' % type(array).__name__)
+    if any(a.dtype == object for a in arrays):
+        raise TypeError('x must hold numeric arrays of one shape each (pad the sources to '
+                        'one length), got an object array')
+    inputs = list(model.inputs)
+    if len(arrays) not in (len(inputs), len(inputs) - 1) or not arrays:
+        raise ValueError('x must hold %d array(s), one per model input, got %d'
+                         % (len(inputs), len(arrays)))
+    counts = set(len(a) if a.ndim else -1 for a in arrays)
+    if len(counts) != 1:
+        raise ValueError('the arrays of x must have the same number of sources, got %s'
+                         % sorted(counts))
+    if counts == {0}:
+        raise ValueError('x holds no sources (its first axis is empty)')
+    for array, tensor in zip(arrays, inputs):
+        expected = K.int_shape(tensor)
+        if array.ndim != len(expected) or any(
+                e is not None and e != a for e, a in zip(expected[1:], array.shape[1:])):
+            raise ValueError('x must have shape %s (the model input %r), got %s'
+                             % (('(n,) + %s' % (tuple(expected[1:]),)), tensor.name,
+                                array.shape))
+    return arrays
+
+
+def _select_sources(stepper, arrays):
+    """The arrays of `stepper.source_inputs`, in order."""
+    inputs = list(stepper.model.inputs)
+    if len(arrays) == len(inputs):
+        return [arrays[inputs.index(t)] for t in stepper.source_inputs]
+    if len(arrays) != len(stepper.source_inputs):
+        raise ValueError('x must hold %d array(s) (the sources), got %d'
+                         % (len(stepper.source_inputs), len(arrays)))
+    return arrays
+
+
+def _batches(arrays, batch_size):
+    for start in range(0, len(arrays[0]), batch_size):
+        yield [a[start:start + batch_size] for a in arrays]
+
+
+def _check_search_args(eos_id, max_length):
+    decoding._check_optional_token_id('eos_id', eos_id)
+    if max_length is not None:
+        decoding._check_positive_int('max_length', max_length)
+
+
+# -- the searches -----------------------------------------------------------------------
 def greedy_decode(model, x, max_length=None, eos_id=None, feedback=None, batch_size=64):
     """Greedy search over a batch of sources.
 
     # Arguments
-        model: a Seq2Seq or AttentionSeq2Seq model.
-        x: the source batch (what `model.predict` takes, without targets).
-        max_length: most tokens per sequence (default: the model's
+        model: a Keras model holding one decoder layer (see the module doc).
+        x: the sources (what `model.predict` takes, without targets).
+        max_length: most tokens per sequence (default: the decoder's
             output_length).
         eos_id: the end-of-sequence token: a sequence stops after it.
         feedback: 'readout' or 'token' (see the module doc).
+        batch_size: sources per compiled call.
 
     # Returns
         (tokens, lengths, log_probs): tokens (batch, steps) padded with
         eos_id (or 0) after the end; lengths and summed log-probabilities
         per sequence.
     """
-    stepper = DecoderStepper(model, feedback)
-    max_length = stepper.decoder.output_length if max_length is None else max_length
+    _check_search_args(eos_id, max_length)
+    batch_size = _check_batch_size(batch_size)
+    find_decoder(model)
+    arrays = _check_sources(model, x)
+    stepper = get_stepper(model, feedback)
+    arrays = _select_sources(stepper, arrays)
+    max_length = stepper.output_length if max_length is None else max_length
     results = [greedy_search(stepper.step_fn, stepper.initial_states(batch), max_length,
-                             eos_id=eos_id) for batch in _batches(x, batch_size)]
+                             eos_id=eos_id) for batch in _batches(arrays, batch_size)]
     width = max(r[0].shape[1] for r in results)
     pad = 0 if eos_id is None else eos_id
     tokens = np.concatenate([np.pad(r[0], ((0, 0), (0, width - r[0].shape[1])),
@@ -149,10 +474,18 @@ def beam_decode(model, x, beam_size=5, max_length=None, eos_id=None, length_pena
         One list per source of up to n_best `Hypothesis` (tokens, log_prob,
         score, finished), best first.
     """
-    stepper = DecoderStepper(model, feedback)
-    max_length = stepper.decoder.output_length if max_length is None else max_length
+    _check_search_args(eos_id, max_length)
+    beam_size = decoding._check_positive_int('beam_size', beam_size)
+    decoding._check_length_penalty(length_penalty)
+    decoding._check_n_best(n_best, beam_size)
+    batch_size = _check_batch_size(batch_size)
+    find_decoder(model)
+    arrays = _check_sources(model, x)
+    stepper = get_stepper(model, feedback)
+    arrays = _select_sources(stepper, arrays)
+    max_length = stepper.output_length if max_length is None else max_length
     hypotheses = []
-    for batch in _batches(x, batch_size):
+    for batch in _batches(arrays, batch_size):
         hypotheses.extend(beam_search(stepper.step_fn, stepper.initial_states(batch),
                                       beam_size, max_length, eos_id=eos_id,
                                       length_penalty=length_penalty, n_best=n_best))

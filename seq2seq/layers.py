@@ -20,8 +20,10 @@ from keras.engine.base_layer import Layer
 from theano.tensor.opt import Assert
 
 from .cells import get_cell_class
-from .recurrent import (check_implementation, flatten_states, run_encoder,
-                        run_feedback_decoder)
+import collections
+
+from .recurrent import (DecodeStep, check_implementation, feedback_step, flatten_states,
+                        run_encoder, run_feedback_decoder)
 
 
 def _check_positive_int(name, value, allow_none=False):
@@ -507,20 +509,39 @@ class LSTMDecoder(CellLayer):
         self.built = True
 
     def call(self, inputs, mask=None):
-        if isinstance(inputs, list):
-            vector, given_states = inputs[0], [list(inputs[1:])]
-        else:
-            vector, given_states = inputs, None
-        states = given_states or [self.initial_states(0, vector)]
-        context = None
-        if self.reads_context:
-            context = [T.dot(vector, self.context_kernel)]  # constant over steps: once
+        vector, states, constants = self.decode_start(inputs, mask)
+        context = [constants['context']] if self.reads_context else None
         outputs, final_states = run_feedback_decoder(
             [self.cell], (self.readout_kernel, self.readout_bias), vector, states,
             self.output_length, context_projections=context,
             truncate_gradient=self.truncate_gradient, implementation=self.implementation)
         self.remember(final_states, vector)
         return outputs
+
+    # -- step-by-step decoding (seq2seq.inference) --------------------------------
+    def step_cells(self):
+        """The cells whose states `decode_step` carries."""
+        return [self.cell]
+
+    def decode_start(self, inputs, mask=None):
+        """(first input v, initial states [[h, c]], constants): the given
+        states, or the layer's own (zeros or remembered)."""
+        if isinstance(inputs, list):
+            vector, given_states = inputs[0], [list(inputs[1:])]
+        else:
+            vector, given_states = inputs, None
+        states = given_states or [self.initial_states(0, vector)]
+        constants = collections.OrderedDict()
+        if self.reads_context:
+            constants['context'] = T.dot(vector, self.context_kernel)  # constant over steps: once
+        return vector, states, constants
+
+    def decode_step(self, x_tm1, states_tm1, constants):
+        """One step of `call`'s loop (`seq2seq.recurrent.feedback_step`)."""
+        x_t, states_t = feedback_step(
+            [self.cell], (self.readout_kernel, self.readout_bias), x_tm1, states_tm1,
+            input_extras=[constants.get('context')])            # (batch, dim)
+        return DecodeStep(feedback=x_t, output=x_t, logits=x_t, states=states_t)
 
     def compute_output_shape(self, input_shape):
         vector_shape = input_shape[0] if isinstance(input_shape, list) else input_shape

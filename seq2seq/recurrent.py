@@ -11,6 +11,10 @@ Two loops cover every model:
   readout, is its input at t (Sutskever et al. 2014), optionally reading a
   constant context at every step as well (Cho et al. 2014).
 
+One step of a feedback decoder is one function, `feedback_step`: the scan
+loop here, `RecurrentDecoder.step` (seq2seq.decoders) and step-by-step search
+(seq2seq.inference) all call it, so training and decoding share their maths.
+
 Both take `implementation='scan'|'fused'|'auto'`. 'fused' runs an LSTM's
 whole sequence in one C Op (`seq2seq.ops.fused_lstm`) and must match the scan loop;
 where it does not apply (another cell or activation, truncated gradients, a
@@ -20,6 +24,7 @@ where it applies and the scan loop elsewhere, without a warning.
 """
 from __future__ import absolute_import
 
+import collections
 import warnings
 
 import theano
@@ -54,6 +59,18 @@ def _use_fused(implementation, reason):
                       FusedFallbackWarning, stacklevel=3)
         return False
     return True
+
+
+DecodeStep = collections.namedtuple('DecodeStep', ['feedback', 'output', 'logits', 'states'])
+DecodeStep.__doc__ = """What one step of a decoder layer gives step-by-step search.
+
+# Fields
+    feedback: (batch, dim), the value the layer feeds back as its next input.
+    output: (batch, out_dim), the layer's output at this step (what its call
+        returns at step t; `feedback` unless cells run above the feedback loop).
+    logits: `output` before the layer's own activation (`output` when linear).
+    states: the new states, per cell of the layer's `step_cells()`.
+"""
 
 
 def flatten_states(states):
@@ -131,6 +148,49 @@ def run_encoder(cell, inputs, initial_states, mask=None, go_backwards=False,
     return outputs, final_states
 
 
+def feedback_step(cells, readout, x_tm1, states_tm1, input_extras=None, input_masks=None,
+                  readout_extra=None):
+    """One step of a stack of cells whose readout is fed back as the next input.
+
+        z^1_t = (x_{t-1} * m_1) W_1 + b_1 + e_1
+        h^k_t, s^k_t = cell_k(z^k_t, s^k_{t-1});   z^k_t = (h^{k-1}_t * m_k) W_k + b_k + e_k
+        y_t = h^top_t W_y + b_y + r_t                       (the readout, no activation)
+
+    # Arguments
+        cells: the stack, bottom first; each built.
+        readout: (W_y, b_y).
+        x_tm1: (batch, dim), the input of this step.
+        states_tm1: per cell, a list of (batch, size).
+        input_extras: optional per-cell list of terms e_k (or None) added to
+            that cell's projected input (a projected context, peek, attention).
+        input_masks: optional per-cell list of multiplicative masks m_k (or
+            None) on that cell's input (dropout, the same at every step).
+        readout_extra: optional r_t added to the readout (attention context).
+
+    # Returns
+        (y_t, states_t): the readout (batch, dim) before any activation and
+        the new states per cell.
+    """
+    n_cells = len(cells)
+    input_extras = input_extras if input_extras is not None else [None] * n_cells
+    input_masks = input_masks if input_masks is not None else [None] * n_cells
+    readout_weight, readout_bias = readout
+    layer_input = x_tm1
+    states_t = []
+    for cell, cell_states, extra, mask in zip(cells, states_tm1, input_extras, input_masks):
+        if mask is not None:
+            layer_input = layer_input * mask                      # (batch, width)
+        projected = cell.project_inputs(layer_input)              # (batch, G*u)
+        if extra is not None:
+            projected = projected + extra
+        layer_input, new_states = cell.step(projected, cell_states)  # (batch, u)
+        states_t.append(new_states)
+    y_t = T.dot(layer_input, readout_weight) + readout_bias       # (batch, dim)
+    if readout_extra is not None:
+        y_t = y_t + readout_extra
+    return y_t, states_t
+
+
 def run_feedback_decoder(cells, readout, first_input, initial_states, n_steps,
                          context_projections=None, truncate_gradient=-1,
                          implementation='scan'):
@@ -179,15 +239,8 @@ def run_feedback_decoder(cells, readout, first_input, initial_states, n_steps,
     def step(*args):
         x_tm1 = args[0]                                           # (batch, dim)
         states_tm1 = unflatten_states(args[1:1 + n_flat], cells)  # per cell [(batch, size)]
-        layer_input = x_tm1
-        states_t = []
-        for cell, cell_states, context in zip(cells, states_tm1, context_projections):
-            projected = cell.project_inputs(layer_input)          # (batch, G*u)
-            if context is not None:
-                projected = projected + context
-            layer_input, new_states = cell.step(projected, cell_states)  # (batch, u)
-            states_t.append(new_states)
-        x_t = T.dot(layer_input, readout_weight) + readout_bias  # (batch, dim)
+        x_t, states_t = feedback_step(cells, readout, x_tm1, states_tm1,
+                                      context_projections)       # (batch, dim)
         return [x_t] + flatten_states(states_t)
 
     results, _ = theano.scan(

@@ -17,11 +17,13 @@ forward pass, as a symbolic input.
 """
 from __future__ import absolute_import
 
+import collections
+
 import theano.tensor as T
 
 from .layers import (CellLayer, _check_positive_int, _input_shape_kwargs,
                      check_depth)
-from .recurrent import run_encoder, run_feedback_decoder
+from .recurrent import DecodeStep, feedback_step, run_encoder, run_feedback_decoder
 
 
 class Seq2seq(CellLayer):
@@ -135,9 +137,13 @@ class Seq2seq(CellLayer):
         context = final_states[-1][0]                            # (batch, hidden_dim)
         return context, final_states
 
+    def bridge(self, context):
+        """The decoder's first input, (batch, output_dim), from the context."""
+        return T.dot(context, self.bridge_kernel) + self.bridge_bias
+
     def call(self, inputs, mask=None):
         context, encoder_finals = self.encode(inputs, mask)
-        vector = T.dot(context, self.bridge_kernel) + self.bridge_bias  # (batch, output_dim)
+        vector = self.bridge(context)                            # (batch, output_dim)
         # The decoder starts from the encoder's final (h, c) of this very pass.
         outputs, decoder_finals = run_feedback_decoder(
             [self.decoder_cell], (self.readout_kernel, self.readout_bias), vector,
@@ -154,6 +160,35 @@ class Seq2seq(CellLayer):
             upper_finals.append(finals)
         self.remember(encoder_finals + decoder_finals + upper_finals, inputs)
         return outputs
+
+    # -- step-by-step decoding (seq2seq.inference) --------------------------------
+    def step_cells(self):
+        """The cells whose states `decode_step` carries: the decoder LSTM,
+        then the upper decoder LSTMs."""
+        return [self.decoder_cell] + self.upper_decoder_cells
+
+    def decode_start(self, inputs, mask=None):
+        """(first input, initial states per step cell, constants) for
+        `decode_step`: the encoder runs here, once per batch."""
+        context, encoder_finals = self.encode(inputs, mask)
+        first_upper = len(self.encoder_cells) + 1
+        states = [list(encoder_finals[-1])] + [
+            self.initial_states(first_upper + i, inputs)
+            for i in range(len(self.upper_decoder_cells))]
+        return self.bridge(context), states, collections.OrderedDict()
+
+    def decode_step(self, x_tm1, states_tm1, constants):
+        """One step of `call`'s decoder: the feedback LSTM (the step of its
+        `run_feedback_decoder` loop), then one step of each upper LSTM (the
+        step of their `run_encoder` loops)."""
+        x_t, decoder_states = feedback_step(
+            [self.decoder_cell], (self.readout_kernel, self.readout_bias), x_tm1,
+            states_tm1[:1])                                      # (batch, output_dim)
+        output, states_t = x_t, list(decoder_states)
+        for cell, cell_states in zip(self.upper_decoder_cells, states_tm1[1:]):
+            output, new_states = cell.step(cell.project_inputs(output), cell_states)
+            states_t.append(new_states)                          # (batch, output_dim)
+        return DecodeStep(feedback=x_t, output=output, logits=output, states=states_t)
 
     # -- one exchange from given states (seq2seq.conversation) --------------------
     def run_exchange(self, inputs, initial_states, mask=None):

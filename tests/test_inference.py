@@ -1,0 +1,185 @@
+"""Step-by-step decoding of real models (seq2seq.inference).
+
+The reference is the model itself: with feedback='readout' every decoder
+feeds back its own output, as `predict` does, so greedy search must choose
+the argmax of `predict` at every step and its summed log-probabilities must
+be the log of `predict`'s chosen probabilities. That holds for every decoder
+layer of the package and whatever sits around it (Embedding with a padding
+mask, a nested model, a softmax after the decoder).
+"""
+import time
+import unittest
+
+import numpy as np
+from keras import backend as K
+from keras.layers import Activation, Dense, Embedding, Input, TimeDistributed
+from keras.models import Model, Sequential
+from numpy.testing import assert_allclose, assert_array_equal
+
+from seq2seq import LSTMDecoder, LSTMDecoder2, Seq2seq, inference
+from seq2seq.models import AttentionSeq2Seq, Seq2Seq
+
+VOCAB = 6
+LENGTH = 5
+
+
+def padded_tokens(n, length, vocab, seed):
+    """Token ids in [1, vocab), each row right-padded with zeros to `length`
+    (lengths 1 .. length, so some rows are padded and some are not)."""
+    rng = np.random.RandomState(seed)
+    x = rng.randint(1, vocab, size=(n, length)).astype('int32')
+    for row, used in enumerate(rng.randint(1, length + 1, size=n)):
+        x[row, used:] = 0
+    return x
+
+
+def assert_greedy_is_predict(model, x, **kwargs):
+    """greedy_decode(feedback='readout') == argmax of predict, step by step."""
+    probabilities = model.predict(x)                          # (n, steps, vocab)
+    tokens, lengths, log_probs = inference.greedy_decode(model, x, feedback='readout', **kwargs)
+    assert_array_equal(tokens, probabilities.argmax(axis=-1))
+    assert_array_equal(lengths, [probabilities.shape[1]] * len(probabilities))
+    chosen = np.log(probabilities.max(axis=-1)).sum(axis=1)
+    assert_allclose(log_probs, chosen, rtol=1e-4, atol=1e-4)
+
+
+class TestEveryDecoderLayer(unittest.TestCase):
+    def test_sequential_2015_shape_embedding_seq2seq_softmax(self):
+        # The 2015 README's model: Embedding + Seq2seq + Activation('softmax').
+        model = Sequential([Embedding(VOCAB, 4, input_length=LENGTH),
+                            Seq2seq(input_length=LENGTH, input_dim=4, hidden_dim=5,
+                                    output_dim=VOCAB, output_length=4, depth=(1, 2)),
+                            Activation('softmax')])
+        x = padded_tokens(7, LENGTH, VOCAB, seed=1)
+        assert_greedy_is_predict(model, x, batch_size=3)
+
+    def test_padded_sources_behind_embedding_mask_zero(self):
+        # The padding mask reaches the encoder in decoding as in predict:
+        # a padded source decodes as its unpadded self.
+        model = Sequential([Embedding(VOCAB, 4, input_length=LENGTH, mask_zero=True),
+                            Seq2seq(input_length=LENGTH, input_dim=4, hidden_dim=5,
+                                    output_dim=VOCAB, output_length=4),
+                            Activation('softmax')])
+        x = padded_tokens(8, LENGTH, VOCAB, seed=2)
+        assert_greedy_is_predict(model, x)
+        short = np.zeros_like(x[:1])
+        short[0, :2] = [3, 4]
+        unmasked = Sequential([Embedding(VOCAB, 4, input_length=LENGTH),
+                               model.layers[1], model.layers[2]])
+        self.assertFalse(np.allclose(inference.greedy_decode(unmasked, short)[2],
+                                     inference.greedy_decode(model, short)[2]),
+                         'the test sources must be ones where the mask matters')
+
+    def test_nested_attention_model_behind_masked_embedding(self):
+        tokens = Input(shape=(LENGTH,), dtype='int32')
+        embedded = Embedding(VOCAB, 4, mask_zero=True)(tokens)
+        inner = AttentionSeq2Seq(output_dim=5, output_length=4, hidden_dim=6,
+                                 input_shape=(LENGTH, 4))
+        probabilities = TimeDistributed(Dense(VOCAB, activation='softmax'))(inner(embedded))
+        model = Model(tokens, probabilities)
+        x = padded_tokens(6, LENGTH, VOCAB, seed=3)
+        assert_greedy_is_predict(model, x)
+
+    def test_lstm_decoder_models(self):
+        for layer_class in (LSTMDecoder, LSTMDecoder2):
+            vector = Input(shape=(VOCAB,))
+            h, c = Input(shape=(4,)), Input(shape=(4,))
+            decoded = layer_class(VOCAB, 4, output_length=3)([vector, h, c])
+            model = Model([vector, h, c], Activation('softmax')(decoded))
+            rng = np.random.RandomState(4)
+            x = [rng.randn(5, n).astype(K.floatx()) for n in (VOCAB, 4, 4)]
+            assert_greedy_is_predict(model, x)
+
+    def test_seq2seq_model_stack_and_peek(self):
+        model = Seq2Seq(output_dim=VOCAB, output_length=3, hidden_dim=4, input_shape=(LENGTH, 3),
+                        depth=2, peek=True, readout_activation='softmax')
+        x = np.random.RandomState(5).randn(5, LENGTH, 3).astype(K.floatx())
+        assert_greedy_is_predict(model, x)
+        # The same through the model's method and with a beam of one.
+        self.assertTrue(np.array_equal(model.greedy_decode(x, feedback='readout')[0],
+                                       model.predict(x).argmax(-1)))
+        beams = model.beam_decode(x, beam_size=1, feedback='readout')
+        assert_array_equal([h[0].tokens for h in beams], model.predict(x).argmax(-1))
+
+
+class TestCompiledOnce(unittest.TestCase):
+    def test_steppers_are_kept_on_the_model_and_rebuilt_when_it_changes(self):
+        model = Sequential([Seq2seq(input_length=3, input_dim=2, hidden_dim=3,
+                                    output_dim=VOCAB, output_length=2)])
+        x = np.random.RandomState(6).randn(4, 3, 2).astype(K.floatx())
+        inference.greedy_decode(model, x)
+        stepper = inference.get_stepper(model)
+        start = time.time()
+        inference.beam_decode(model, x, beam_size=2)
+        self.assertIs(inference.get_stepper(model), stepper)
+        self.assertIs(inference.get_stepper(model, 'readout'), stepper)
+        self.assertLess(time.time() - start, 5.0)
+        model.add(Activation('softmax'))
+        rebuilt = inference.get_stepper(model)
+        self.assertIsNot(rebuilt, stepper)
+        self.assertEqual(len(rebuilt.head), 1)
+        inference.clear_cache(model)
+        self.assertIsNot(inference.get_stepper(model), rebuilt)
+
+    def test_new_weights_need_no_recompile(self):
+        model = Sequential([Seq2seq(input_length=3, input_dim=2, hidden_dim=3,
+                                    output_dim=VOCAB, output_length=2), Activation('softmax')])
+        x = np.random.RandomState(7).randn(4, 3, 2).astype(K.floatx())
+        inference.greedy_decode(model, x)
+        stepper = inference.get_stepper(model)
+        model.set_weights([w * 3 for w in model.get_weights()])
+        assert_greedy_is_predict(model, x)
+        self.assertIs(inference.get_stepper(model), stepper)
+
+
+class TestArgumentChecks(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.model = Sequential([Embedding(VOCAB, 3, input_length=LENGTH),
+                                Seq2seq(input_length=LENGTH, input_dim=3, hidden_dim=3,
+                                        output_dim=4, output_length=2),
+                                TimeDistributed(Dense(VOCAB, activation='softmax'))])
+
+    def assert_raises_naming(self, error, name, *args, **kwargs):
+        function = kwargs.pop('function', inference.greedy_decode)
+        with self.assertRaises(error) as context:
+            function(self.model, *args, **kwargs)
+        self.assertIn(name, str(context.exception))
+
+    def test_bad_sources_and_arguments_fail_before_compiling(self):
+        good = padded_tokens(2, LENGTH, VOCAB, seed=8)
+        self.assert_raises_naming(ValueError, 'x', padded_tokens(2, LENGTH + 1, VOCAB, 0))
+        self.assert_raises_naming(ValueError, 'x', good[:, :, None])
+        self.assert_raises_naming(ValueError, 'x', good[:0])
+        self.assert_raises_naming(ValueError, 'x', [good, good, good])
+        self.assert_raises_naming(TypeError, 'x', None)
+        self.assert_raises_naming(ValueError, 'batch_size', good, batch_size=0)
+        self.assert_raises_naming(TypeError, 'batch_size', good, batch_size=2.5)
+        self.assert_raises_naming(ValueError, 'max_length', good, max_length=0)
+        self.assert_raises_naming(ValueError, 'eos_id', good, eos_id=-1)
+        self.assert_raises_naming(ValueError, 'feedback', good, feedback='tokens')
+        self.assert_raises_naming(ValueError, 'beam_size', good, beam_size=0,
+                                  function=inference.beam_decode)
+        self.assert_raises_naming(ValueError, 'n_best', good, beam_size=2, n_best=3,
+                                  function=inference.beam_decode)
+        self.assertIsNone(self.model.__dict__.get(inference._CACHE_ATTRIBUTE),
+                          'a bad argument compiled the step functions')
+
+    def test_feature_size_of_float_sources(self):
+        model = Seq2Seq(output_dim=3, output_length=2, hidden_dim=3, input_shape=(4, 2))
+        with self.assertRaises(ValueError) as context:
+            inference.greedy_decode(model, np.zeros((2, 4, 3), dtype='float32'))
+        self.assertIn('x must have shape', str(context.exception))
+
+    def test_token_feedback_needs_a_vocabulary_sized_decoder(self):
+        # The decoder outputs 4 values, the model 6 log-probabilities.
+        self.assert_raises_naming(ValueError, 'feedback', padded_tokens(2, LENGTH, VOCAB, 9),
+                                  feedback='token')
+
+    def test_a_model_without_a_decoder(self):
+        plain = Sequential([Dense(3, input_shape=(2,))])
+        with self.assertRaises(ValueError) as context:
+            inference.greedy_decode(plain, np.zeros((1, 2)))
+        self.assertIn('decoder', str(context.exception))
+        with self.assertRaises(TypeError):
+            inference.greedy_decode('model', np.zeros((1, 2)))
