@@ -336,6 +336,7 @@ def evaluate(args):
 def attention(args):
     from .plots import plot_attention
     from .translator import Translator
+    from .vocab import EOS_ID
     translator = Translator(args.model_dir)
     tokens = translator.tokenize_source(args.source)
     if not tokens:
@@ -347,8 +348,10 @@ def attention(args):
     except ValueError as error:
         raise CommandError(str(error))
     plot_attention(weights, read, outputs, args.out)
+    eos = translator.target_vocab.tokens[EOS_ID]
     print('%s -> %s; attention heatmap written to %s'
-          % (args.source, translator.detokenize_target(outputs[:-1]), args.out))
+          % (args.source, translator.detokenize_target([t for t in outputs if t != eos]),
+             args.out))
     return 0
 
 

@@ -140,8 +140,8 @@ class Translator(object):
         return log_probs, np.where(after_eos, False, right), ~after_eos
 
     def attention(self, source_tokens):
-        """(output tokens with the final EOS, source tokens as the model
-        read them, weights (len(outputs), len(sources))) for one source:
+        """(output tokens with the final EOS when the search finished,
+        source tokens as the model read them, weights (len(outputs), len(sources))) for one source:
         greedy decoding, then the attention of the decoder fed those
         tokens."""
         decoder = self.model.decoder_layer
@@ -156,5 +156,6 @@ class Translator(object):
         read = source_tokens[:self.input_length]
         if self.config['reverse_source']:
             read = read[::-1]
-        rows = len(output) + 1
-        return output + [self.target_vocab.tokens[EOS_ID]], read, weights[:rows, :len(read)]
+        if len(output) < self.output_length:        # finished: the EOS step too
+            output = output + [self.target_vocab.tokens[EOS_ID]]
+        return output, read, weights[:len(output), :len(read)]
