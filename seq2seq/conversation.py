@@ -376,6 +376,17 @@ class ConversationLayout(object):
         return result
 
 
+def check_batch_size(model, layout):
+    """Raise ValueError unless every remembered state of `model` has the
+    layout's batch size."""
+    for layer in stateful_layers(model):
+        if layer.batch_size != layout.batch_size:
+            raise ValueError('the conversations are laid out in batches of %d but %s '
+                             'remembers states for batch_size=%d: lay them out with '
+                             'batch_size=%d' % (layout.batch_size, layer.name,
+                                                layer.batch_size, layer.batch_size))
+
+
 class ConversationResets(Callback):
     """Clears, before each batch of fit, evaluate or predict, the rows of the
     model's remembered states whose conversation starts there (the layout's
@@ -409,6 +420,8 @@ class ConversationResets(Callback):
                              % (what, samples, layout.n_samples))
 
     def _reset(self, layout, batch):
+        if batch == 0:
+            check_batch_size(self.model, layout)
         if batch < layout.n_batches:
             reset_hidden_state(self.model, layout.resets[batch])
 
@@ -454,6 +467,7 @@ def fit_conversations(model, layout, x, y, sample_weight=None, validation=None,
         (any other argument of `fit`, except shuffle and batch_size)
     """
     _refuse_shuffle(kwargs, 'fit_conversations')
+    check_batch_size(model, layout)
     if sample_weight is None:
         sample_weight = layout.sample_weights()
     test_layout = None
@@ -472,6 +486,7 @@ def fit_conversations(model, layout, x, y, sample_weight=None, validation=None,
 def evaluate_conversations(model, layout, x, y, sample_weight=None, **kwargs):
     """Keras' `evaluate` over conversations laid out by `layout`."""
     _refuse_shuffle(kwargs, 'evaluate_conversations')
+    check_batch_size(model, layout)
     if sample_weight is None:
         sample_weight = layout.sample_weights()
     callbacks = [ConversationResets(layout)] + list(kwargs.pop('callbacks', None) or [])
@@ -484,6 +499,7 @@ def predict_conversations(model, layout, x, **kwargs):
     resets; returns one prediction per exchange, in the order of the
     exchanges (`layout.restore`)."""
     _refuse_shuffle(kwargs, 'predict_conversations')
+    check_batch_size(model, layout)
     callbacks = [ConversationResets(layout)] + list(kwargs.pop('callbacks', None) or [])
     predicted = model.predict(x, batch_size=layout.batch_size, callbacks=callbacks, **kwargs)
     return layout.restore(predicted)
