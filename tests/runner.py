@@ -55,7 +55,7 @@ class Summary(Plugin):
 
     def stopTest(self, test):
         if self._started is not None:
-            self.durations.append((time.time() - self._started, test.id()))
+            self.durations.append((time.time() - self._started, str(test)))
             self._started = None
 
     def finalize(self, result):

@@ -10,6 +10,8 @@ import sys
 import tempfile
 import unittest
 
+from nose.plugins.attrib import attr
+
 from benchmarks import report, runner
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -28,6 +30,7 @@ def run_bench(*arguments):
     return completed.returncode, completed.stdout
 
 
+@attr('slow')
 class QuickTheanoRowsTest(unittest.TestCase):
     """One --quick run of the Theano rows, shared by the tests."""
 

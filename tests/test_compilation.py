@@ -8,6 +8,7 @@ import tempfile
 
 import theano
 import theano.tensor as T
+from nose.plugins.attrib import attr
 from theano.gof import cc, op
 
 from seq2seq._theano import backend
@@ -125,6 +126,7 @@ def test_no_notice_with_a_warm_cache():
         compilation._noticed[:] = saved
 
 
+@attr('slow')
 def test_notice_comes_at_the_first_compile_not_at_import():
     # An empty compile dir; Theano compiles its own helpers at import, which
     # takes a while cold, so only the ordering is checked with a tiny graph.

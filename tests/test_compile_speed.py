@@ -8,6 +8,8 @@ import sys
 import tempfile
 import threading
 
+from nose.plugins.attrib import attr
+
 from seq2seq._theano import compile_speed
 
 from .helpers import assert_raises_with
@@ -80,6 +82,7 @@ def _compile_in_new_process(compiledir, jobs=None):
     return json.loads(process.stdout.strip().splitlines()[-1])
 
 
+@attr('slow')
 def test_cold_compile_in_parallel_then_warm_compile_runs_no_gcc():
     base = tempfile.mkdtemp(prefix='seq2seq-compile-speed-')
     try:
@@ -105,6 +108,7 @@ def test_cold_compile_in_parallel_then_warm_compile_runs_no_gcc():
         shutil.rmtree(base, ignore_errors=True)
 
 
+@attr('slow')
 def test_one_job_compiles_in_order_with_the_header():
     base = tempfile.mkdtemp(prefix='seq2seq-compile-speed-')
     try:

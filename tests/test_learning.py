@@ -3,12 +3,14 @@ import os
 import sys
 
 import numpy as np
+from nose.plugins.attrib import attr
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', 'examples'))
 
 import reverse  # noqa: E402
 
 
+@attr('slow')
 def test_learns_to_reverse_sequences():
     tokens, _ = reverse.train_and_evaluate(length=5, vocab_size=10, n_train=6000,
                                            n_test=500, epochs=8, hidden_dim=128,
@@ -16,6 +18,7 @@ def test_learns_to_reverse_sequences():
     assert tokens >= 0.9, 'held-out token accuracy %.3f < 0.9' % tokens
 
 
+@attr('slow')
 def test_seed_readme_example_runs_verbatim_and_trains():
     # The 2015 README example, verbatim:
     import keras  # noqa: F401

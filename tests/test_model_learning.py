@@ -3,6 +3,8 @@
 Inputs and targets are one-hot vectors of 5 tokens out of 8; the models
 output logits, trained with softmax cross-entropy.
 """
+from nose.plugins.attrib import attr
+
 from seq2seq.data import one_hot, reversal_task
 from seq2seq.losses import softmax_cross_entropy
 from seq2seq.metrics import token_accuracy
@@ -22,6 +24,7 @@ def _train(model, x, y, epochs, inputs=None):
     model.fit(inputs if inputs is not None else x, y, batch_size=50, epochs=epochs, verbose=0)
 
 
+@attr('slow')
 def test_simple_seq2seq_learns_to_reverse():
     x, y, x_test, y_test = _task()
     model = SimpleSeq2Seq(input_dim=VOCAB, input_length=LENGTH, hidden_dim=64,
@@ -31,6 +34,7 @@ def test_simple_seq2seq_learns_to_reverse():
     assert accuracy >= 0.85, 'SimpleSeq2Seq held-out token accuracy %.3f < 0.85' % accuracy
 
 
+@attr('slow')
 def test_seq2seq_learns_to_reverse():
     x, y, x_test, y_test = _task(1)
     model = Seq2Seq(input_dim=VOCAB, input_length=LENGTH, hidden_dim=64, output_length=LENGTH,
@@ -43,6 +47,7 @@ def test_seq2seq_learns_to_reverse():
     assert (tokens == model.predict(x_test).argmax(axis=-1)).all()
 
 
+@attr('slow')
 def test_teacher_forced_seq2seq_learns_and_decodes_by_search():
     x, y, x_test, y_test = _task(2)
     model = Seq2Seq(input_dim=VOCAB, input_length=LENGTH, hidden_dim=64, output_length=LENGTH,
@@ -57,6 +62,7 @@ def test_teacher_forced_seq2seq_learns_and_decodes_by_search():
     assert beam >= greedy - 0.05, 'beam %.3f much worse than greedy %.3f' % (beam, greedy)
 
 
+@attr('slow')
 def test_attention_seq2seq_learns_to_reverse():
     x, y, x_test, y_test = _task(3)
     model = AttentionSeq2Seq(input_dim=VOCAB, input_length=LENGTH, hidden_dim=32,
@@ -70,6 +76,7 @@ def test_attention_seq2seq_learns_to_reverse():
     assert (attention.argmax(axis=-1) == list(range(LENGTH - 1, -1, -1))).all(), attention
 
 
+@attr('slow')
 def test_decoding_stops_at_the_end_of_sequence_token():
     # Variable-length targets ending with EOS (id 1), padded with 0: the
     # teacher-forced model learns where to stop, and search stops there.

@@ -1,0 +1,149 @@
+"""Every Python block of README.md runs as written, as a new user runs it.
+
+Each ```python block runs in a new Python process, in an empty folder, with
+none of this process's Keras or Theano settings (KERAS_BACKEND,
+THEANO_FLAGS, SEQ2SEQ_*): what the package and its start-up hook do on their
+own is what the reader gets.
+
+A block that is a signature, not a program, is marked by an HTML comment on
+the line before its fence (invisible on GitHub); it is not run, but each
+name it shows must be the package's and take the arguments shown:
+
+    <!-- signature -->
+    ```python
+    Seq2seq(input_length, input_dim, hidden_dim, ...)
+    ```
+"""
+import collections
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+README = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'README.md')
+SIGNATURE_MARK = '<!-- signature -->'
+
+Block = collections.namedtuple('Block', 'line heading code signature')
+
+
+def python_blocks(text):
+    """The ```python blocks of a Markdown `text`, with the line they start
+    on, the heading above them and whether they are marked as signatures."""
+    blocks, heading, previous = [], '', ''
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if line.startswith('#'):
+            heading = line.lstrip('#').strip()
+        if line.strip() == '```python':
+            start = i + 1
+            end = start
+            while end < len(lines) and lines[end].strip() != '```':
+                end += 1
+            blocks.append(Block(start + 1, heading, '\n'.join(lines[start:end]) + '\n',
+                                previous.strip() == SIGNATURE_MARK))
+            i = end
+        if line.strip():
+            previous = line
+        i += 1
+    return blocks
+
+
+def _clean_environment():
+    env = {name: value for name, value in os.environ.items()
+           if not name.startswith('SEQ2SEQ_') and name not in ('KERAS_BACKEND', 'THEANO_FLAGS')}
+    # Keep the compile cache this run uses, if it was moved.
+    flags = [item for item in os.environ.get('THEANO_FLAGS', '').split(',')
+             if item.strip().startswith(('base_compiledir', 'compiledir'))]
+    if flags:
+        env['THEANO_FLAGS'] = ','.join(flags)
+    return env
+
+
+def run_block(block):
+    folder = tempfile.mkdtemp(prefix='seq2seq-readme-')
+    try:
+        process = subprocess.run([sys.executable, '-c', block.code], cwd=folder,
+                                 env=_clean_environment(), stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, universal_newlines=True, timeout=900)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    assert process.returncode == 0, 'README.md line %d (%s) failed:\n%s' % (
+        block.line, block.heading, process.stderr[-3000:])
+
+
+def signature_calls(code):
+    """[(name, [argument names])] of the calls a signature block shows, one
+    per `Name(...)` at the start of a line; `...` and comments left out."""
+    calls = []
+    for match in re.finditer(r'^(\w+)\((.*?)\)(?=\s*(#.*)?$)', code, re.M | re.S):
+        arguments = re.sub(r'#.*', '', match.group(2))
+        names = [argument.split('=')[0].strip() for argument in arguments.split(',')]
+        calls.append((match.group(1), [name for name in names if name and name != '...']))
+    return calls
+
+
+def check_signature(block):
+    """Each name the block shows is the package's, and takes every argument
+    shown (by name)."""
+    import inspect
+    import seq2seq
+    import seq2seq.models
+    calls = signature_calls(block.code)
+    assert calls, 'README.md line %d: no signature found' % block.line
+    for name, arguments in calls:
+        target = getattr(seq2seq, name, None) or getattr(seq2seq.models, name, None)
+        assert target is not None, 'README.md line %d: seq2seq has no %s' % (block.line, name)
+        parameters = inspect.signature(target).parameters
+        if any(p.kind == p.VAR_KEYWORD for p in parameters.values()):
+            continue  # takes any keyword (passed on to Keras)
+        missing = [argument for argument in arguments if argument not in parameters]
+        assert not missing, 'README.md line %d: %s takes no %s' % (block.line, name, missing)
+
+
+def test_readme_python_blocks():
+    with open(README) as handle:
+        blocks = python_blocks(handle.read())
+    assert len(blocks) >= 8, blocks
+    for block in blocks:
+        yield _case(check_signature if block.signature else run_block, block)
+
+
+def _case(check, block):
+    def case():
+        check(block)
+    case.description = 'README.md line %d (%s)%s' % (
+        block.line, block.heading, ': signature' if block.signature else '')
+    return case
+
+
+def test_signature_arguments_are_checked():
+    assert signature_calls('Seq2seq(input_length, depth=1,\n        ...)\n'
+                           'LSTMDecoder2(dim, x, ...)   # Cho-style\n') == \
+        [('Seq2seq', ['input_length', 'depth']), ('LSTMDecoder2', ['dim', 'x'])]
+    try:
+        check_signature(Block(1, 'bad', 'Seq2seq(input_length, no_such_argument=1)\n', True))
+    except AssertionError as error:
+        assert "['no_such_argument']" in str(error), str(error)
+    else:
+        raise AssertionError('an unknown argument passed')
+
+
+def test_block_extraction_and_signature_marks():
+    text = ('# A\n```python\nx = 1\n```\n## B\n<!-- signature -->\n\n```python\nf(a, b)\n```\n'
+            '```sh\nmake\n```\n')
+    blocks = python_blocks(text)
+    assert blocks == [Block(3, 'A', 'x = 1\n', False), Block(9, 'B', 'f(a, b)\n', True)]
+
+
+def test_a_failing_block_fails_the_test():
+    block = Block(1, 'broken', 'import sys\nundefined_name\n', False)
+    try:
+        run_block(block)
+    except AssertionError as error:
+        assert 'NameError' in str(error) and 'line 1 (broken)' in str(error), str(error)
+    else:
+        raise AssertionError('a block raising NameError passed')
