@@ -65,6 +65,37 @@ def write_history_csv(history, path):
     write_text_atomically(path, rows.getvalue())
 
 
+def make_validation_scorer(model, batches, teacher_force):
+    """A function () -> (loss, token accuracy) on `batches` (a
+    `seq2seq.data.TeacherForcedBatches`): the cross-entropy per target token
+    (EOS included, padding not) and the fraction of those tokens that are
+    the most probable one.
+
+    A teacher-forced model is scored as it is trained, reading the previous
+    reference tokens (Keras' own validation would run it on its own output
+    vectors, which neither training nor beam search does); with dropout,
+    the scores then include its noise. Other models run as in `predict`.
+    """
+    import numpy as np
+    from keras import backend as K
+    forward = K.function(model.inputs + [K.learning_phase()], [model.output])
+    phase = 1 if teacher_force else 0
+
+    def score():
+        total_loss = total_right = total_weight = 0.0
+        for index in range(len(batches)):
+            inputs, targets, weights = batches[index]
+            inputs = inputs if isinstance(inputs, list) else [inputs]
+            probs = forward(inputs + [phase])[0]                     # (batch, T, vocab)
+            targets = targets[..., 0]
+            picked = np.take_along_axis(probs, targets[..., None], axis=-1)[..., 0]
+            total_loss += float((weights * -np.log(np.maximum(picked, 1e-7))).sum())
+            total_right += float((weights * (probs.argmax(-1) == targets)).sum())
+            total_weight += float(weights.sum())
+        return total_loss / total_weight, total_right / total_weight
+    return score
+
+
 class CheckpointAndEarlyStopping(Callback):
     """After every epoch: the last checkpoint (model with optimizer state)
     and the training state for `--resume`; the best model by validation
@@ -76,13 +107,18 @@ class CheckpointAndEarlyStopping(Callback):
         patience: epochs without improvement before stopping (None: never).
         state: the state of an interrupted run to continue (from
             `load_train_state`), or None.
+        validation: a function () -> (validation loss, validation token
+            accuracy), e.g. from `make_validation_scorer`, run after every
+            epoch; its values go into the logs as 'val_loss' and
+            'val_token_accuracy'. None: Keras' own validation values, if any.
         accuracy_key: the logs key of the validation token accuracy.
         stream: where the one-line epoch summaries go.
     """
 
-    def __init__(self, model_dir, patience=None, state=None,
-                 accuracy_key='val_sparse_categorical_accuracy', stream=None):
+    def __init__(self, model_dir, patience=None, state=None, validation=None,
+                 accuracy_key='val_token_accuracy', stream=None):
         super(CheckpointAndEarlyStopping, self).__init__()
+        self.validation = validation
         self.model_dir = model_dir
         self.patience = patience
         state = state or {}
@@ -97,7 +133,9 @@ class CheckpointAndEarlyStopping(Callback):
         return os.path.join(self.model_dir, name)
 
     def on_epoch_end(self, epoch, logs=None):
-        logs = logs or {}
+        logs = logs if logs is not None else {}
+        if self.validation is not None:
+            logs['val_loss'], logs['val_token_accuracy'] = self.validation()
         val_loss = logs.get('val_loss')
         row = {'epoch': epoch + 1, 'loss': float(logs['loss']),
                'val_loss': None if val_loss is None else float(val_loss),

@@ -18,7 +18,7 @@ import sys
 
 USAGE_ERROR = 2
 DEFAULTS = dict(model='attention', cell='lstm', hidden_dim=256, depth=1, embedding_dim=64,
-                dropout=0.0, epochs=30, batch_size=64, patience=3, seed=0)
+                dropout=0.0, epochs=30, batch_size=64, learning_rate=0.001, patience=3, seed=0)
 METRICS = ('wer', 'per', 'bleu', 'accuracy', 'perplexity')
 
 
@@ -34,6 +34,16 @@ def _positive_int(text):
         raise argparse.ArgumentTypeError('expected a positive integer, got %r' % text)
     if value < 1:
         raise argparse.ArgumentTypeError('expected a positive integer, got %r' % text)
+    return value
+
+
+def _positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not value > 0:
+        raise argparse.ArgumentTypeError('expected a positive number, got %r' % text)
     return value
 
 
@@ -72,6 +82,8 @@ def build_parser():
     train.add_argument('--epochs', type=_positive_int, default=DEFAULTS['epochs'],
                        help='the total number of epochs (also with --resume)')
     train.add_argument('--batch-size', type=_positive_int, default=DEFAULTS['batch_size'])
+    train.add_argument('--learning-rate', type=_positive_float,
+                       default=DEFAULTS['learning_rate'], help='Adam\'s step size')
     train.add_argument('--reverse-source', action='store_true',
                        help='read every source last token first')
     train.add_argument('--patience', type=_positive_int, default=DEFAULTS['patience'],
@@ -145,13 +157,15 @@ def _new_run(args, pairs):
     target_vocab = Vocabulary.build(target for _, _, target in pairs)
     config = {name: getattr(args, name) for name in (
         'source_tokens', 'target_tokens', 'model', 'cell', 'hidden_dim', 'depth',
-        'embedding_dim', 'dropout', 'batch_size', 'reverse_source', 'patience', 'seed')}
+        'embedding_dim', 'dropout', 'batch_size', 'learning_rate', 'reverse_source',
+        'patience', 'seed')}
     config.update(input_length=max(len(source) for _, source, _ in pairs),
                   output_length=max(len(target) for _, _, target in pairs) + 1,
                   train=args.train, valid=args.valid)
     write_config(args.model_dir, config, source_vocab, target_vocab)
     np.random.seed(args.seed)           # Keras' initialisers draw from numpy
-    model = compile_model(build_model(config, len(source_vocab), len(target_vocab)))
+    model = compile_model(build_model(config, len(source_vocab), len(target_vocab)),
+                          config['learning_rate'])
     return config, source_vocab, target_vocab, model, None
 
 
@@ -171,9 +185,9 @@ def _resumed_run(args):
 
 
 def train(args):
-    from .callbacks import CheckpointAndEarlyStopping
+    from .callbacks import CheckpointAndEarlyStopping, make_validation_scorer
     from .data import TeacherForcedBatches, read_tsv
-    from .model_dir import ACCURACY_METRIC, is_teacher_forced
+    from .model_dir import is_teacher_forced
     from .vocab import EOS_ID
     if args.resume:
         config, source_vocab, target_vocab, model, state = _resumed_run(args)
@@ -207,11 +221,12 @@ def train(args):
           % (args.model_dir, len(pairs), len(valid or ()), len(source_vocab), len(target_vocab),
              config['input_length'], config['output_length'] - 1, done + 1, args.epochs))
     sys.stdout.flush()
-    checkpoint = CheckpointAndEarlyStopping(
-        args.model_dir, patience=config['patience'], state=state,
-        accuracy_key='val_' + ACCURACY_METRIC)
+    validation = (make_validation_scorer(model, valid_batches, is_teacher_forced(config))
+                  if valid_batches else None)
+    checkpoint = CheckpointAndEarlyStopping(args.model_dir, patience=config['patience'],
+                                            state=state, validation=validation)
     model.fit_generator(train_batches, epochs=args.epochs, initial_epoch=done,
-                        validation_data=valid_batches, callbacks=[checkpoint],
+                        callbacks=[checkpoint],
                         verbose=0 if args.quiet else 1, workers=0, shuffle=False)
     print('%s: best validation loss %.4f; model, vocabularies, history.csv and loss.png written'
           % (args.model_dir, checkpoint.best))

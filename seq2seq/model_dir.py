@@ -75,8 +75,10 @@ def build_model(config, source_vocab_size, target_vocab_size):
     raise ValueError('model must be one of %s, got %r' % (MODELS, kind))
 
 
-def compile_model(model, optimizer='adam'):
-    model.compile(optimizer=optimizer, loss=LOSS, sample_weight_mode='temporal',
+def compile_model(model, learning_rate=0.001):
+    """Compile for training: Adam, `LOSS` weighted per target position."""
+    from keras.optimizers import Adam
+    model.compile(optimizer=Adam(learning_rate), loss=LOSS, sample_weight_mode='temporal',
                   weighted_metrics=[ACCURACY_METRIC])
     return model
 
