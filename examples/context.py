@@ -37,6 +37,7 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
 
 import seq2seq  # noqa: E402,F401  (selects Keras' Theano backend)
+from keras.optimizers import Adam  # noqa: E402
 from seq2seq.conversation import (ConversationLayout, conversation_model,  # noqa: E402
                                   fit_conversations, one_exchange_model,
                                   predict_conversations)
@@ -103,7 +104,7 @@ def encode(conversations, vocab):
 
 
 def train(method, conversations, vocab, epochs, batch_size=32, embedding_dim=16,
-          hidden_dim=32, verbose=0, seed=0):
+          hidden_dim=32, learning_rate=0.003, verbose=0, seed=0):
     """A model trained one of the METHODS ways on `conversations`."""
     np.random.seed(seed)
     ids, answers, lengths = encode(conversations, vocab)
@@ -111,14 +112,14 @@ def train(method, conversations, vocab, epochs, batch_size=32, embedding_dim=16,
                  embedding_dim=embedding_dim, hidden_dim=hidden_dim)
     if method == 'no state':
         model = conversation_model(window=1, **sizes)
-        model.compile(loss='sparse_categorical_crossentropy', optimizer='adam')
+        model.compile(loss='sparse_categorical_crossentropy', optimizer=Adam(learning_rate))
         model.fit(ids[:, None], answers[:, None], batch_size=batch_size, epochs=epochs,
                   shuffle=True, verbose=verbose)
         return model
     window = None if method == 'state, per exchange' else max(lengths)
     model = conversation_model(window=window or 1, batch_size=batch_size,
                                remember_state=True, **sizes)
-    model.compile(loss='sparse_categorical_crossentropy', optimizer='adam',
+    model.compile(loss='sparse_categorical_crossentropy', optimizer=Adam(learning_rate),
                   sample_weight_mode='temporal')
     layout = ConversationLayout(lengths, batch_size, window=window or 1)
     fit_conversations(model, layout, layout.arrange(ids), layout.arrange(answers),

@@ -125,6 +125,14 @@ class Seq2SeqModel(Model):
             raise ValueError('the attention decoder has not been called yet')
         return self._run_on_batches([decoder.last_attention], x, batch_size)[0]
 
+    # -- remembered state ---------------------------------------------------------
+    def reset_hidden_state(self, rows=None):
+        """Clear the remembered states of a `stateful=True` model: every row
+        (rows=None, as `reset_states()`), or only the given rows of the batch
+        (a conversation ended there); see `seq2seq.conversation`."""
+        from .conversation import reset_hidden_state
+        reset_hidden_state(self, rows)
+
     # -- search -------------------------------------------------------------------
     def greedy_decode(self, x, max_length=None, eos_id=None, feedback=None, batch_size=64):
         """Token ids by greedy search; see `seq2seq.inference.greedy_decode`."""

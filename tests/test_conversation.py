@@ -66,7 +66,10 @@ def test_reset_rows_of_a_stateful_seq2seq_model():
             for b, a in zip(cell_before, cell_after):
                 assert not a[1].any()
                 assert_array_equal(a[[0, 2]], b[[0, 2]])
-    reset_hidden_state(model)
+    model.reset_hidden_state(rows=[0])
+    assert not any(s[0].any() for layer in layers for c in layer.get_hidden_state() for s in c)
+    assert all(s[2].any() for layer in layers for c in layer.get_hidden_state() for s in c)
+    model.reset_hidden_state()
     assert not any(s.any() for layer in layers for c in layer.get_hidden_state() for s in c)
 
 
@@ -264,3 +267,19 @@ def test_training_across_exchanges_learns_what_per_exchange_training_cannot():
     chance = 1.0 / len(context.NAMES)
     assert results['no state', 1] < chance + 0.15, results
     assert results['across exchanges', 1] > results['no state', 1] + 0.5, results
+
+
+def test_a_saved_window_model_loads_with_the_same_predictions():
+    import tempfile
+    from keras.models import load_model
+    model = _tiny_conversation_model(window=2)
+    ids, _ = _hand_made_exchanges(4)
+    x = ids.reshape(2, 2, 3)
+    reset_hidden_state(model)
+    before = model.predict(x, batch_size=2)
+    with tempfile.TemporaryDirectory() as directory:
+        path = os.path.join(directory, 'model.h5')
+        model.save(path)
+        loaded = load_model(path)
+    assert isinstance(loaded.get_layer('window'), ConversationWindow)
+    assert_allclose(loaded.predict(x, batch_size=2), before, rtol=1e-6)
