@@ -60,11 +60,17 @@ ARRANGEMENTS = {
     'seq2seq_fused_xent': 'as seq2seq_fused, trained with loss=seq2seq.losses.sparse_softmax_crossentropy '
                           '(fused softmax cross-entropy) instead of Keras\' sparse_categorical_crossentropy',
     'keras_state_xent': 'as keras_state, with loss=seq2seq.losses.sparse_softmax_crossentropy',
-    'decode_greedy': 'the seq2seq_scan model (untrained): compiled encoder + single-step Theano '
-                     'functions, seq2seq.decoding.greedy_search, eos_id=None (every sequence '
-                     'runs output_length steps); the step feeds back the continuous output, '
-                     'the chosen token only picks the hypothesis',
-    'decode_beam5': 'as decode_greedy, with beam_search(beam_size=5)',
+    'decode_greedy': 'the seq2seq_scan model (untrained): seq2seq.inference.greedy_decode '
+                     '(compiled start and step functions of the Seq2seq layer, kept on the '
+                     'model), eos_id=None (every sequence runs output_length steps); the step '
+                     'feeds back the continuous output, the chosen token only picks the hypothesis',
+    'decode_beam5': 'as decode_greedy, with seq2seq.inference.beam_decode(beam_size=5)',
+    'decode_g2p_greedy': 'AttentionSeq2Seq at G2P shapes (20 one-hot letters of 28 in, 19 '
+                         'phonemes of 41 out, hidden 256, bidirectional encoder, teacher-forced: '
+                         'the chosen phoneme is fed back), untrained; '
+                         'seq2seq.inference.greedy_decode, 128 words per call, eos_id=None; '
+                         'sequences/s = words/s',
+    'decode_g2p_beam5': 'as decode_g2p_greedy, with beam_decode(beam_size=5)',
 }
 
 SEQ2SEQ_IMPLEMENTATIONS = ('scan', 'fused')
@@ -298,53 +304,33 @@ def build_torch_model(row, size):
     return classes[row]()
 
 
-# -- Theano: step-by-step decoding with the Seq2seq layer --------------------------------
+# -- Theano: step-by-step decoding ----------------------------------------------------------
 
-def build_seq2seq_decoder(model):
-    """Compiled functions decoding with a `build_seq2seq` model one step at a time.
+# Grapheme-to-phoneme shapes: words of up to 20 letters (one-hot over 28
+# symbols) to up to 19 phonemes out of 41, an AttentionSeq2Seq of width 256.
+G2P = {'letters': 28, 'input_length': 20, 'phonemes': 41, 'output_length': 19, 'hidden': 256,
+       'words': 1024, 'batch': 128}
+QUICK_G2P = dict(G2P, hidden=8, words=16, batch=8)
 
-    Returns (encode, step_fn):
-    - encode(tokens) -> initial states [x_0, h, c, upper h, upper c, ...]:
-      x_0 is the bridge of the encoder's context, (h, c) the encoder's final
-      state, the upper decoder LSTMs start from zeros (as in the layer).
-    - step_fn(tokens, states) -> (log_probs, new_states), the interface of
-      `seq2seq.decoding`. The `Seq2seq` decoder feeds back its continuous
-      output x_t (a readout of h), not a token, so x_t travels in the states
-      and `tokens` is ignored: each step's log-probabilities are the
-      log-softmax of the vocabulary Dense applied to the top of the decoder
-      stack, exactly the values of `model.predict`.
-    """
-    import theano.tensor as T
-    from keras import backend as K
-    embedding, layer, projection = model.layers
-    dense = projection.layer                                   # inside TimeDistributed
-    upper = layer.upper_decoder_cells
 
-    tokens = model.input
-    context, encoder_finals = layer.encode(embedding.output)
-    batch = tokens.shape[0]
-    first_input = T.dot(context, layer.bridge_kernel) + layer.bridge_bias
-    upper_zeros = [T.zeros((batch, n), dtype=K.floatx()) for cell in upper for n in cell.state_sizes]
-    encode = K.function([tokens], [first_input] + list(encoder_finals[-1]) + upper_zeros)
+def build_g2p_attention(g2p):
+    """AttentionSeq2Seq at G2P shapes, teacher-forced (decoding feeds back
+    the one-hot phoneme chosen), untrained: decoding speed does not depend on
+    the weights when every hypothesis runs all output_length steps."""
+    from seq2seq.models import AttentionSeq2Seq
+    return AttentionSeq2Seq(output_dim=g2p['phonemes'], output_length=g2p['output_length'],
+                            hidden_dim=g2p['hidden'],
+                            input_shape=(g2p['input_length'], g2p['letters']),
+                            teacher_force=True, readout_activation='softmax')
 
-    matrix = T.TensorType(K.floatx(), (False, False))
-    x_tm1, h_tm1, c_tm1 = matrix('x_tm1'), matrix('h_tm1'), matrix('c_tm1')
-    upper_tm1 = [[matrix('upper_%d_%d' % (i, j)) for j in range(len(cell.state_sizes))]
-                 for i, cell in enumerate(upper)]
-    cell = layer.decoder_cell
-    h_t, (_, c_t) = cell.step(cell.project_inputs(x_tm1), [h_tm1, c_tm1])
-    x_t = T.dot(h_t, layer.readout_kernel) + layer.readout_bias
-    top, upper_t = x_t, []
-    for cell, states in zip(upper, upper_tm1):
-        top, new_states = cell.step(cell.project_inputs(top), states)
-        upper_t.extend(new_states)
-    log_probs = T.nnet.logsoftmax(T.dot(top, dense.kernel) + dense.bias)
-    flat_upper_tm1 = [s for states in upper_tm1 for s in states]
-    step = K.function([x_tm1, h_tm1, c_tm1] + flat_upper_tm1,
-                      [log_probs, x_t, h_t, c_t] + upper_t)
 
-    def step_fn(tokens, states):
-        outputs = step(list(states))
-        return outputs[0], outputs[1:]
-
-    return encode, step_fn
+def g2p_words(g2p, seed=0):
+    """Random 'words': (words, input_length, letters) one-hot float32, each
+    word 3 .. input_length letters long, zero vectors after its end."""
+    import numpy as np
+    rng = np.random.RandomState(seed)
+    letters = rng.randint(0, g2p['letters'], size=(g2p['words'], g2p['input_length']))
+    x = np.eye(g2p['letters'], dtype='float32')[letters]
+    for row, length in enumerate(rng.randint(3, g2p['input_length'] + 1, size=g2p['words'])):
+        x[row, length:] = 0
+    return x

@@ -15,7 +15,7 @@ a JSON file. Per Theano row:
 
 A PyTorch row is one child run by the PyTorch venv's Python (no compilation:
 PyTorch runs eagerly). Decoding rows time greedy and beam search with a
-compiled single-step function of the `Seq2seq` decoder.
+compiled single-step function of the model's decoder (`seq2seq.inference`).
 """
 from __future__ import print_function
 
@@ -40,7 +40,7 @@ CHILD_LOG = os.path.join(SCRATCH, 'children.jsonl')   # every child's result, ap
 THEANO_ROWS = ('seq2seq_scan', 'seq2seq_fused', 'attention', 'keras_repeat', 'keras_state',
                'seq2seq_fused_xent', 'keras_state_xent')
 TORCH_ROWS = ('torch_lstm', 'torch_cell')
-DECODE_ROWS = ('decode_greedy', 'decode_beam5')
+DECODE_ROWS = ('decode_greedy', 'decode_beam5', 'decode_g2p_greedy', 'decode_g2p_beam5')
 ALL_ROWS = THEANO_ROWS + TORCH_ROWS + DECODE_ROWS
 DEFAULT_EPOCHS = {'small': 2, 'large': 1}
 BEAM_SIZE = 5
@@ -398,29 +398,46 @@ def child_theano(args, size):
 
 
 def child_decode(args, size):
-    """Compile the Seq2seq decoder's encode and step functions; with phase
-    'decode', time greedy or beam search over whole batches of sequences."""
+    """Time `seq2seq.inference.greedy_decode` / `beam_decode` of a model.
+
+    compile_s: building the model and the first decode call of one source,
+    which compiles (or, on a warm cache, loads) the start and step
+    functions; first_decode_s: from the start of this function (importing
+    seq2seq included) to that first result, the cold start of a command line.
+    With phase 'decode', then times decoding whole batches of sources.
+    """
+    process_start = time.perf_counter()
     import seq2seq  # noqa: F401  (configures Theano before Keras loads)
-    from seq2seq.decoding import beam_search, greedy_search
-    model = models.build_theano_model('seq2seq_scan', size)   # scan, not the layer's default
-    start = time.perf_counter()
-    encode, step_fn = models.build_seq2seq_decoder(model)
-    result = {'compile_s': time.perf_counter() - start}
-    if args.phase == 'decode':
+    from seq2seq import inference
+    g2p = args.row.startswith('decode_g2p')
+    if g2p:
+        shapes = models.QUICK_G2P if args.quick else models.G2P
+        model = models.build_g2p_attention(shapes)
+        x, batch_size = models.g2p_words(shapes), shapes['batch']
+    else:
+        model = models.build_theano_model('seq2seq_scan', size)   # scan, not the layer's default
         x, _ = models.token_data(size)
-        batches = [x[i:i + size.batch] for i in range(0, size.samples, size.batch)]
-        batches = batches[:DECODE_BATCHES['quick' if args.quick else 'full']]
-        if args.row == 'decode_greedy':
-            search = lambda states: greedy_search(step_fn, states, size.output_length)
-        else:
-            search = lambda states: beam_search(step_fn, states, BEAM_SIZE, size.output_length)
-        search(encode([batches[0][:2]]))                       # warm-up
+        x = x[:size.batch * DECODE_BATCHES['quick' if args.quick else 'full']]
+        batch_size = size.batch
+    beam = args.row.endswith('beam5')
+
+    def decode(sources):
+        if beam:
+            return inference.beam_decode(model, sources, beam_size=BEAM_SIZE,
+                                         batch_size=batch_size)
+        return inference.greedy_decode(model, sources, batch_size=batch_size)
+
+    start = time.perf_counter()
+    decode(x[:1])                                   # compiles the start and step functions
+    now = time.perf_counter()
+    result = {'compile_s': now - start, 'first_decode_s': now - process_start}
+    if args.phase == 'decode':
+        decode(x[:2])                                          # warm-up
         start = time.perf_counter()
-        for batch in batches:
-            search(encode([batch]))
+        decode(x)
         elapsed = time.perf_counter() - start
-        result.update({'sequences_per_s': sum(len(b) for b in batches) / elapsed,
-                       'decode_s': elapsed, 'sequences': sum(len(b) for b in batches),
+        result.update({'sequences_per_s': len(x) / elapsed, 'decode_s': elapsed,
+                       'sequences': len(x), 'batch_size': batch_size,
                        'params': int(model.count_params())})
     result['peak_rss_mib'] = peak_rss_mib()
     return result

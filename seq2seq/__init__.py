@@ -27,13 +27,14 @@ _PUBLIC = {
     'Hypothesis': 'decoding', 'beam_search': 'decoding', 'greedy_search': 'decoding',
     'AttentionDecoder': 'decoders', 'RecurrentDecoder': 'decoders',
     'BidirectionalEncoder': 'layers', 'CellLayer': 'layers', 'LSTMDecoder': 'layers',
-    'LSTMDecoder2': 'layers', 'LSTMEncoder': 'layers', 'StatefulRNN': 'layers',
+    'LSTMDecoder2': 'layers', 'LSTMEncoder': 'layers', 'RecurrentEncoder': 'layers',
+    'StatefulRNN': 'layers',
     'AttentionSeq2Seq': 'models', 'Seq2Seq': 'models', 'Seq2SeqModel': 'models',
     'SimpleSeq2Seq': 'models',
     'Seq2seq': 'seq2seq',
 }
 
-__all__ = ['LSTMCell', 'GRUCell', 'StatefulRNN', 'CellLayer', 'LSTMEncoder',
+__all__ = ['LSTMCell', 'GRUCell', 'StatefulRNN', 'CellLayer', 'RecurrentEncoder', 'LSTMEncoder',
            'BidirectionalEncoder', 'LSTMDecoder', 'LSTMDecoder2', 'RecurrentDecoder',
            'AttentionDecoder', 'Seq2seq', 'Seq2SeqModel', 'SimpleSeq2Seq', 'Seq2Seq',
            'AttentionSeq2Seq', 'Hypothesis', 'beam_search', 'greedy_search']

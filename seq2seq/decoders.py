@@ -39,6 +39,18 @@ DecoderInputs = collections.namedtuple(
     'DecoderInputs', ['first', 'memory', 'memory_mask', 'states', 'teacher'])
 
 
+def _masked_softmax(energy, mask, axis):
+    """softmax of `energy` along `axis` over the steps where `mask` > 0.
+
+    The max is taken over the unmasked steps only, so exp() cannot overflow,
+    and masked steps get exactly zero.
+    """
+    masked_energy = T.switch(mask > 0, energy, -1e9)
+    energy = masked_energy - masked_energy.max(axis=axis, keepdims=True)
+    weights = T.exp(energy) * mask
+    return weights / T.maximum(weights.sum(axis=axis, keepdims=True), 1e-12)
+
+
 class RecurrentDecoder(CellLayer):
     """Generates `output_length` vectors, each fed back as the next input.
 
@@ -361,19 +373,43 @@ class AttentionDecoder(RecurrentDecoder):
         energy = T.tanh(constants['memory_projection'] +
                         T.dot(query, self.attention_query_kernel).dimshuffle(0, 'x', 1))
         energy = T.dot(energy, self.attention_vector)                 # (batch, L)
-        mask = constants['memory_mask']                                # (batch, L)
-        # A softmax over the unmasked steps only; the max is taken over them
-        # so exp() cannot overflow, and masked steps get exactly zero.
-        masked_energy = T.switch(mask > 0, energy, -1e9)
-        energy = masked_energy - masked_energy.max(axis=1, keepdims=True)
-        weights = T.exp(energy) * mask
-        alpha = weights / T.maximum(weights.sum(axis=1, keepdims=True), 1e-12)  # (batch, L)
+        alpha = _masked_softmax(energy, constants['memory_mask'], axis=1)  # (batch, L)
         context = (alpha.dimshuffle(0, 1, 'x') * constants['memory']).sum(axis=1)  # (batch, m)
         return alpha, context
 
     def bottom_extra(self, states_tm1, constants):
         query = states_tm1[-1][0]                                      # top h_{t-1}
+        if 'rows_per_source' in constants:
+            return self._grouped_bottom_extra(query, constants)
         alpha, context = self.attention(query, constants)
         extra = T.dot(context, self.context_kernel) + constants.get('peek', 0.0)
         readout_extra = T.dot(context, self.context_readout_kernel)
         return extra, readout_extra, [alpha]
+
+    # -- step-by-step decoding (seq2seq.inference) --------------------------------
+    # Search runs k hypotheses per source (a beam). These constants stay one
+    # row per source, (sources, L, ...), and the step reads them for its
+    # (sources * k) rows by broadcasting, never copying a memory k times.
+    grouped_constants = ('memory', 'memory_projection', 'memory_mask')
+
+    def _grouped_bottom_extra(self, query, constants):
+        """`bottom_extra` for rows grouped k per source: query (sources * k, u),
+        the grouped constants (sources, L, ...), k = constants['rows_per_source'].
+        The maths of `attention`, broadcast over the k rows of a source."""
+        k = constants['rows_per_source']
+        projection = constants['memory_projection']                   # (S, L, u)
+        memory = constants['memory']                                   # (S, L, m)
+        sources, units = projection.shape[0], projection.shape[2]
+        queries = T.dot(query, self.attention_query_kernel).reshape((sources, k, units))
+        energy = T.tanh(projection.dimshuffle(0, 'x', 1, 2)
+                        + queries.dimshuffle(0, 1, 'x', 2))           # (S, k, L, u)
+        energy = T.dot(energy, self.attention_vector)                 # (S, k, L)
+        mask = constants['memory_mask'].dimshuffle(0, 'x', 1)          # (S, 1, L)
+        alpha = _masked_softmax(energy, mask, axis=2)                 # (S, k, L)
+        context = (alpha.dimshuffle(0, 1, 2, 'x')
+                   * memory.dimshuffle(0, 'x', 1, 2)).sum(axis=2)     # (S, k, m)
+        rows = sources * k
+        context = context.reshape((rows, memory.shape[2]))            # (S * k, m)
+        extra = T.dot(context, self.context_kernel) + constants.get('peek', 0.0)
+        readout_extra = T.dot(context, self.context_readout_kernel)
+        return extra, readout_extra, [alpha.reshape((rows, alpha.shape[2]))]

@@ -240,6 +240,9 @@ class DecoderStepper(object):
         model: a Keras model holding one decoder layer (see the module doc).
         feedback: 'readout' or 'token' (default: 'token' for a teacher-forced
             decoder, 'readout' otherwise).
+        group_rows: read the decoder's `grouped_constants` (an attention
+            memory) once per source for the k hypotheses of that source;
+            False gathers them per hypothesis row (the same values, slower).
 
     # Attributes
         decoder: the decoder layer.
@@ -251,8 +254,9 @@ class DecoderStepper(object):
     variables: run one search at a time with it.
     """
 
-    def __init__(self, model, feedback=None):
+    def __init__(self, model, feedback=None, group_rows=True):
         decoder = find_decoder(model)
+        self.group_rows = bool(group_rows)
         self.feedback = resolve_feedback(decoder, feedback)
         self.model = model
         self.decoder = decoder
@@ -282,19 +286,31 @@ class DecoderStepper(object):
                                       on_unused_input='ignore', allow_input_downcast=True,
                                       name='decoder_start')
 
-        # Per-batch constants: shared variables, set once per batch; each
-        # hypothesis row gathers its source's row inside the step.
+        # Per-batch constants: shared variables, set once per batch. Each
+        # hypothesis row gathers its source's row inside the step, except the
+        # decoder's grouped constants (an attention memory): the rows then come
+        # k per source, (sources * k), and those are read per source.
         self._constants = [theano.shared(np.zeros((1,) * c.ndim, dtype=c.dtype),
                                          broadcastable=c.broadcastable, name='const_' + name)
                            for name, c in constants.items()]
+        grouped = set(getattr(decoder, 'grouped_constants', ())) & set(constants)
+        if not self.group_rows:
+            grouped = set()
+        self.grouped = bool(grouped)
         x_tm1 = _placeholder_like(first, 'x_tm1')                  # (rows, dim)
-        rows = T.lvector('source_rows')                             # (rows,)
+        rows = T.lvector('source_rows')                             # (rows,) source of each row
+        sources = T.lvector('sources')                              # (S,) with grouped rows
+        rows_per_source = T.lscalar('rows_per_source')              # k
         state_inputs = [_placeholder_like(s, 'state_%d' % i) for i, s in enumerate(states)]
         step_constants = type(constants)(
-            (name, shared[rows]) for name, shared in zip(constants, self._constants))
+            (name, shared[sources] if name in grouped else shared[rows])
+            for name, shared in zip(constants, self._constants))
+        if grouped:
+            step_constants['rows_per_source'] = rows_per_source
         step = decoder.decode_step(x_tm1, unflatten_states(state_inputs, cells), step_constants)
         log_probs = step_log_probs(self.head, step.output, step.logits)  # (rows, vocab)
-        self._step = theano.function([x_tm1, rows] + state_inputs + _learning_phase(),
+        self._step = theano.function([x_tm1, rows, sources, rows_per_source] + state_inputs
+                                     + _learning_phase(),
                                      [step.feedback, log_probs] + flatten_states(step.states),
                                      on_unused_input='ignore', allow_input_downcast=True,
                                      name='decoder_step')
@@ -319,10 +335,56 @@ class DecoderStepper(object):
         else:
             x_in = np.zeros((len(tokens), self.feedback_dim), dtype=x_prev.dtype)
             x_in[np.arange(len(tokens)), tokens] = 1
-        results = self._step(*([x_in, rows] + list(decoder_states)
-                               + [0] * len(_learning_phase())))
+        inputs = [x_in] + list(decoder_states)
+        grid = _Grid(rows) if self.grouped else None
+        if grid is None:
+            arguments = [x_in, rows, rows[:0], 1]
+        else:
+            inputs = [grid.scatter(a) for a in inputs]
+            arguments = [inputs[0], np.repeat(grid.sources, grid.k), grid.sources, grid.k]
+        results = self._step(*(arguments + inputs[1:] + [0] * len(_learning_phase())))
+        if grid is not None:
+            results = [grid.gather(a) for a in results]
         x_t, log_probs, new_states = results[0], results[1], results[2:]
         return log_probs, [x_t, rows] + list(new_states)
+
+
+class _Grid(object):
+    """Hypothesis rows laid out k per source, (sources * k) rows, for a step
+    that reads per-source constants by broadcasting.
+
+    Rows of one source go to consecutive slots (in their order); sources with
+    fewer than k rows get filler rows (zeros), computed and dropped.
+    """
+
+    def __init__(self, row_sources):
+        n = len(row_sources)
+        self.order = np.argsort(row_sources, kind='stable')        # rows by source
+        sorted_sources = row_sources[self.order]
+        self.sources, starts, counts = np.unique(sorted_sources, return_index=True,
+                                                 return_counts=True)
+        self.k = int(counts.max())
+        group = np.repeat(np.arange(len(self.sources)), counts)
+        self.slots = group * self.k + (np.arange(n) - starts[group])  # grid slot of sorted row
+        self.identity = (len(self.sources) * self.k == n
+                         and np.array_equal(self.order, np.arange(n)))
+        self.size = len(self.sources) * self.k
+
+    def scatter(self, array):
+        """(n, ...) rows -> (sources * k, ...) grid."""
+        if self.identity:
+            return array
+        grid = np.zeros((self.size,) + array.shape[1:], dtype=array.dtype)
+        grid[self.slots] = array[self.order]
+        return grid
+
+    def gather(self, grid):
+        """(sources * k, ...) grid -> (n, ...) rows in the original order."""
+        if self.identity:
+            return grid
+        rows = np.empty((len(self.order),) + grid.shape[1:], dtype=grid.dtype)
+        rows[self.order] = grid[self.slots]
+        return rows
 
 
 def resolve_feedback(decoder, feedback):

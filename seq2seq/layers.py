@@ -1,7 +1,8 @@
 """Keras layers: the stateful base, the LSTM encoder and the LSTM decoders.
 
-    LSTMEncoder    (batch, time, input_dim) -> (batch, output_dim)
-                   or the whole sequence (return_sequences=True)
+    RecurrentEncoder  (batch, time, input_dim) -> (batch, output_dim)
+                   or the whole sequence (return_sequences=True); an LSTM
+                   or a GRU (`LSTMEncoder` is the same class, its old name)
     LSTMDecoder    (batch, dim) [+ initial h, c] -> (batch, output_length, dim);
                    its output at t-1 is its input at t (Sutskever et al. 2014)
     LSTMDecoder2   the same, reading the input vector at every step as well
@@ -274,8 +275,9 @@ class CellLayer(StatefulRNN):
         return dict(list(base.items()) + list(config.items()))
 
 
-class LSTMEncoder(CellLayer):
-    """Encodes a sequence into one vector: the LSTM's last output.
+class RecurrentEncoder(CellLayer):
+    """Encodes a sequence into one vector: the cell's last output (an LSTM
+    by default, a GRU with cell='gru'). `LSTMEncoder` is the same class.
 
     Called on a sequence it starts from its own state (zeros, or the
     remembered state); called on `[sequence, h, c]` (a GRU: `[sequence, h]`)
@@ -304,7 +306,7 @@ class LSTMEncoder(CellLayer):
         _check_positive_int('input_length', input_length, allow_none=True)
         kwargs = _input_shape_kwargs(kwargs, input_dim, input_length,
                                      kwargs.get('batch_size'), kwargs.get('remember_state', False))
-        super(LSTMEncoder, self).__init__(**kwargs)
+        super(RecurrentEncoder, self).__init__(**kwargs)
         self.output_dim = output_dim
         self.input_dim = input_dim
         self.input_length = input_length
@@ -371,8 +373,13 @@ class LSTMEncoder(CellLayer):
                   'return_sequences': self.return_sequences,
                   'return_state': self.return_state,
                   'go_backwards': self.go_backwards}
-        base = super(LSTMEncoder, self).get_config()
+        base = super(RecurrentEncoder, self).get_config()
         return dict(list(base.items()) + list(config.items()))
+
+
+# The name of the last release, when the encoder could only hold an LSTM; the
+# same class, so both names load a saved model.
+LSTMEncoder = RecurrentEncoder
 
 
 class BidirectionalEncoder(CellLayer):

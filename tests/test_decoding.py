@@ -398,6 +398,115 @@ def test_wider_beam_never_scores_worse_on_these_tables():
         assert scores == sorted(scores), scores
 
 
+# --- the vectorised search against a plain reference ------------------------------
+
+
+def reference_beam_search(table, batch_size, beam_size, max_length, eos_id, alpha, n_best):
+    """Beam search as the docstring of `beam_search` describes it, one source
+    at a time, with Python lists: per step, the candidates of a source are
+    each live hypothesis extended by every token (in order) and each finished
+    one carried over; the beam_size best scores are kept (ties to the earlier
+    candidate), in candidate order."""
+    def score(tokens, log_prob):
+        return log_prob / ((5.0 + len(tokens)) / 6.0) ** alpha
+
+    results = []
+    for element in range(batch_size):
+        beam = [((), 0.0, False)]                       # (tokens, log_prob, finished)
+        pool = []                                       # every hypothesis that emitted EOS
+        for _ in range(max_length):
+            if all(finished for _, _, finished in beam):
+                break
+            candidates = []                             # (tokens, log_prob, finished, new)
+            for tokens, log_prob, finished in beam:
+                if finished:
+                    candidates.append((tokens, log_prob, True, False))
+                    continue
+                for token, token_log_prob in enumerate(table(element, tokens)):
+                    candidates.append((tokens + (token,), log_prob + token_log_prob,
+                                       token == eos_id, token == eos_id))
+            best = sorted(range(len(candidates)),
+                          key=lambda i: -score(candidates[i][0], candidates[i][1]))[:beam_size]
+            beam = []
+            for i in sorted(best):
+                tokens, log_prob, finished, new = candidates[i]
+                beam.append((tokens, log_prob, finished))
+                if new:
+                    pool.append((tokens, log_prob, True))
+        final = pool + [h for h in beam if not h[2]]
+        final = sorted(final, key=lambda h: -score(h[0], h[1]))[:n_best]
+        results.append([(list(tokens), log_prob, score(tokens, log_prob), finished)
+                        for tokens, log_prob, finished in final])
+    return results
+
+
+def reference_greedy_search(table, batch_size, max_length, eos_id):
+    """Greedy search one source at a time: (tokens, log_prob) per source."""
+    results = []
+    for element in range(batch_size):
+        tokens, log_prob = (), 0.0
+        while len(tokens) < max_length and (not tokens or tokens[-1] != eos_id):
+            log_probs = table(element, tokens)
+            token = int(np.argmax(log_probs))
+            tokens, log_prob = tokens + (token,), log_prob + log_probs[token]
+        results.append((list(tokens), log_prob))
+    return results
+
+
+def assert_same_hypotheses(found, expected):
+    assert len(found) == len(expected)
+    for hypotheses, reference in zip(found, expected):
+        assert token_lists(hypotheses) == [r[0] for r in reference], (
+            token_lists(hypotheses), [r[0] for r in reference])
+        assert_allclose([h.log_prob for h in hypotheses], [r[1] for r in reference])
+        assert_allclose([h.score for h in hypotheses], [r[2] for r in reference])
+        assert [h.finished for h in hypotheses] == [r[3] for r in reference]
+
+
+def test_beam_search_equals_the_reference_on_random_tables():
+    # Sources that finish at different lengths (each its own EOS boost),
+    # n-best, length penalties, and max_length cutting some hypotheses.
+    cases = 0
+    for seed in range(6):
+        batch_size = 1 + seed % 4
+        tables = [random_table(seed * 10 + element, 7, eos_boost=boost)
+                  for element, boost in zip(range(batch_size), (-1.5, 0.0, 1.0, 2.5))]
+        table = per_element(tables)
+        for beam_size, n_best, alpha, max_length in [(1, 1, 0.0, 6), (3, 2, 0.0, 5),
+                                                     (4, 4, 0.8, 7), (5, 3, 1.5, 4)]:
+            model = PrefixModel(table, max_length=max_length)
+            found = beam_search(model, model.initial_states(batch_size), beam_size, max_length,
+                                eos_id=EOS, length_penalty=alpha, n_best=n_best)
+            expected = reference_beam_search(table, batch_size, beam_size, max_length, EOS,
+                                             alpha, n_best)
+            assert_same_hypotheses(found, expected)
+            cases += 1
+    assert cases == 24
+
+
+def test_beam_search_without_eos_equals_the_reference():
+    table = per_element([random_table(seed, 5) for seed in (40, 41, 42)])
+    model = PrefixModel(table, max_length=4, eos_id=None)   # token 0 is a plain token here
+    found = beam_search(model, model.initial_states(3), 3, 4, eos_id=None, n_best=3)
+    expected = reference_beam_search(table, 3, 3, 4, None, 0.0, 3)
+    assert_same_hypotheses(found, expected)
+    assert all(not h.finished and len(h.tokens) == 4 for hypotheses in found for h in hypotheses)
+
+
+def test_greedy_search_equals_the_reference_on_random_tables():
+    for seed in range(4):
+        tables = [random_table(seed * 10 + element, 6, eos_boost=boost)
+                  for element, boost in enumerate((-1.0, 0.5, 2.0))]
+        table = per_element(tables)
+        model = PrefixModel(table, max_length=6)
+        tokens, lengths, log_probs = greedy_search(model, model.initial_states(3), 6, eos_id=EOS)
+        for element, (expected_tokens, expected_log_prob) in enumerate(
+                reference_greedy_search(table, 3, 6, EOS)):
+            assert list(tokens[element, :lengths[element]]) == expected_tokens
+            assert (tokens[element, lengths[element]:] == EOS).all()
+            assert_allclose(log_probs[element], expected_log_prob)
+
+
 # --- argument errors ---------------------------------------------------------------
 
 

@@ -102,6 +102,56 @@ class TestEveryDecoderLayer(unittest.TestCase):
         assert_array_equal([h[0].tokens for h in beams], model.predict(x).argmax(-1))
 
 
+class TestBeamsShareTheirSourceMemory(unittest.TestCase):
+    def test_grouped_attention_step_equals_the_per_row_step(self):
+        # The attention memory is read once per source for its k hypotheses;
+        # with EOS some sources keep fewer live hypotheses than others, so the
+        # rows are laid out with filler slots. The per-row step is the reference.
+        model = AttentionSeq2Seq(output_dim=4, output_length=5, hidden_dim=6,
+                                 input_shape=(LENGTH, 3), teacher_force=True,
+                                 readout_activation='softmax')
+        x = np.random.RandomState(10).randn(7, LENGTH, 3).astype(K.floatx())
+        grouped = inference.get_stepper(model)
+        self.assertTrue(grouped.grouped)
+        per_row = inference.DecoderStepper(model, group_rows=False)
+        self.assertFalse(per_row.grouped)
+        layouts = []
+
+        class RecordedGrid(inference._Grid):
+            def __init__(self, row_sources):
+                super(RecordedGrid, self).__init__(row_sources)
+                layouts.append(self)
+
+        self.addCleanup(setattr, inference, '_Grid', inference._Grid)
+        inference._Grid = RecordedGrid
+        for beam_size, eos_id in [(3, 1), (4, 2), (2, None)]:
+            results = []
+            for stepper in (grouped, per_row):
+                results.append(inference.beam_search(
+                    stepper.step_fn, stepper.initial_states([x]), beam_size, 5,
+                    eos_id=eos_id, n_best=beam_size))
+            for mine, reference in zip(*results):
+                self.assertEqual([list(h.tokens) for h in mine],
+                                 [list(h.tokens) for h in reference])
+                assert_allclose([h.log_prob for h in mine], [h.log_prob for h in reference],
+                                rtol=1e-5, atol=1e-5)
+        self.assertTrue(any(not grid.identity for grid in layouts),
+                        'no step had sources with fewer live hypotheses than others')
+
+    def test_grid_layout(self):
+        rows = np.array([2, 0, 2, 2, 5])
+        grid = inference._Grid(rows)
+        self.assertEqual(grid.k, 3)
+        assert_array_equal(grid.sources, [0, 2, 5])
+        values = np.arange(5) * 10
+        laid_out = grid.scatter(values)
+        self.assertEqual(laid_out.shape, (9,))
+        assert_array_equal(laid_out, [10, 0, 0, 0, 20, 30, 40, 0, 0])
+        assert_array_equal(grid.gather(laid_out), values)
+        full = inference._Grid(np.array([0, 0, 1, 1]))
+        self.assertTrue(full.identity)
+
+
 class TestCompiledOnce(unittest.TestCase):
     def test_steppers_are_kept_on_the_model_and_rebuilt_when_it_changes(self):
         model = Sequential([Seq2seq(input_length=3, input_dim=2, hidden_dim=3,
