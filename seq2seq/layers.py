@@ -65,6 +65,9 @@ class StatefulRNN(Layer):
         batch_size: the number of sequences in every batch; required with
             `remember_state=True`.
         remember_state: carry the hidden states over from batch to batch.
+            Keras calls this `stateful` (the layer's `stateful` attribute is
+            this value, and the models of `seq2seq.models` take it as
+            `stateful=`): one concept, two spellings.
         hidden_state: optional initial values for the remembered states, in
             the structure `get_hidden_state()` returns.
         truncate_gradient: steps of back-propagation through time (-1: all).
