@@ -13,7 +13,7 @@ import Theano. Internal: user code should not need more than `install`.
 """
 from __future__ import absolute_import
 
-from . import backend, cache_keys, compile_speed, graph_fixes
+from . import backend, cache_keys, compile_speed, graph_fixes, keras_loss
 from .patches import (AFTER_KERAS, BEFORE_KERAS, OPT_OUT_VARIABLE, PATCHES,  # noqa: F401
                       THEANO_VERSION, PatchSkippedWarning, enabled, install, register,
                       status, variable)
@@ -31,5 +31,6 @@ register('compile_speed', compile_speed.install,
          'precompiled header and parallel g++ for cold compiles')
 register('graph_fix', graph_fixes.install,
          'no second GEMM from local_dot22_to_dot22scalar')
+register('keras_loss', keras_loss.install, "Keras' crossentropy on a softmax by the fused loss Op")
 register('cold_notice', cache_keys.install_cold_notice,
          'one line on stderr before compiling into an empty cache')

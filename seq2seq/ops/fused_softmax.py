@@ -25,11 +25,13 @@ from __future__ import absolute_import
 
 import numpy as np
 import theano.tensor as T
-from theano.gof import Apply, Op
+import theano.scalar
+from theano.gof import Apply, Op, ParamsType
 from theano.gradient import DisconnectedType
 from theano.tensor.nnet.nnet import softmax_grad
 
-from .fused_lstm import DTYPES, PREPARE_OUTPUT_C, check_float_inputs
+from .c_helpers import (DTYPES, SHARED_C, VECTORISE_FLAGS, c_type_settings,  # noqa: F401
+                        cache_version, check_float_inputs)
 
 _SUPPORT_CODE = r"""
 #ifndef SEQ2SEQ_FUSED_SOFTMAX
@@ -107,8 +109,7 @@ static void xent_scale(T* __restrict p, T factor, npy_intp n)
         p[j] *= factor;
 }
 
-""" + PREPARE_OUTPUT_C + r"""
-/* Every target in [0, classes), or a ValueError naming the first that is not. */
+""" + SHARED_C + r"""/* Every target in [0, classes), or a ValueError naming the first that is not. */
 static int xent_check_targets(const npy_int32* y, npy_intp positions, npy_intp classes)
 {
     for (npy_intp n = 0; n < positions; ++n)
@@ -121,10 +122,18 @@ static int xent_check_targets(const npy_int32* y, npy_intp positions, npy_intp c
     return 0;
 }
 
+/* Whether Keras' clip to [lo, hi] changes the probability q: then its
+   gradient, and so the whole row's, is zero. */
+template <typename T>
+static inline bool xent_clipped(T q, double lo, double hi)
+{
+    return (double)q < lo || (double)q > hi;
+}
+
 template <typename T>
 static int xent_forward(int typenum, PyArrayObject* logits_in, PyArrayObject* bias_in,
                         PyArrayObject* targets_in, PyArrayObject** nll_out,
-                        PyArrayObject** probs_out)
+                        PyArrayObject** probs_out, int clip, double clip_lo, double clip_hi)
 {
     const npy_intp positions = PyArray_DIMS(logits_in)[0], classes = PyArray_DIMS(logits_in)[1];
     if (PyArray_DIMS(bias_in)[0] != classes || PyArray_DIMS(targets_in)[0] != positions) {
@@ -155,6 +164,10 @@ static int xent_forward(int typenum, PyArrayObject* logits_in, PyArrayObject* bi
             const double sum = xent_row_exp<T>(z, b, p, classes, &m);
             nll[n] = (T)(std::log(sum) - ((double)z[y[n]] + b[y[n]] - m));
             xent_scale<T>(p, (T)(1.0 / sum), classes);
+            /* Keras' clip of the target's probability, decided on the stored
+               probability that the gradient tests too. */
+            if (clip && xent_clipped<T>(p[y[n]], clip_lo, clip_hi))
+                nll[n] = (T)(-std::log(p[y[n]] < clip_lo ? clip_lo : clip_hi));
         }
         status = 0;
     }
@@ -164,7 +177,8 @@ static int xent_forward(int typenum, PyArrayObject* logits_in, PyArrayObject* bi
     return status;
 }
 
-/* d z = d nll * (p - one_hot(y)), row by row; d b = sum over rows, in double. */
+/* d z = d nll * (p - one_hot(y)), row by row, or 0 on a clipped row;
+   d b = sum over rows, in double. */
 template <typename T>
 static void xent_grad_row(T* __restrict dz, const T* __restrict p, T scale, npy_intp classes)
 {
@@ -173,16 +187,9 @@ static void xent_grad_row(T* __restrict dz, const T* __restrict p, T scale, npy_
 }
 
 template <typename T>
-static void xent_accumulate(double* __restrict sum, const T* __restrict x, npy_intp n)
-{
-    for (npy_intp j = 0; j < n; ++j)
-        sum[j] += x[j];
-}
-
-template <typename T>
 static int xent_backward(int typenum, PyArrayObject* dnll_in, PyArrayObject* probs_in,
                          PyArrayObject* targets_in, PyArrayObject** dlogits_out,
-                         PyArrayObject** dbias_out)
+                         PyArrayObject** dbias_out, int clip, double clip_lo, double clip_hi)
 {
     const npy_intp positions = PyArray_DIMS(probs_in)[0], classes = PyArray_DIMS(probs_in)[1];
     if (PyArray_DIMS(dnll_in)[0] != positions || PyArray_DIMS(targets_in)[0] != positions) {
@@ -208,9 +215,129 @@ static int xent_backward(int typenum, PyArrayObject* dnll_in, PyArrayObject* pro
         T* dZ = (T*)PyArray_DATA(*dlogits_out);
         for (npy_intp n = 0; n < positions; ++n) {
             T* dz = dZ + n * classes;
+            if (clip && xent_clipped<T>(P[n * classes + y[n]], clip_lo, clip_hi)) {
+                memset(dz, 0, classes * sizeof(T));
+                continue;
+            }
             xent_grad_row<T>(dz, P + n * classes, g[n], classes);
             dz[y[n]] -= g[n];
-            xent_accumulate<T>(db, dz, classes);
+            fused_accumulate<T>(db, dz, classes);
+        }
+        T* dbias = (T*)PyArray_DATA(*dbias_out);
+        for (npy_intp j = 0; j < classes; ++j)
+            dbias[j] = (T)db[j];
+        status = 0;
+    }
+    free(db);
+    Py_XDECREF(dnll);
+    Py_XDECREF(probs);
+    Py_XDECREF(targets);
+    return status;
+}
+
+/* Dense targets t (positions, classes), e.g. one-hot rows:
+   nll_n = -sum_k t_nk log(clip(p_nk)), a term only where t_nk != 0 (Keras'
+   product is 0 there: its clipped log is finite). log p from the logits. */
+template <typename T>
+static int xent_forward_dense(int typenum, PyArrayObject* logits_in, PyArrayObject* bias_in,
+                              PyArrayObject* targets_in, PyArrayObject** nll_out,
+                              PyArrayObject** probs_out, int clip, double clip_lo,
+                              double clip_hi)
+{
+    const npy_intp positions = PyArray_DIMS(logits_in)[0], classes = PyArray_DIMS(logits_in)[1];
+    if (PyArray_DIMS(bias_in)[0] != classes || PyArray_DIMS(targets_in)[0] != positions
+            || PyArray_DIMS(targets_in)[1] != classes) {
+        PyErr_Format(PyExc_ValueError, "categorical softmax crossentropy: logits (%ld, %ld) "
+                     "need a bias of %ld classes and targets of the same shape, got %ld and "
+                     "(%ld, %ld)", (long)positions, (long)classes, (long)classes,
+                     (long)PyArray_DIMS(bias_in)[0], (long)PyArray_DIMS(targets_in)[0],
+                     (long)PyArray_DIMS(targets_in)[1]);
+        return -1;
+    }
+    PyArrayObject* logits = PyArray_GETCONTIGUOUS(logits_in);
+    PyArrayObject* bias = PyArray_GETCONTIGUOUS(bias_in);
+    PyArrayObject* targets = PyArray_GETCONTIGUOUS(targets_in);
+    const npy_intp nll_dims[1] = {positions}, probs_dims[2] = {positions, classes};
+    int status = -1;
+    if (logits && bias && targets
+            && fused_prepare_output(nll_out, 1, nll_dims, typenum) == 0
+            && fused_prepare_output(probs_out, 2, probs_dims, typenum) == 0) {
+        const T* Z = (const T*)PyArray_DATA(logits);
+        const T* b = (const T*)PyArray_DATA(bias);
+        const T* Y = (const T*)PyArray_DATA(targets);
+        T* nll = (T*)PyArray_DATA(*nll_out);
+        T* P = (T*)PyArray_DATA(*probs_out);
+        for (npy_intp n = 0; n < positions; ++n) {
+            const T* z = Z + n * classes;
+            const T* t = Y + n * classes;
+            T* p = P + n * classes;
+            T m;
+            const double sum = xent_row_exp<T>(z, b, p, classes, &m);
+            const double log_sum = std::log(sum);
+            xent_scale<T>(p, (T)(1.0 / sum), classes);
+            double total = 0;
+            for (npy_intp k = 0; k < classes; ++k) {
+                if (t[k] == 0)
+                    continue;
+                double log_p = ((double)z[k] + b[k] - m) - log_sum;
+                if (clip && xent_clipped<T>(p[k], clip_lo, clip_hi))
+                    log_p = std::log(p[k] < clip_lo ? clip_lo : clip_hi);
+                total -= t[k] * log_p;
+            }
+            nll[n] = (T)total;
+        }
+        status = 0;
+    }
+    Py_XDECREF(logits);
+    Py_XDECREF(bias);
+    Py_XDECREF(targets);
+    return status;
+}
+
+/* d z_nk = d nll_n * (p_nk * sum_j a_nj - a_nk), a_nk = t_nk where p_nk is not
+   clipped, else 0 (the clip's zero gradient); d b = sum over rows. */
+template <typename T>
+static int xent_backward_dense(int typenum, PyArrayObject* dnll_in, PyArrayObject* probs_in,
+                               PyArrayObject* targets_in, PyArrayObject** dlogits_out,
+                               PyArrayObject** dbias_out, int clip, double clip_lo,
+                               double clip_hi)
+{
+    const npy_intp positions = PyArray_DIMS(probs_in)[0], classes = PyArray_DIMS(probs_in)[1];
+    if (PyArray_DIMS(dnll_in)[0] != positions || PyArray_DIMS(targets_in)[0] != positions
+            || PyArray_DIMS(targets_in)[1] != classes) {
+        PyErr_SetString(PyExc_ValueError, "categorical softmax crossentropy gradient: d nll, "
+                        "probabilities and targets disagree on their shapes");
+        return -1;
+    }
+    PyArrayObject* dnll = PyArray_GETCONTIGUOUS(dnll_in);
+    PyArrayObject* probs = PyArray_GETCONTIGUOUS(probs_in);
+    PyArrayObject* targets = PyArray_GETCONTIGUOUS(targets_in);
+    const npy_intp dz_dims[2] = {positions, classes}, db_dims[1] = {classes};
+    double* db = (double*)calloc(classes > 0 ? classes : 1, sizeof(double));
+    int status = -1;
+    if (!db)
+        PyErr_NoMemory();
+    else if (dnll && probs && targets
+            && fused_prepare_output(dlogits_out, 2, dz_dims, typenum) == 0
+            && fused_prepare_output(dbias_out, 1, db_dims, typenum) == 0) {
+        const T* g = (const T*)PyArray_DATA(dnll);
+        const T* P = (const T*)PyArray_DATA(probs);
+        const T* Y = (const T*)PyArray_DATA(targets);
+        T* dZ = (T*)PyArray_DATA(*dlogits_out);
+        for (npy_intp n = 0; n < positions; ++n) {
+            const T* p = P + n * classes;
+            const T* t = Y + n * classes;
+            T* dz = dZ + n * classes;
+            double kept = 0;
+            for (npy_intp k = 0; k < classes; ++k) {
+                const bool keep = t[k] != 0 && !(clip && xent_clipped<T>(p[k], clip_lo, clip_hi));
+                dz[k] = keep ? t[k] : (T)0;
+                kept += dz[k];
+            }
+            const T scale = (T)(g[n] * kept);
+            for (npy_intp k = 0; k < classes; ++k)
+                dz[k] = scale * p[k] - g[n] * dz[k];
+            fused_accumulate<T>(db, dz, classes);
         }
         T* dbias = (T*)PyArray_DATA(*dbias_out);
         for (npy_intp j = 0; j < classes; ++j)
@@ -228,7 +355,7 @@ static int xent_backward(int typenum, PyArrayObject* dnll_in, PyArrayObject* pro
 """
 
 
-def numpy_forward(logits, bias, targets):
+def numpy_forward(logits, bias, targets, clip=None):
     """The reference: (nll (positions,), probabilities (positions, classes))."""
     shifted = logits + bias
     shifted = shifted - shifted.max(axis=1, keepdims=True)
@@ -236,14 +363,61 @@ def numpy_forward(logits, bias, targets):
     total = exp.sum(axis=1)
     rows = np.arange(len(targets))
     nll = np.log(total) - shifted[rows, targets]
-    return nll.astype(logits.dtype), (exp / total[:, None]).astype(logits.dtype)
+    probabilities = (exp / total[:, None]).astype(logits.dtype)
+    if clip is not None:
+        picked = probabilities[rows, targets].astype('float64')
+        nll = np.where(picked < clip[0], -np.log(clip[0]),
+                       np.where(picked > clip[1], -np.log(clip[1]), nll))
+    return nll.astype(logits.dtype), probabilities
 
 
-def numpy_backward(dnll, probabilities, targets):
+def numpy_backward(dnll, probabilities, targets, clip=None):
     """The reference: (d logits, d bias)."""
+    rows = np.arange(len(targets))
     dlogits = probabilities * dnll[:, None]
-    dlogits[np.arange(len(targets)), targets] -= dnll
+    dlogits[rows, targets] -= dnll
+    if clip is not None:
+        picked = probabilities[rows, targets].astype('float64')
+        dlogits[(picked < clip[0]) | (picked > clip[1])] = 0
     return dlogits, dlogits.sum(axis=0, dtype='float64').astype(dlogits.dtype)
+
+
+def numpy_forward_dense(logits, bias, targets, clip=None):
+    """The reference for dense targets (positions, classes): (nll, probabilities)."""
+    shifted = (logits + bias).astype('float64')
+    shifted = shifted - shifted.max(axis=1, keepdims=True)
+    log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    probabilities = np.exp(log_p).astype(logits.dtype)
+    if clip is not None:
+        p = probabilities.astype('float64')
+        log_p = np.where(p < clip[0], np.log(clip[0]),
+                         np.where(p > clip[1], np.log(clip[1]), log_p))
+    nll = -np.where(targets != 0, targets * log_p, 0).sum(axis=1)
+    return nll.astype(logits.dtype), probabilities
+
+
+def numpy_backward_dense(dnll, probabilities, targets, clip=None):
+    """The reference for dense targets: (d logits, d bias)."""
+    kept = np.where(targets != 0, targets, 0)
+    if clip is not None:
+        p = probabilities.astype('float64')
+        kept = np.where((p < clip[0]) | (p > clip[1]), 0, kept)
+    dlogits = (dnll[:, None] * (probabilities * kept.sum(axis=1, keepdims=True) - kept))
+    dlogits = dlogits.astype(probabilities.dtype)
+    return dlogits, dlogits.sum(axis=0, dtype='float64').astype(dlogits.dtype)
+
+
+def _check_clip(clip):
+    """None, or (lo, hi) as floats with 0 <= lo <= hi <= 1."""
+    if clip is None:
+        return None
+    try:
+        lo, hi = (float(bound) for bound in clip)
+    except (TypeError, ValueError):
+        raise TypeError('clip must be None or a pair (lo, hi) of numbers, got %r' % (clip,))
+    if not 0.0 <= lo <= hi <= 1.0:
+        raise ValueError('clip must be (lo, hi) with 0 <= lo <= hi <= 1, got %r' % (clip,))
+    return (lo, hi)
 
 
 def _check_targets(targets, classes):
@@ -254,9 +428,27 @@ def _check_targets(targets, classes):
 
 
 class _SoftmaxXentOp(Op):
-    """The C setup that the forward and the gradient Op share."""
+    """The C setup that the forward and the gradient Op share.
 
-    __props__ = ()
+    `clip`: None for the exact loss, or `(lo, hi)`: Keras' clip of the target's
+    probability p to [lo, hi], so nll = -log(lo) where p < lo and -log(hi)
+    where p > hi, with a zero gradient on those rows (as Keras' graph has).
+    """
+
+    __props__ = ('clip',)
+
+    # The clip reaches the C code as a parameter, not as literals: one
+    # compiled module serves every clip.
+    params_type = ParamsType(clip_on=theano.scalar.int32, clip_lo=theano.scalar.float64,
+                             clip_hi=theano.scalar.float64)
+
+    def __init__(self, clip=None):
+        self.clip = _check_clip(clip)
+
+    def get_params(self, node):
+        lo, hi = self.clip if self.clip is not None else (0.0, 1.0)
+        return self.params_type.get_params(clip_on=int(self.clip is not None),
+                                           clip_lo=lo, clip_hi=hi)
 
     def c_support_code(self):
         return _SUPPORT_CODE
@@ -265,20 +457,17 @@ class _SoftmaxXentOp(Op):
         return ['<cmath>', '<math.h>', '<stdlib.h>', '<string.h>']
 
     def c_compile_args(self):
-        # -fno-trapping-math: lets GCC if-convert the clamps and maxima and so
-        # vectorise the row loops (no FP exception is ever enabled).
-        return ['-fno-trapping-math']
+        return list(VECTORISE_FLAGS)
 
     def c_code_cache_version(self):
-        # Theano finds a versioned module by this version, not by its code:
-        # bump the first number with every change to the C above.
-        return (2,)
+        # A digest of the C source: any edit of it gets a new module.
+        return cache_version(self)
 
     @staticmethod
-    def _c_settings(node):
-        dtype = node.outputs[0].dtype
-        return dict(ctype={'float32': 'float', 'float64': 'double'}[dtype],
-                    typenum={'float32': 'NPY_FLOAT32', 'float64': 'NPY_FLOAT64'}[dtype])
+    def _c_settings(node, sub):
+        params = sub['params']
+        return dict(c_type_settings(node.outputs[0].dtype), clip='%s->clip_on' % params,
+                    clip_lo='%s->clip_lo' % params, clip_hi='%s->clip_hi' % params)
 
     @staticmethod
     def _float_inputs(names, values):
@@ -303,10 +492,11 @@ class SoftmaxCrossEntropy(_SoftmaxXentOp):
         return Apply(self, [logits, bias, targets], [T.vector(dtype=logits.dtype),
                                                      T.matrix(dtype=logits.dtype)])
 
-    def perform(self, node, inputs, output_storage):
+    def perform(self, node, inputs, output_storage, params=None):
         logits, bias, targets = inputs
         _check_targets(targets, logits.shape[1])
-        for storage, value in zip(output_storage, numpy_forward(logits, bias, targets)):
+        for storage, value in zip(output_storage,
+                                  numpy_forward(logits, bias, targets, self.clip)):
             storage[0] = value
 
     def infer_shape(self, node, input_shapes):
@@ -321,7 +511,7 @@ class SoftmaxCrossEntropy(_SoftmaxXentOp):
         dnll, dprobabilities = output_grads
         if isinstance(dnll.type, DisconnectedType):
             dnll = T.zeros_like(nll)
-        dlogits, dbias = SoftmaxCrossEntropyGrad()(dnll, probabilities, targets)
+        dlogits, dbias = SoftmaxCrossEntropyGrad(self.clip)(dnll, probabilities, targets)
         if not isinstance(dprobabilities.type, DisconnectedType):
             # The probabilities used elsewhere too: softmax's own gradient.
             through_softmax = softmax_grad(dprobabilities, probabilities)
@@ -332,10 +522,11 @@ class SoftmaxCrossEntropy(_SoftmaxXentOp):
     def c_code(self, node, name, inputs, outputs, sub):
         return """
         if (xent_forward<%(ctype)s>(%(typenum)s, %(logits)s, %(bias)s, %(targets)s,
-                                    &%(nll)s, &%(probs)s) != 0) {
+                                    &%(nll)s, &%(probs)s,
+                                    %(clip)s, %(clip_lo)s, %(clip_hi)s) != 0) {
             %(fail)s
         }
-        """ % dict(self._c_settings(node), logits=inputs[0], bias=inputs[1],
+        """ % dict(self._c_settings(node, sub), logits=inputs[0], bias=inputs[1],
                    targets=inputs[2], nll=outputs[0], probs=outputs[1], fail=sub['fail'])
 
 
@@ -350,10 +541,11 @@ class SoftmaxCrossEntropyGrad(_SoftmaxXentOp):
         return Apply(self, [dnll, probabilities, targets],
                      [T.matrix(dtype=dnll.dtype), T.vector(dtype=dnll.dtype)])
 
-    def perform(self, node, inputs, output_storage):
+    def perform(self, node, inputs, output_storage, params=None):
         dnll, probabilities, targets = inputs
         _check_targets(targets, probabilities.shape[1])
-        for storage, value in zip(output_storage, numpy_backward(dnll, probabilities, targets)):
+        for storage, value in zip(output_storage,
+                                  numpy_backward(dnll, probabilities, targets, self.clip)):
             storage[0] = value
 
     def infer_shape(self, node, input_shapes):
@@ -362,13 +554,96 @@ class SoftmaxCrossEntropyGrad(_SoftmaxXentOp):
     def c_code(self, node, name, inputs, outputs, sub):
         return """
         if (xent_backward<%(ctype)s>(%(typenum)s, %(dnll)s, %(probs)s, %(targets)s,
-                                     &%(dlogits)s, &%(dbias)s) != 0) {
+                                     &%(dlogits)s, &%(dbias)s,
+                                     %(clip)s, %(clip_lo)s, %(clip_hi)s) != 0) {
             %(fail)s
         }
-        """ % dict(self._c_settings(node), dnll=inputs[0], probs=inputs[1],
+        """ % dict(self._c_settings(node, sub), dnll=inputs[0], probs=inputs[1],
                    targets=inputs[2], dlogits=outputs[0], dbias=outputs[1], fail=sub['fail'])
 
 
-def softmax_crossentropy(logits, bias, targets):
-    """nll (positions,) of integer `targets` under softmax(logits + bias)."""
-    return SoftmaxCrossEntropy()(logits, bias, targets)[0]
+class SoftmaxCategoricalCrossEntropy(SoftmaxCrossEntropy):
+    """`SoftmaxCrossEntropy` with dense targets (positions, classes) of the
+    logits' dtype (one-hot rows, or any distribution): nll_n = -sum_k t_nk
+    log(p_nk), each p_nk clipped to [lo, hi] when `clip` is given."""
+
+    def make_node(self, logits, bias, targets):
+        logits, bias, targets = self._float_inputs(
+            [('logits', 2), ('bias', 1), ('targets', 2)], [logits, bias, targets])
+        return Apply(self, [logits, bias, targets], [T.vector(dtype=logits.dtype),
+                                                     T.matrix(dtype=logits.dtype)])
+
+    def perform(self, node, inputs, output_storage, params=None):
+        for storage, value in zip(output_storage, numpy_forward_dense(*inputs, clip=self.clip)):
+            storage[0] = value
+
+    def connection_pattern(self, node):
+        return [[True, True], [True, True], [True, False]]
+
+    def L_op(self, inputs, outputs, output_grads):
+        logits, bias, targets = inputs
+        nll, probabilities = outputs
+        dnll, dprobabilities = output_grads
+        if isinstance(dnll.type, DisconnectedType):
+            dnll = T.zeros_like(nll)
+        dlogits, dbias = SoftmaxCategoricalCrossEntropyGrad(self.clip)(
+            dnll, probabilities, targets)
+        if not isinstance(dprobabilities.type, DisconnectedType):
+            through_softmax = softmax_grad(dprobabilities, probabilities)
+            dlogits = dlogits + through_softmax
+            dbias = dbias + through_softmax.sum(axis=0)
+        # d nll_n / d t_nk = -log(clip(p_nk)); Keras' targets are constants,
+        # so this is only built when someone asks for it.
+        if self.clip is not None:
+            probabilities = T.clip(probabilities, *[T.constant(bound, dtype=probabilities.dtype)
+                                                    for bound in self.clip])
+        log_p = T.log(probabilities)
+        return [dlogits, dbias, -dnll.dimshuffle(0, 'x') * log_p]
+
+    def c_code(self, node, name, inputs, outputs, sub):
+        return """
+        if (xent_forward_dense<%(ctype)s>(%(typenum)s, %(logits)s, %(bias)s, %(targets)s,
+                                          &%(nll)s, &%(probs)s,
+                                          %(clip)s, %(clip_lo)s, %(clip_hi)s) != 0) {
+            %(fail)s
+        }
+        """ % dict(self._c_settings(node, sub), logits=inputs[0], bias=inputs[1],
+                   targets=inputs[2], nll=outputs[0], probs=outputs[1], fail=sub['fail'])
+
+
+class SoftmaxCategoricalCrossEntropyGrad(SoftmaxCrossEntropyGrad):
+    """Inputs: d nll (positions,), the forward's probabilities and dense
+    targets. Outputs: d logits (positions, classes) and d bias (classes,)."""
+
+    def make_node(self, dnll, probabilities, targets):
+        dnll, probabilities, targets = self._float_inputs(
+            [('dnll', 1), ('probabilities', 2), ('targets', 2)], [dnll, probabilities, targets])
+        return Apply(self, [dnll, probabilities, targets],
+                     [T.matrix(dtype=dnll.dtype), T.vector(dtype=dnll.dtype)])
+
+    def perform(self, node, inputs, output_storage, params=None):
+        for storage, value in zip(output_storage, numpy_backward_dense(*inputs, clip=self.clip)):
+            storage[0] = value
+
+    def c_code(self, node, name, inputs, outputs, sub):
+        return """
+        if (xent_backward_dense<%(ctype)s>(%(typenum)s, %(dnll)s, %(probs)s, %(targets)s,
+                                           &%(dlogits)s, &%(dbias)s,
+                                           %(clip)s, %(clip_lo)s, %(clip_hi)s) != 0) {
+            %(fail)s
+        }
+        """ % dict(self._c_settings(node, sub), dnll=inputs[0], probs=inputs[1],
+                   targets=inputs[2], dlogits=outputs[0], dbias=outputs[1], fail=sub['fail'])
+
+
+def softmax_crossentropy(logits, bias, targets, clip=None):
+    """nll (positions,) of integer `targets` under softmax(logits + bias);
+    `clip=(lo, hi)` clips the target's probability as Keras does."""
+    return SoftmaxCrossEntropy(clip)(logits, bias, targets)[0]
+
+
+def softmax_categorical_crossentropy(logits, bias, targets, clip=None):
+    """nll (positions,) of dense `targets` (positions, classes) under
+    softmax(logits + bias); `clip=(lo, hi)` clips every probability as
+    Keras' `categorical_crossentropy` does."""
+    return SoftmaxCategoricalCrossEntropy(clip)(logits, bias, targets)[0]
