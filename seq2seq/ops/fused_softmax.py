@@ -19,7 +19,21 @@ polynomial that GCC vectorises (within 2 ulp of expf, tested), and the bias
 gradient is summed in double inside the gradient Op. float64 uses the C
 library's `exp`, so the float64 tests compare exact maths.
 
-`sparse_softmax_crossentropy` in `seq2seq.losses` is the user-facing loss.
+With `clip=(lo, hi)` (Keras' clip, lo = K.epsilon(), hi = 1 - lo) the loss
+is Keras' `-log(clip(p_ny, lo, hi))`: `-log(lo)` or `-log(hi)` where p_ny is
+outside [lo, hi], with a zero gradient on those rows (the clip's gradient is
+zero there and only p_ny reaches the loss); the decision is made on the
+stored p_ny, the same in the forward and the gradient Op. The clip is an Op
+parameter, not part of the C code: one compiled module for every clip.
+
+`SoftmaxCategoricalCrossEntropy` takes dense targets t (positions, classes)
+instead, Keras' `categorical_crossentropy` (one-hot rows or any
+distribution): nll_n = -sum_k t_nk log(clip(p_nk)), and
+d z_nk = d nll_n * (p_nk sum_j a_nj - a_nk) with a_nk = t_nk where p_nk is
+inside the clip, else 0.
+
+`sparse_softmax_crossentropy` in `seq2seq.losses` is the user-facing loss;
+`seq2seq._theano.keras_loss` rewrites Keras' own losses into these Ops.
 """
 from __future__ import absolute_import
 
