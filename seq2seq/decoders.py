@@ -26,6 +26,7 @@ from __future__ import absolute_import
 
 import collections
 
+import numpy as np
 import theano
 import theano.tensor as T
 from keras import activations
@@ -391,6 +392,23 @@ class AttentionDecoder(RecurrentDecoder):
     # row per source, (sources, L, ...), and the step reads them for its
     # (sources * k) rows by broadcasting, never copying a memory k times.
     grouped_constants = ('memory', 'memory_projection', 'memory_mask')
+
+    def trim_padding(self, constants):
+        """The per-batch constants (numpy arrays by name) without the last
+        input steps that are masked in every source of the batch. A masked
+        step gets an attention weight of exactly 0 and adds exactly 0 to the
+        context, so the steps' results are the same; the step then does not
+        spend its time on padding."""
+        mask = constants['memory_mask']                                # (batch, L)
+        used = np.flatnonzero(mask.any(axis=0))
+        length = int(used[-1]) + 1 if used.size else 1
+        if length == mask.shape[1]:
+            return constants
+        trimmed = dict(constants)
+        for name in self.grouped_constants:
+            if name in trimmed:
+                trimmed[name] = np.ascontiguousarray(trimmed[name][:, :length])
+        return trimmed
 
     def _grouped_bottom_extra(self, query, constants):
         """`bottom_extra` for rows grouped k per source: query (sources * k, u),

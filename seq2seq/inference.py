@@ -277,6 +277,7 @@ class DecoderStepper(object):
         first, states, constants = decoder.decode_start(inputs, mask)
         states = flatten_states(states)
         self.n_states = len(states)
+        self.constant_names = list(constants)
         start_outputs = [first] + states + list(constants.values())
         # The sources are the model inputs the start graph reads: a
         # teacher-forced model's targets are not read by free-running steps.
@@ -322,6 +323,9 @@ class DecoderStepper(object):
         results = self._start(*(list(sources) + [0] * len(_learning_phase())))
         first, states, constants = (results[0], results[1:1 + self.n_states],
                                     results[1 + self.n_states:])
+        if hasattr(self.decoder, 'trim_padding'):
+            named = self.decoder.trim_padding(dict(zip(self.constant_names, constants)))
+            constants = [named[name] for name in self.constant_names]
         for shared, value in zip(self._constants, constants):
             shared.set_value(value, borrow=True)
         rows = np.arange(len(first), dtype='int64')
@@ -483,6 +487,39 @@ def _batches(arrays, batch_size):
         yield [a[start:start + batch_size] for a in arrays]
 
 
+def _by_length(model, arrays):
+    """An order of the sources, longest first, so that a batch holds
+    sources of similar lengths (an attention decoder then skips the steps
+    padded in all of them, see `AttentionDecoder.trim_padding`). A source's
+    length: up to its last step that is not all zeros. None for a stateful
+    model (a row continues the same row of the previous batch) or sources
+    without a time axis. Every other source is decoded on its own, so the
+    order does not change the results, only the speed."""
+    if getattr(model, 'stateful', False):
+        return None
+    x = arrays[0]
+    if x.ndim < 2 or x.shape[1] < 2:
+        return None
+    nonzero = (x.reshape(x.shape[0], x.shape[1], -1) != 0).any(axis=2)   # (n, time)
+    lengths = np.where(nonzero.any(axis=1),
+                       x.shape[1] - np.argmax(nonzero[:, ::-1], axis=1), 0)
+    return np.argsort(-lengths, kind='stable')
+
+
+def _unsort(values, order):
+    """values[i] belongs to source order[i]: back in source order."""
+    if order is None:
+        return values
+    if isinstance(values, list):
+        result = [None] * len(values)
+        for position, source in enumerate(order):
+            result[source] = values[position]
+        return result
+    result = np.empty_like(values)
+    result[order] = values
+    return result
+
+
 def _check_search_args(eos_id, max_length):
     decoding._check_optional_token_id('eos_id', eos_id)
     if max_length is not None:
@@ -514,14 +551,17 @@ def greedy_decode(model, x, max_length=None, eos_id=None, feedback=None, batch_s
     stepper = get_stepper(model, feedback)
     arrays = _select_sources(stepper, arrays)
     max_length = stepper.output_length if max_length is None else max_length
+    order = _by_length(model, arrays)
+    if order is not None:
+        arrays = [a[order] for a in arrays]
     results = [greedy_search(stepper.step_fn, stepper.initial_states(batch), max_length,
                              eos_id=eos_id) for batch in _batches(arrays, batch_size)]
     width = max(r[0].shape[1] for r in results)
     pad = 0 if eos_id is None else eos_id
     tokens = np.concatenate([np.pad(r[0], ((0, 0), (0, width - r[0].shape[1])),
                                     constant_values=pad) for r in results])
-    return (tokens, np.concatenate([r[1] for r in results]),
-            np.concatenate([r[2] for r in results]))
+    return (_unsort(tokens, order), _unsort(np.concatenate([r[1] for r in results]), order),
+            _unsort(np.concatenate([r[2] for r in results]), order))
 
 
 def beam_decode(model, x, beam_size=5, max_length=None, eos_id=None, length_penalty=0.0,
@@ -546,9 +586,12 @@ def beam_decode(model, x, beam_size=5, max_length=None, eos_id=None, length_pena
     stepper = get_stepper(model, feedback)
     arrays = _select_sources(stepper, arrays)
     max_length = stepper.output_length if max_length is None else max_length
+    order = _by_length(model, arrays)
+    if order is not None:
+        arrays = [a[order] for a in arrays]
     hypotheses = []
     for batch in _batches(arrays, batch_size):
         hypotheses.extend(beam_search(stepper.step_fn, stepper.initial_states(batch),
                                       beam_size, max_length, eos_id=eos_id,
                                       length_penalty=length_penalty, n_best=n_best))
-    return hypotheses
+    return _unsort(hypotheses, order)

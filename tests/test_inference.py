@@ -77,8 +77,16 @@ class TestEveryDecoderLayer(unittest.TestCase):
                                  input_shape=(LENGTH, 4))
         probabilities = TimeDistributed(Dense(VOCAB, activation='softmax'))(inner(embedded))
         model = Model(tokens, probabilities)
-        x = padded_tokens(6, LENGTH, VOCAB, seed=3)
+        x = padded_tokens(9, LENGTH, VOCAB, seed=3)
         assert_greedy_is_predict(model, x)
+        # Two sources per call: the search sorts the sources by length, and
+        # each batch's attention skips the steps padded in both of its sources.
+        assert_greedy_is_predict(model, x, batch_size=2)
+        stepper = inference.get_stepper(model)
+        order = np.argsort(-(x != 0).sum(axis=1), kind='stable')
+        stepper.initial_states([x[order[-2:]]])
+        memory = stepper._constants[stepper.constant_names.index('memory')]
+        self.assertLess(memory.get_value().shape[1], LENGTH)
 
     def test_lstm_decoder_models(self):
         for layer_class in (LSTMDecoder, LSTMDecoder2):
