@@ -127,7 +127,7 @@ def _fused_ops(function):
                    if type(node.op).__module__ == fused_softmax.__name__})
 
 
-def _loss_and_gradients(build, loss, data, rewrite, **compile_args):
+def _loss_and_gradients(build, loss, data, rewrite, learning_phase=None, **compile_args):
     """Keras' total loss and its gradients for every weight, from a model
     built and compiled with the rewrite on or off. Returns (values, function)."""
     np.random.seed(1)
@@ -135,6 +135,8 @@ def _loss_and_gradients(build, loss, data, rewrite, **compile_args):
         model = build()
         model.compile('sgd', loss, **compile_args)
         inputs = model._feed_inputs + model._feed_targets + model._feed_sample_weights
+        if learning_phase is not None:
+            inputs, data = inputs + [K.learning_phase()], data + [learning_phase]
         outputs = [model.total_loss] + K.gradients(model.total_loss, model.trainable_weights)
         function = K.function(inputs, outputs)
         return function(data), function
@@ -222,9 +224,7 @@ def test_other_probabilities_are_left_alone():
 
     def normalised_sigmoid():
         inputs = Input((5, 4))
-        scores = Dense(CLASSES, activation='sigmoid')(inputs)
-        return Model(inputs, Lambda(lambda s: s / K.sum(s, axis=-1, keepdims=True),
-                                      output_shape=(5, CLASSES))(scores))
+        return Model(inputs, _normalised(Dense(CLASSES, activation='sigmoid')(inputs)))
 
     def smoothed_softmax():
         inputs = Input((5, 4))
@@ -234,6 +234,43 @@ def test_other_probabilities_are_left_alone():
 
     for build in (normalised_sigmoid, smoothed_softmax):
         _check_same(build, 'sparse_categorical_crossentropy', [x, y, weights[:, 0]], None)
+
+
+def _normalised(scores):
+    return Lambda(lambda s: s / K.sum(s, axis=-1, keepdims=True),
+                  output_shape=(5, CLASSES))(scores)
+
+
+def test_learning_phase_branches():
+    """y_pred = K.in_train_phase(softmax, other) (a teacher-forced decoder's
+    output): the softmax branch gets the fused Op, the other keeps Keras'
+    graph; Keras' values in both phases."""
+    x, y, weights = _sequence_data(seed=8)
+
+    def two_branches(free_is_softmax):
+        def build():
+            inputs = Input((5, 4))
+            forced = TimeDistributed(Dense(CLASSES, activation='softmax'))(inputs)
+            if free_is_softmax:
+                free = TimeDistributed(Dense(CLASSES, activation='softmax'))(inputs)
+            else:
+                free = _normalised(Dense(CLASSES, activation='sigmoid')(inputs))
+            chosen = Lambda(lambda ps: K.in_train_phase(ps[0], ps[1]),
+                            output_shape=(5, CLASSES))([forced, free])
+            return Model(inputs, chosen)
+        return build
+
+    for free_is_softmax in (True, False):
+        for phase in (1, 0):
+            args = (two_branches(free_is_softmax), 'sparse_categorical_crossentropy',
+                    [x, y, weights])
+            reference, _ = _loss_and_gradients(*args, rewrite=False, learning_phase=phase,
+                                               sample_weight_mode='temporal')
+            got, rewritten = _loss_and_gradients(*args, rewrite=True, learning_phase=phase,
+                                                 sample_weight_mode='temporal')
+            assert _fused_ops(rewritten) == ['SoftmaxCrossEntropy', 'SoftmaxCrossEntropyGrad']
+            for index, (a, b) in enumerate(zip(got, reference)):
+                assert_allclose(a, b, rtol=1e-5, atol=1e-6, err_msg='output %d' % index)
 
 
 def test_training_gives_the_same_weights():

@@ -48,7 +48,6 @@ Off: `SEQ2SEQ_PATCH_KERAS_LOSS=0` in the environment before `import seq2seq`,
 """
 from __future__ import absolute_import
 
-import collections
 import contextlib
 import warnings
 
@@ -61,10 +60,6 @@ OPTIMIZER_POSITION = 0.5
 
 _state = {'installed': False, 'enabled': True, 'local_optimizer': None}
 
-# What the matcher read off Keras' graph: the softmax's 2-d logits and bias
-# vector, the integer targets, Keras' clip bounds, and y_pred.
-KerasCrossentropy = collections.namedtuple(
-    'KerasCrossentropy', 'logits bias targets dense clip probabilities')
 
 
 def is_enabled():
@@ -152,17 +147,28 @@ def rewrite_loss(loss, keep=()):
             replaced[node.outputs[0]] = fused
     if not replaced:
         return loss
-    new = dict(replaced)
+    new = replace_downstream(loss, replaced, nodes)
+    if any(variable in new for variable in _as_list(keep)):
+        return loss
+    return new.get(loss, loss)
+
+
+def replace_downstream(output, replacements, nodes=None):
+    """{old variable: new variable} for every variable of `output`'s graph
+    that depends on a key of `replacements` (which it maps to its value): only
+    those nodes are rebuilt, the rest of the graph stays the same objects."""
+    from theano.gof.graph import inputs, io_toposort
+    if nodes is None:
+        nodes = io_toposort(inputs([output]), [output])
+    new = dict(replacements)
     for node in nodes:
-        if node.outputs[0] in replaced:
+        if any(variable in replacements for variable in node.outputs):
             continue
         new_inputs = [new.get(variable, variable) for variable in node.inputs]
         if any(a is not b for a, b in zip(new_inputs, node.inputs)):
             clone = node.clone_with_new_inputs(new_inputs)
             new.update(zip(node.outputs, clone.outputs))
-    if any(variable in new for variable in _as_list(keep)):
-        return loss
-    return new.get(loss, loss)
+    return new
 
 
 def _as_list(variables):
@@ -189,35 +195,58 @@ def local_optimizer():
 
 def fused_crossentropy(node):
     """The fused replacement of `node`'s output when `node` is the last node
-    (the negation) of Keras' sparse crossentropy on a softmax of logits; else
-    None."""
-    import theano.tensor as T
-    from ..ops import fused_softmax
-    match = match_keras_crossentropy(node)
-    if match is None:
+    (the negation) of Keras' crossentropy on a softmax of logits; else None.
+
+    y_pred may also be `ifelse(learning_phase, a, b)` (`K.in_train_phase`, a
+    teacher-forced decoder's output): each branch that is a softmax of
+    logits gets the fused Op, the other keeps Keras' graph."""
+    parts = match_keras_crossentropy(node)
+    if parts is None:
         return None
-    logits, bias = match.logits, match.bias
+    one_hot, clip, probabilities = parts
+    return _fused_nll(node.outputs[0], one_hot, clip, probabilities)
+
+
+def _fused_nll(keras_nll, one_hot, clip, probabilities):
+    """`keras_nll` (Keras' loss of `probabilities`) from the fused Op, or None."""
+    import theano.tensor as T
+    from theano.ifelse import IfElse, ifelse
+    from ..ops import fused_softmax
+    logits_and_bias = softmax_logits(probabilities)
+    if logits_and_bias is None:
+        node = probabilities.owner
+        if node is None or not isinstance(node.op, IfElse) or len(node.outputs) != 1:
+            return None
+        condition, branches = node.inputs[0], node.inputs[1:]
+        fused = [_fused_nll(keras_nll, one_hot, clip, branch) for branch in branches]
+        if all(nll is None for nll in fused):
+            return None
+        fused = [nll if nll is not None else
+                 replace_downstream(keras_nll, {probabilities: branch})[keras_nll]
+                 for nll, branch in zip(fused, branches)]
+        return ifelse(condition, fused[0], fused[1])
+    logits, bias = logits_and_bias
     if logits.dtype not in fused_softmax.DTYPES or bias.dtype != logits.dtype:
         return None
-    probabilities = match.probabilities
-    if match.dense:
-        if match.targets.dtype != logits.dtype:
-            return None
-        nll = fused_softmax.softmax_categorical_crossentropy(logits, bias, match.targets,
-                                                             clip=match.clip)
+    logits = _assert_equal(logits, logits.shape[1], probabilities.shape[-1],
+                           'the softmax and y_pred have different class axes')
+    targets = _one_hot_targets(one_hot, probabilities)
+    if targets is not None:
+        nll = fused_softmax.softmax_crossentropy(logits, bias, targets, clip=clip)
     else:
-        nll = fused_softmax.softmax_crossentropy(logits, bias, match.targets, clip=match.clip)
+        targets = _dense_targets(one_hot, probabilities)
+        if targets is None or targets.dtype != logits.dtype:
+            return None
+        nll = fused_softmax.softmax_categorical_crossentropy(logits, bias, targets, clip=clip)
     nll = T.reshape(nll, probabilities.shape[:-1], ndim=probabilities.ndim - 1)
-    out = node.outputs[0]
-    nll = T.patternbroadcast(T.cast(nll, out.dtype), out.broadcastable)
-    return nll
+    return T.patternbroadcast(T.cast(nll, keras_nll.dtype), keras_nll.broadcastable)
 
 
 def match_keras_crossentropy(node):
-    """A `KerasCrossentropy` when `node` is `-sum(one_hot * log(clip(p / sum(p,
-    -1), lo, hi)), -1)`, as Keras' Theano `sparse_categorical_crossentropy`
-    builds it, with `p` a softmax of logits and `one_hot` Keras' one-hot of
-    integer targets; else None."""
+    """(y_true, (lo, hi), y_pred) when `node` is `-sum(y_true * log(clip(y_pred
+    / sum(y_pred, -1), lo, hi)), -1)`, as Keras' Theano
+    `categorical_crossentropy` (and so `sparse_categorical_crossentropy`,
+    with y_true its one-hot of the integer targets) builds it; else None."""
     import theano.scalar as scalar
     if not _is_elemwise(node, scalar.Neg):
         return None
@@ -241,18 +270,7 @@ def match_keras_crossentropy(node):
     probabilities = _renormalised(clipped.owner.inputs[0], ndim)
     if clip is None or probabilities is None:
         return None
-    logits_and_bias = softmax_logits(probabilities)
-    if logits_and_bias is None:
-        return None
-    targets, dense = _one_hot_targets(one_hot, probabilities), False
-    if targets is None:
-        targets, dense = _dense_targets(one_hot, probabilities), True
-    if targets is None:
-        return None
-    logits, bias = logits_and_bias
-    logits = _assert_equal(logits, logits.shape[1], probabilities.shape[-1],
-                           'the softmax and y_pred have different class axes')
-    return KerasCrossentropy(logits, bias, targets, dense, clip, probabilities)
+    return one_hot, clip, probabilities
 
 
 def _is_elemwise(node, scalar_class):
