@@ -61,7 +61,6 @@ OPTIMIZER_POSITION = 0.5
 _state = {'installed': False, 'enabled': True, 'local_optimizer': None}
 
 
-
 def is_enabled():
     """Whether the rewrite applies to graphs differentiated and compiled now."""
     return _state['installed'] and _state['enabled']
