@@ -65,11 +65,12 @@ ARRANGEMENTS = {
                      'model), eos_id=None (every sequence runs output_length steps); the step '
                      'feeds back the continuous output, the chosen token only picks the hypothesis',
     'decode_beam5': 'as decode_greedy, with seq2seq.inference.beam_decode(beam_size=5)',
-    'decode_g2p_greedy': 'AttentionSeq2Seq at G2P shapes (20 one-hot letters of 28 in, 19 '
-                         'phonemes of 41 out, hidden 256, bidirectional encoder, teacher-forced: '
+    'decode_g2p_greedy': 'AttentionSeq2Seq at G2P shapes as the command line builds it (letter ids '
+                         'of 28 through Embedding(mask_zero=True), up to 20 letters, mean 7.5; 19 '
+                         'phonemes of 41 out; hidden 256, bidirectional encoder, teacher-forced: '
                          'the chosen phoneme is fed back), untrained; '
-                         'seq2seq.inference.greedy_decode, 128 words per call, eos_id=None; '
-                         'sequences/s = words/s',
+                         'seq2seq.inference.greedy_decode, 128 words per call, eos_id=None (all 19 '
+                         'steps); sequences/s = words/s',
     'decode_g2p_beam5': 'as decode_g2p_greedy, with beam_decode(beam_size=5)',
 }
 
@@ -306,31 +307,35 @@ def build_torch_model(row, size):
 
 # -- Theano: step-by-step decoding ----------------------------------------------------------
 
-# Grapheme-to-phoneme shapes: words of up to 20 letters (one-hot over 28
-# symbols) to up to 19 phonemes out of 41, an AttentionSeq2Seq of width 256.
-G2P = {'letters': 28, 'input_length': 20, 'phonemes': 41, 'output_length': 19, 'hidden': 256,
-       'words': 1024, 'batch': 128}
-QUICK_G2P = dict(G2P, hidden=8, words=16, batch=8)
+# Grapheme-to-phoneme shapes, as `seq2seq train --model attention` builds the
+# model: words of up to 20 letters (28 symbols; ids 1..28, 0 the padding) read
+# through Embedding(29, 64, mask_zero=True), up to 19 phonemes out of 41, an
+# AttentionSeq2Seq of width 256. Word lengths as in English dictionaries
+# (mean about 7.5 letters).
+G2P = {'letters': 28, 'embedding': 64, 'input_length': 20, 'phonemes': 41,
+       'output_length': 19, 'hidden': 256, 'words': 1024, 'batch': 128}
+QUICK_G2P = dict(G2P, embedding=4, hidden=8, words=16, batch=8)
 
 
 def build_g2p_attention(g2p):
     """AttentionSeq2Seq at G2P shapes, teacher-forced (decoding feeds back
-    the one-hot phoneme chosen), untrained: decoding speed does not depend on
-    the weights when every hypothesis runs all output_length steps."""
+    the one-hot phoneme chosen), untrained: with eos_id=None every hypothesis
+    runs all output_length steps, so the speed does not depend on the weights
+    (a trained model stopping at EOS runs fewer steps)."""
     from seq2seq.models import AttentionSeq2Seq
     return AttentionSeq2Seq(output_dim=g2p['phonemes'], output_length=g2p['output_length'],
-                            hidden_dim=g2p['hidden'],
-                            input_shape=(g2p['input_length'], g2p['letters']),
+                            hidden_dim=g2p['hidden'], input_dim=g2p['embedding'],
+                            input_length=g2p['input_length'],
+                            source_vocab_size=g2p['letters'] + 1,
                             teacher_force=True, readout_activation='softmax')
 
 
 def g2p_words(g2p, seed=0):
-    """Random 'words': (words, input_length, letters) one-hot float32, each
-    word 3 .. input_length letters long, zero vectors after its end."""
+    """Random 'words': letter ids (words, input_length) int32 in [1, letters],
+    right-padded with 0; lengths drawn around 7.5 letters (2 .. input_length)."""
     import numpy as np
     rng = np.random.RandomState(seed)
-    letters = rng.randint(0, g2p['letters'], size=(g2p['words'], g2p['input_length']))
-    x = np.eye(g2p['letters'], dtype='float32')[letters]
-    for row, length in enumerate(rng.randint(3, g2p['input_length'] + 1, size=g2p['words'])):
-        x[row, length:] = 0
-    return x
+    x = rng.randint(1, g2p['letters'] + 1, size=(g2p['words'], g2p['input_length']))
+    lengths = np.clip(np.round(rng.normal(7.5, 2.5, size=g2p['words'])), 2, g2p['input_length'])
+    x[np.arange(g2p['input_length'])[None, :] >= lengths[:, None]] = 0
+    return x.astype('int32')
