@@ -29,6 +29,7 @@ import collections
 import numpy as np
 import theano
 import theano.tensor as T
+from theano.compile.ops import deep_copy_op
 from keras import activations
 from keras import backend as K
 
@@ -431,3 +432,86 @@ class AttentionDecoder(RecurrentDecoder):
         extra = T.dot(context, self.context_kernel) + constants.get('peek', 0.0)
         readout_extra = T.dot(context, self.context_readout_kernel)
         return extra, readout_extra, [alpha.reshape((rows, alpha.shape[2]))]
+
+    # -- the fused loop (seq2seq.ops.fused_attention) -------------------------------
+    def _fused_unsupported_reason(self, teacher, dtype=None):
+        from .ops import fused_attention
+        return fused_attention.unsupported_reason(self, teacher, dtype)
+
+    def _fused_applies(self, teacher):
+        return (self.implementation != 'scan'
+                and self._fused_unsupported_reason(teacher) is None)
+
+    def run(self, parts, teacher=None):
+        """As `RecurrentDecoder.run`; teacher-forced training of one LSTM cell
+        runs `seq2seq.ops.fused_attention` unless implementation='scan'."""
+        from .recurrent import _use_fused
+        reason = self._fused_unsupported_reason(teacher, parts.first.dtype)
+        if not _use_fused(self.implementation, reason):
+            results = self._scan(parts.first, self.initial_state_list(parts),
+                                 self.constants(parts), teacher)
+        else:
+            results = self._run_fused(parts, teacher)
+        if teacher is None and self.teacher_force and not isinstance(K.learning_phase(), int):
+            results = self._lazy_in_training(results)
+        return results
+
+    def _lazy_in_training(self, results):
+        """The free-running loop of a teacher-forced layer, made so that the
+        training function skips it.
+
+        It is the alternative of `K.in_train_phase` in `call` (a lazy
+        IfElse), and training feeds learning phase 1, yet Theano ran it, and
+        its gradient scan, at every batch: (1) IfElse multiplies the
+        alternative's gradient by 0 only after computing it, so the gradient
+        is cut here (it is always 0 in training); (2) the optimizer's
+        in-place weight updates must run after every reader of the weights,
+        which made the loop a prerequisite of the update; reading copies of
+        the weights instead, only the cheap copies are.
+        """
+        outputs, finals, extras = results
+        flat = [outputs] + flatten_states(finals) + list(extras)
+        # DeepCopyOp: a copy the optimizer keeps (it removes tensor_copy).
+        copies = {w: deep_copy_op(w) for w in self.trainable_weights}
+        flat = theano.clone(flat, replace=copies)
+        flat = [theano.gradient.disconnected_grad(v) for v in flat]
+        n_flat = len(flatten_states(finals))
+        return (flat[0], unflatten_states(flat[1:1 + n_flat], self.cells),
+                flat[1 + n_flat:])
+
+    def _run_fused(self, parts, teacher):
+        from .ops import fused_attention
+        cell = self.cells[0]
+        h0, c0 = self.initial_state_list(parts)[0]
+        # Step t reads the target of step t-1, step 0 reads x_0: all known, so
+        # their projection x W + b is one GEMM over every step.
+        shifted = T.concatenate([parts.first.dimshuffle(0, 'x', 1), teacher[:, :-1]],
+                                axis=1)                                  # (batch, T, dim)
+        projected = cell.project_inputs(shifted.dimshuffle(1, 0, 2))    # (T, batch, 4u)
+        memory = parts.memory                                            # (batch, L, m)
+        projection = T.dot(memory, self.attention_memory_kernel)         # (batch, L, a)
+        mask = None
+        if parts.memory_mask is not None:
+            mask = T.cast(T.gt(parts.memory_mask, 0), 'int8')            # (batch, L)
+        h_seq, c_seq, context_seq, alpha_seq = fused_attention.attention_sequence(
+            projected, h0, c0, cell.recurrent_kernel, self.context_kernel, memory, projection,
+            self.attention_query_kernel, self.attention_vector, mask,
+            inner_activation=fused_attention.inner_activation_name(cell.inner_activation))
+        # The readout over every step at once, batch-major rows so that the
+        # result reshapes to (batch, T, dim) without a copy.
+        batch, steps = h_seq.shape[1], h_seq.shape[0]
+        h_rows = T.reshape(h_seq.dimshuffle(1, 0, 2), (batch * steps, h_seq.shape[2]))
+        context_rows = T.reshape(context_seq.dimshuffle(1, 0, 2),
+                                 (batch * steps, context_seq.shape[2]))
+        logits = (T.dot(h_rows, self.readout_kernel)
+                  + T.dot(context_rows, self.context_readout_kernel)
+                  + self.readout_bias)                                    # (batch * T, dim)
+        if self.readout_activation is activations.get('softmax'):
+            # A 2-d Softmax of x + b: seq2seq.losses.sparse_softmax_crossentropy
+            # finds its logits and computes the loss with the fused Op.
+            outputs = T.nnet.softmax(logits)
+        else:
+            outputs = self.readout_activation(logits)
+        outputs = T.reshape(outputs, (batch, steps, self.output_dim))    # (batch, T, dim)
+        finals = [[h_seq[-1], c_seq[-1]]]
+        return outputs, finals, [alpha_seq.dimshuffle(1, 0, 2)]         # alpha (batch, T, L)

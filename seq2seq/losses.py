@@ -10,6 +10,7 @@ from __future__ import absolute_import
 
 import theano
 import theano.tensor as T
+from theano.ifelse import IfElse, ifelse
 from theano.tensor.nnet import nnet as _nnet
 from theano.tensor.opt import Assert
 
@@ -65,6 +66,14 @@ def sparse_softmax_crossentropy(y_true, y_pred):
         raise ValueError('sparse_softmax_crossentropy: y_true must have %d or %d '
                          'dimensions (y_pred has %d), got %d'
                          % (y_pred.ndim - 1, y_pred.ndim, y_pred.ndim, y_true.ndim))
+    branches = _ifelse_branches(y_pred)
+    if branches is not None:
+        # A teacher-forced decoder's output is ifelse(learning phase, forced,
+        # free) (K.in_train_phase): the loss of each branch, so that each
+        # finds its own softmax.
+        condition, when_true, when_false = branches
+        return ifelse(condition, sparse_softmax_crossentropy(y_true, when_true),
+                      sparse_softmax_crossentropy(y_true, when_false))
     classes = y_pred.shape[-1]
     per_position = y_pred.shape[:-1]
     targets = T.cast(T.flatten(y_true), 'int32')                    # (positions,)
@@ -91,6 +100,14 @@ def sparse_softmax_crossentropy(y_true, y_pred):
     epsilon = _keras_epsilon()
     nll = -T.log(T.clip(picked, epsilon, 1.0 - epsilon))
     return T.reshape(nll, per_position, ndim=y_pred.ndim - 1)
+
+
+def _ifelse_branches(variable):
+    """(condition, then, else) when `variable` is a one-output IfElse, else None."""
+    node = variable.owner
+    if node is None or not isinstance(node.op, IfElse) or len(node.outputs) != 1:
+        return None
+    return node.inputs
 
 
 def _softmax_input(probabilities):

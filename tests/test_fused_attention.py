@@ -1,0 +1,249 @@
+"""The fused attention decoder (seq2seq.ops.fused_attention) against its numpy
+reference and against the scan loop of the same AttentionDecoder."""
+import warnings
+
+import numpy as np
+import theano
+import theano.tensor as T
+from keras import backend as K
+from keras.layers import Input
+from numpy.testing import assert_allclose
+
+from seq2seq import AttentionDecoder
+from seq2seq.losses import sparse_softmax_crossentropy
+from seq2seq.models import AttentionSeq2Seq
+from seq2seq.ops import fused_attention
+from seq2seq.ops.fused_attention import AttentionForward, AttentionGrad
+from seq2seq.recurrent import FusedFallbackWarning
+from tests.helpers import assert_raises_with, float64
+
+TOLERANCES = {'float32': dict(rtol=1e-5, atol=1e-5), 'float64': dict(rtol=1e-9, atol=1e-10)}
+
+# Memory masks (batch 4, length 5): right padding, left padding, none, and
+# a sequence with nothing to attend to (alpha and context are then 0).
+MASK = np.array([[1, 1, 1, 0, 0],
+                 [0, 0, 1, 1, 1],
+                 [1, 1, 1, 1, 1],
+                 [0, 0, 0, 0, 0]], dtype='int8')
+
+
+def _op_inputs(dtype, time=3, batch=4, units=3, length=5, m=4, a=2, seed=0):
+    """Random values of AttentionForward's inputs (projected ... mask)."""
+    rng = np.random.RandomState(seed)
+
+    def uniform(*shape):
+        return rng.uniform(-1, 1, shape).astype(dtype)
+
+    return [uniform(time, batch, 4 * units), uniform(batch, units), uniform(batch, units),
+            uniform(units, 4 * units), uniform(m, 4 * units), uniform(batch, length, m),
+            uniform(batch, length, a), uniform(units, a), uniform(a), MASK[:batch, :length]]
+
+
+def _symbolic(values):
+    return [T.TensorType(str(v.dtype), (False,) * v.ndim)() for v in values]
+
+
+def _op_and_gradient(dtype, inner_activation):
+    """A compiled function: inputs and output gradients -> the four outputs
+    and the gradients of the nine differentiable inputs."""
+    values = _op_inputs(dtype)
+    inputs = _symbolic(values)
+    outputs = AttentionForward(inner_activation)(*inputs)[:4]
+    output_grads = [T.TensorType(dtype, (False,) * 3)() for _ in outputs]
+    cost = sum((o * g).sum() for o, g in zip(outputs, output_grads))
+    grads = T.grad(cost, inputs[:9])
+    function = theano.function(inputs + output_grads, outputs + grads)
+    assert any(isinstance(n.op, AttentionGrad) for n in function.maker.fgraph.toposort())
+    return function, values
+
+
+def test_op_matches_numpy_reference():
+    for dtype in ('float32', 'float64'):
+        for inner_activation in ('hard_sigmoid', 'sigmoid'):
+            function, values = _op_and_gradient(dtype, inner_activation)
+            forward = fused_attention.numpy_forward(*(values + [inner_activation]))
+            rng = np.random.RandomState(1)
+            output_grads = [rng.uniform(-1, 1, o.shape).astype(dtype) for o in forward[:4]]
+            got = function(*(values + output_grads))
+            for name, value, expected in zip(['h_seq', 'c_seq', 'context_seq', 'alpha_seq'],
+                                             got[:4], forward[:4]):
+                assert_allclose(value, expected, err_msg='%s %s %s' % (dtype, inner_activation,
+                                                                        name),
+                                **TOLERANCES[dtype])
+            h0, c0, kernel, context_kernel, memory, _, query_kernel, vector, mask = values[1:]
+            backward = fused_attention.numpy_backward(
+                *([h0, c0, kernel, context_kernel, memory, query_kernel, vector, mask]
+                  + list(forward) + output_grads + [inner_activation]))
+            for name, value, expected in zip(fused_attention._FORWARD_NAMES, got[4:], backward):
+                assert_allclose(value, expected, err_msg='%s %s d %s' % (dtype, inner_activation,
+                                                                          name),
+                                **TOLERANCES[dtype])
+
+
+def test_masked_memory_steps_get_no_attention():
+    values = _op_inputs('float64')
+    inputs = _symbolic(values)
+    h_seq, _, context_seq, alpha_seq = theano.function(
+        inputs, AttentionForward()(*inputs)[:4])(*values)
+    assert not alpha_seq[:, 0, 3:].any() and not alpha_seq[:, 1, :2].any()
+    assert_allclose(alpha_seq[:, :3].sum(axis=-1), 1.0, rtol=1e-12)
+    # Nothing to attend to: no weight, a zero context, and no NaN.
+    assert not alpha_seq[:, 3].any() and not context_seq[:, 3].any()
+    assert np.isfinite(h_seq).all()
+
+
+def test_verify_grad_float64():
+    values = _op_inputs('float64', time=2, batch=3, units=2, length=3, m=2, a=2, seed=3)
+    mask = values[-1]
+    rng = np.random.RandomState(4)
+    weights = [rng.uniform(-1, 1, (2, 3, n)) for n in (2, 2, 2, 3)]
+
+    def cost(*differentiable):
+        outputs = AttentionForward('sigmoid')(*(list(differentiable) + [mask]))[:4]
+        return sum((o * w).sum() for o, w in zip(outputs, weights))
+
+    theano.gradient.verify_grad(cost, values[:9], rng=np.random.RandomState(5), eps=1e-6,
+                                abs_tol=1e-6, rel_tol=1e-5)
+
+
+def test_make_node_checks_its_inputs():
+    values = _op_inputs('float64')
+    inputs = _symbolic(values)
+    assert_raises_with(TypeError, lambda: AttentionForward()(inputs[1], *inputs[1:]),
+                       'projected', '3-d')
+    floats = [T.TensorType('float32', (False,) * v.ndim)() for v in values[:2]]
+    assert_raises_with(TypeError, lambda: AttentionForward()(*(floats + inputs[2:])),
+                       'c0', 'dtype float32')
+    assert_raises_with(ValueError, lambda: AttentionForward('relu'), 'inner_activation')
+
+
+# -- the layer: fused against scan --------------------------------------------------
+
+def _decoder_graphs(dtype, readout_activation='softmax', inner_activation='hard_sigmoid'):
+    """One teacher-forced AttentionDecoder run both ways on the same inputs.
+
+    Returns (inputs, {implementation: [outputs, h, c, alpha, gradients...]}).
+    """
+    first, memory = Input((3,), dtype=dtype), Input((5, 4), dtype=dtype)
+    teacher, mask = Input((4, 3), dtype=dtype), K.placeholder((None, 5))
+    layer = AttentionDecoder(3, 6, 4, teacher_force=True, implementation='scan',
+                             readout_activation=readout_activation,
+                             inner_activation=inner_activation)
+    layer([first, memory, teacher], mask=[None, mask, None])        # builds the layer
+    parts = layer.split_inputs([first, memory, teacher], [None, mask, None])
+    rng = np.random.RandomState(7)
+    # A random weighting of every output: each gets its own gradient.
+    weights = [rng.uniform(-1, 1, shape).astype(dtype)
+               for shape in [(4, 4, 3), (4, 6), (4, 6), (4, 4, 5)]]
+    graphs = {}
+    for implementation in ('scan', 'fused'):
+        layer.implementation = implementation
+        outputs, finals, extras = layer.run(parts, teacher=parts.teacher)
+        results = [outputs, finals[0][0], finals[0][1], extras[0]]
+        cost = sum((r * w).sum() for r, w in zip(results, weights))
+        wrt = layer.trainable_weights + [first, memory, teacher]
+        graphs[implementation] = results + T.grad(cost, wrt)
+    return [first, memory, teacher, mask], graphs
+
+
+def _decoder_values(dtype):
+    rng = np.random.RandomState(8)
+    return [rng.uniform(-1, 1, (4, 3)).astype(dtype),
+            rng.uniform(-1, 1, (4, 5, 4)).astype(dtype),
+            rng.uniform(-1, 1, (4, 4, 3)).astype(dtype),
+            MASK.astype(dtype)]
+
+
+def test_layer_matches_scan_values_states_attention_and_gradients():
+    cases = [('float32', 'softmax', 'hard_sigmoid'), ('float64', 'linear', 'sigmoid'),
+             ('float64', 'softmax', 'hard_sigmoid')]
+    for dtype, readout_activation, inner_activation in cases:
+        with (float64() if dtype == 'float64' else _same_floatx()):
+            inputs, graphs = _decoder_graphs(dtype, readout_activation, inner_activation)
+            values = _decoder_values(dtype)
+            scan = K.function(inputs, graphs['scan'])(values)
+            function = K.function(inputs, graphs['fused'])
+            ops = [type(n.op).__name__ for n in function.function.maker.fgraph.toposort()]
+            assert 'AttentionForward' in ops and 'Scan' not in ops, ops
+            fused = function(values)
+            names = ['outputs', 'final h', 'final c', 'attention'] + [
+                'd %s' % n for n in ['kernel', 'recurrent_kernel', 'bias', 'readout_kernel',
+                                     'readout_bias', 'memory_kernel', 'query_kernel',
+                                     'vector', 'context_kernel', 'context_readout_kernel',
+                                     'first', 'memory', 'teacher']]
+            assert len(names) == len(fused)
+            for name, got, expected in zip(names, fused, scan):
+                assert_allclose(got, expected, err_msg='%s %s' % (dtype, name),
+                                **TOLERANCES[dtype])
+            assert not fused[3][3].any(), 'a fully masked memory got attention'
+
+
+class _same_floatx(object):
+    def __enter__(self):
+        assert K.floatx() == 'float32'
+
+    def __exit__(self, *args):
+        return False
+
+
+def test_teacher_forced_model_trains_like_scan():
+    """A few Adam steps of AttentionSeq2Seq with the fused decoder and the
+    fused loss give the scan's weights; the training function runs neither
+    a scan gradient nor the free-running loop's gradient."""
+    rng = np.random.RandomState(9)
+    x = rng.uniform(-1, 1, (8, 5, 3))
+    y = rng.randint(0, 6, (8, 4))
+    y_one_hot = np.eye(6)[y]
+    with float64():
+        trained = {}
+        for implementation in ('scan', 'auto'):
+            np.random.seed(10)
+            model = AttentionSeq2Seq(output_dim=6, output_length=4, hidden_dim=4, input_dim=3,
+                                     input_length=5, teacher_force=True,
+                                     readout_activation='softmax',
+                                     implementation=implementation)
+            model.compile(optimizer='adam', loss=sparse_softmax_crossentropy)
+            model._make_train_function()
+            nodes = model.train_function.function.maker.fgraph.toposort()
+            names = [type(n.op).__name__ for n in nodes]
+            scans = [n.op.name for n in nodes if type(n.op).__name__ == 'Scan']
+            if implementation == 'auto':
+                assert 'AttentionGrad' in names and 'SoftmaxCrossEntropy' in names, names
+                # Only the free-running loop, behind the learning phase's IfElse.
+                assert all(not name.startswith('grad_of') for name in scans), scans
+            model.fit([x, y_one_hot], y[..., None], batch_size=4, epochs=2, verbose=0,
+                      shuffle=False)
+            trained[implementation] = model.get_weights()
+        for got, expected in zip(trained['auto'], trained['scan']):
+            assert_allclose(got, expected, rtol=1e-7, atol=1e-9)
+
+
+# -- where the fused decoder does not apply -----------------------------------------
+
+def _build_decoder(implementation, teacher_force=True, **kwargs):
+    first, memory, teacher = Input((3,)), Input((5, 4)), Input((4, 3))
+    layer = AttentionDecoder(3, 6, 4, teacher_force=teacher_force,
+                             implementation=implementation, **kwargs)
+    inputs = [first, memory, teacher] if teacher_force else [first, memory]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        layer(inputs)
+    return [w for w in caught if issubclass(w.category, FusedFallbackWarning)]
+
+
+def test_fallback_warnings():
+    # Free running (predict) in a teacher-forced layer, and a layer without
+    # teacher forcing: the scan loop, with a warning under 'fused' only.
+    for teacher_force in (True, False):
+        caught = _build_decoder('fused', teacher_force=teacher_force)
+        assert len(caught) == 1 and 'teacher-forced' in str(caught[0].message), caught
+        assert not _build_decoder('auto', teacher_force=teacher_force)
+    for kwargs, words in [(dict(depth=2), 'depth 2'), (dict(dropout=0.5), 'dropout'),
+                          (dict(peek=True), 'peek'), (dict(cell='gru'), 'GRUCell'),
+                          (dict(truncate_gradient=2), 'truncate_gradient'),
+                          (dict(activation='relu'), 'activation')]:
+        caught = _build_decoder('fused', **kwargs)
+        messages = ' '.join(str(w.message) for w in caught)
+        assert words in messages, (kwargs, messages)
+        assert 'fused attention decoder' in messages, messages
+        assert not _build_decoder('auto', **kwargs)
