@@ -9,6 +9,7 @@ import theano.tensor as T
 from keras import backend as K
 from keras.layers import Activation, Dense, Input, Lambda, Masking, TimeDistributed
 from keras.models import Model, Sequential
+from nose.plugins.attrib import attr
 from numpy.testing import assert_allclose
 
 from seq2seq._theano import keras_loss
@@ -245,6 +246,7 @@ def _normalised(scores):
                   output_shape=(5, CLASSES))(scores)
 
 
+@attr('slow')
 def test_learning_phase_branches():
     """y_pred = K.in_train_phase(softmax, other) (a teacher-forced decoder's
     output): the softmax branch gets the fused Op, the other keeps Keras'
