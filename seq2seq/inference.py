@@ -87,20 +87,28 @@ def _decoder_layers(network):
     return found
 
 
-def find_decoder(model):
-    """The one decoder layer of `model` (searched inside nested models too).
-
-    # Raises
-        TypeError: `model` is not a Keras model.
-        ValueError: it holds no decoder layer, or more than one.
-    """
+def _check_model(model):
     if not isinstance(model, Network):
         raise TypeError('model must be a Keras model (Model or Sequential), got %r'
                         % type(model).__name__)
     if not getattr(model, 'built', True) or not getattr(model, 'inputs', None):
         raise ValueError('model must be built (give its first layer an input shape) '
                          'before decoding')
+
+
+def find_decoder(model, required=True):
+    """The one decoder layer of `model` (searched inside nested models too),
+    or None if it has none and not `required`.
+
+    # Raises
+        TypeError: `model` is not a Keras model.
+        ValueError: it holds more than one decoder layer, or none when
+            `required`.
+    """
+    _check_model(model)
     found = _decoder_layers(model)
+    if not found and not required:
+        return None
     if not found:
         raise ValueError('model holds no decoder layer to decode step by step (one of '
                          'Seq2seq, LSTMDecoder, LSTMDecoder2, RecurrentDecoder, '
@@ -391,6 +399,60 @@ class _Grid(object):
         return rows
 
 
+class TableStepper(object):
+    """The step function of a model without a feedback decoder (e.g.
+    `SimpleSeq2Seq`): its output steps do not depend on the tokens chosen, so
+    the log-probabilities of every step come from one forward pass per batch
+    (`predict`'s), and the search reads them step by step.
+
+    # Raises
+        ValueError: the model's output is not (batch, steps, vocab).
+    """
+
+    feedback = 'readout'
+    grouped = False
+
+    def __init__(self, model):
+        output = model.outputs[0] if len(model.outputs) == 1 else None
+        shape = K.int_shape(output) if output is not None else None
+        if shape is None or len(shape) != 3 or not isinstance(shape[1], int):
+            raise ValueError('model holds no decoder layer to decode step by step (one of '
+                             'Seq2seq, LSTMDecoder, LSTMDecoder2, RecurrentDecoder, '
+                             'AttentionDecoder), and its output is not one score vector per '
+                             'step (batch, steps, vocab) to search over: got %s'
+                             % (None if shape is None else (shape,)))
+        self.model = model
+        self.decoder = None
+        self.source_inputs = list(model.inputs)
+        self.output_length = shape[1]
+        layer = output._keras_history[0]
+        inner = layer.layer if isinstance(layer, TimeDistributed) else layer
+        steps = output
+        if _is_softmax(inner) and getattr(output, 'owner', None) is not None:
+            # log(softmax) of the last layer: Theano rewrites it as logsoftmax.
+            log_probs = T.log(steps)
+        else:
+            flat = T.reshape(steps, (-1, steps.shape[2]))
+            log_probs = T.reshape(T.nnet.logsoftmax(flat), steps.shape)
+        self._table = theano.function(self.source_inputs + _learning_phase(), log_probs,
+                                      on_unused_input='ignore', allow_input_downcast=True,
+                                      name='decoder_table')
+
+    def initial_states(self, sources):
+        """[step index, source row] per source; the batch's log-probabilities
+        (batch, steps, vocab) are kept for the steps."""
+        self._log_probs = self._table(*(list(sources) + [0] * len(_learning_phase())))
+        n = len(self._log_probs)
+        return [np.zeros(n, dtype='int64'), np.arange(n, dtype='int64')]
+
+    def step_fn(self, tokens, states):
+        steps, rows = states
+        if steps[0] >= self.output_length:
+            raise ValueError('max_length must be at most the model\'s %d output steps'
+                             % self.output_length)
+        return self._log_probs[rows, steps], [steps + 1, rows]
+
+
 def resolve_feedback(decoder, feedback):
     """`feedback`, or the decoder's default when it is None."""
     if feedback is None:
@@ -409,14 +471,23 @@ def get_stepper(model, feedback=None):
     kept on the model. It is compiled again if the model's layers change
     (e.g. `Sequential.add`); new weights (training, `load_weights`) need no
     recompile: the compiled functions read the model's weight variables."""
-    feedback = resolve_feedback(find_decoder(model), feedback)
+    decoder = find_decoder(model, required=False)
+    if decoder is None:
+        if feedback not in (None, 'readout'):
+            raise ValueError('feedback must be None or \'readout\' for a model without a '
+                             'feedback decoder (its steps do not read the chosen token), got %r'
+                             % (feedback,))
+        feedback = 'table'
+    else:
+        feedback = resolve_feedback(decoder, feedback)
     cache = model.__dict__.get(_CACHE_ATTRIBUTE)
     signature = _graph_signature(model)
     if cache is None or cache['signature'] != signature:
         cache = {'signature': signature, 'steppers': {}}
         model.__dict__[_CACHE_ATTRIBUTE] = cache
     if feedback not in cache['steppers']:
-        cache['steppers'][feedback] = DecoderStepper(model, feedback)
+        cache['steppers'][feedback] = (TableStepper(model) if decoder is None
+                                       else DecoderStepper(model, feedback))
     return cache['steppers'][feedback]
 
 
@@ -520,6 +591,13 @@ def _unsort(values, order):
     return result
 
 
+def _check_table_length(stepper, max_length):
+    if stepper.decoder is None and max_length > stepper.output_length:
+        raise ValueError('max_length must be at most %d for this model: it has no feedback '
+                         'decoder, only its %d output steps; got %d'
+                         % (stepper.output_length, stepper.output_length, max_length))
+
+
 def _check_search_args(eos_id, max_length):
     decoding._check_optional_token_id('eos_id', eos_id)
     if max_length is not None:
@@ -546,11 +624,14 @@ def greedy_decode(model, x, max_length=None, eos_id=None, feedback=None, batch_s
     """
     _check_search_args(eos_id, max_length)
     batch_size = _check_batch_size(batch_size)
-    find_decoder(model)
+    _check_model(model)
+    if feedback not in (None,) + FEEDBACKS:
+        raise ValueError('feedback must be one of %s or None, got %r' % (FEEDBACKS, feedback))
     arrays = _check_sources(model, x)
     stepper = get_stepper(model, feedback)
     arrays = _select_sources(stepper, arrays)
     max_length = stepper.output_length if max_length is None else max_length
+    _check_table_length(stepper, max_length)
     order = _by_length(model, arrays)
     if order is not None:
         arrays = [a[order] for a in arrays]
@@ -581,11 +662,14 @@ def beam_decode(model, x, beam_size=5, max_length=None, eos_id=None, length_pena
     decoding._check_length_penalty(length_penalty)
     decoding._check_n_best(n_best, beam_size)
     batch_size = _check_batch_size(batch_size)
-    find_decoder(model)
+    _check_model(model)
+    if feedback not in (None,) + FEEDBACKS:
+        raise ValueError('feedback must be one of %s or None, got %r' % (FEEDBACKS, feedback))
     arrays = _check_sources(model, x)
     stepper = get_stepper(model, feedback)
     arrays = _select_sources(stepper, arrays)
     max_length = stepper.output_length if max_length is None else max_length
+    _check_table_length(stepper, max_length)
     order = _by_length(model, arrays)
     if order is not None:
         arrays = [a[order] for a in arrays]

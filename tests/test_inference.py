@@ -17,7 +17,7 @@ from keras.models import Model, Sequential
 from numpy.testing import assert_allclose, assert_array_equal
 
 from seq2seq import LSTMDecoder, LSTMDecoder2, Seq2seq, inference
-from seq2seq.models import AttentionSeq2Seq, Seq2Seq
+from seq2seq.models import AttentionSeq2Seq, Seq2Seq, SimpleSeq2Seq
 
 VOCAB = 6
 LENGTH = 5
@@ -108,6 +108,34 @@ class TestEveryDecoderLayer(unittest.TestCase):
                                        model.predict(x).argmax(-1)))
         beams = model.beam_decode(x, beam_size=1, feedback='readout')
         assert_array_equal([h[0].tokens for h in beams], model.predict(x).argmax(-1))
+
+
+class TestModelsWithoutAFeedbackDecoder(unittest.TestCase):
+    def test_simple_seq2seq_searches_its_output_steps(self):
+        # Its steps do not read the chosen token: the search reads the
+        # log-softmax of predict's outputs, step by step.
+        model = SimpleSeq2Seq(output_dim=VOCAB, output_length=3, hidden_dim=4,
+                              input_shape=(LENGTH, 3))
+        x = np.random.RandomState(11).randn(5, LENGTH, 3).astype(K.floatx())
+        outputs = model.predict(x)
+        log_softmax = outputs - np.log(np.exp(outputs).sum(axis=-1, keepdims=True))
+        tokens, lengths, log_probs = inference.greedy_decode(model, x)
+        assert_array_equal(tokens, outputs.argmax(axis=-1))
+        assert_allclose(log_probs, log_softmax.max(axis=-1).sum(axis=1), rtol=1e-4, atol=1e-4)
+        best = inference.beam_decode(model, x, beam_size=3, n_best=3)
+        assert_array_equal([h[0].tokens for h in best], tokens)
+        second = np.sort(log_softmax, axis=-1)[:, :, -2]
+        for element, hypotheses in enumerate(best):
+            # The runner-up changes the one step where that costs least.
+            cost = (log_softmax[element].max(axis=-1) - second[element]).min()
+            assert_allclose(hypotheses[1].log_prob, log_probs[element] - cost,
+                            rtol=1e-4, atol=1e-4)
+        with self.assertRaises(ValueError) as context:
+            inference.greedy_decode(model, x, max_length=4)
+        self.assertIn('max_length', str(context.exception))
+        with self.assertRaises(ValueError) as context:
+            inference.greedy_decode(model, x, feedback='token')
+        self.assertIn('feedback', str(context.exception))
 
 
 class TestBeamsShareTheirSourceMemory(unittest.TestCase):
