@@ -259,14 +259,16 @@ def test_one_exchange_model_shares_the_weights_and_chats_like_the_window():
 def test_training_across_exchanges_learns_what_per_exchange_training_cannot():
     # examples/context.py at a small size: a name given in exchange 1 is asked
     # for in exchange 3, after one filler. Measured (hidden 32, 512
-    # conversations, 20 epochs): ... ; the margin below leaves room for
-    # run-to-run differences.
+    # conversations, 20 epochs, 128 held out): across exchanges 0.680, no
+    # state 0.133 (chance 0.125); ~80 s on a loaded 2-core machine. The
+    # margin (0.3, about half the measured gap) leaves room for other
+    # numerics; a model that does not carry the context stays near chance.
     import context
     results = context.run(fillers=(1,), methods=('no state', 'across exchanges'),
                           n_train=512, n_test=128, epochs=20)
     chance = 1.0 / len(context.NAMES)
     assert results['no state', 1] < chance + 0.15, results
-    assert results['across exchanges', 1] > results['no state', 1] + 0.5, results
+    assert results['across exchanges', 1] > results['no state', 1] + 0.3, results
 
 
 def test_a_saved_window_model_loads_with_the_same_predictions():
@@ -283,3 +285,41 @@ def test_a_saved_window_model_loads_with_the_same_predictions():
         loaded = load_model(path)
     assert isinstance(loaded.get_layer('window'), ConversationWindow)
     assert_allclose(loaded.predict(x, batch_size=2), before, rtol=1e-6)
+
+
+# -- the chat of examples/conversation.py ------------------------------------------------
+def _tiny_chat_model_dir(directory):
+    import conversation as example
+    from seq2seq.vocab import Vocabulary
+    vocab = Vocabulary(['hello', 'there', 'how', 'are', 'you', 'fine', '?'])
+    model = conversation_model(vocab_size=len(vocab), input_length=example.INPUT_LENGTH,
+                               output_length=example.OUTPUT_LENGTH, embedding_dim=4,
+                               hidden_dim=5, window=1)
+    model.compile(loss='sparse_categorical_crossentropy', optimizer='adam')
+    model.save(os.path.join(directory, 'model.h5'))
+    vocab.save(os.path.join(directory, 'vocab.json'))
+    return example
+
+
+def test_chat_replies_keeps_the_state_and_resets_it_and_ends_with_the_input():
+    import io
+    import tempfile
+    with tempfile.TemporaryDirectory() as directory:
+        example = _tiny_chat_model_dir(directory)
+        replies = []
+        chat = example.run_chat(directory, ['hello there', 'how are you ?'], replies.append)
+        assert len(replies) == 2 and all(r.endswith('\n') for r in replies)
+        states = chat.get_layer('window_one_exchange').get_hidden_state()
+        assert all(s.any() for cell in states for s in cell), 'the chat kept no state'
+        chat = example.run_chat(directory, ['hello there', '/reset'], replies.append)
+        assert replies[-1] == '(conversation reset)\n'
+        states = chat.get_layer('window_one_exchange').get_hidden_state()
+        assert not any(s.any() for cell in states for s in cell), '/reset left a state'
+        stdin, stdout = sys.stdin, sys.stdout
+        sys.stdin, sys.stdout = io.StringIO('hello\n/reset\nhow are you\n'), io.StringIO()
+        try:
+            assert example.main(['chat', '--model-dir', directory]) == 0
+            printed = sys.stdout.getvalue()
+        finally:
+            sys.stdin, sys.stdout = stdin, stdout
+        assert printed.count('\n') == 3 and '(conversation reset)' in printed
