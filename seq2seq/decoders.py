@@ -1,4 +1,7 @@
-"""Decoders for the models: a stack of cells that generates a sequence.
+"""Decoder layers for the models: a stack of cells that generates a sequence.
+
+(The search over a trained decoder is `seq2seq.decoding`, plain numpy; the
+compiled step functions that connect the two are `seq2seq.inference`.)
 
 `RecurrentDecoder`, with x_0 its first input (batch, output_dim):
 

@@ -17,7 +17,10 @@ extended (at most batch * beam_size). The search moves state rows around with
 `np.take(state, rows, axis=0)` only, so a state can be anything with rows:
 hidden and cell vectors, attention memories, token prefixes.
 
-This module needs numpy only; it does not touch Keras or Theano.
+This module needs numpy only; it does not touch Keras or Theano. The decoder
+*layers* are in `seq2seq.decoders`; `seq2seq.inference` compiles a trained
+model's step function and runs this search with it (`greedy_decode`,
+`beam_decode`).
 """
 from __future__ import absolute_import
 
