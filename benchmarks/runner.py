@@ -433,10 +433,13 @@ def child_decode(args, size):
     result = {'compile_s': now - start, 'first_decode_s': now - process_start}
     if args.phase == 'decode':
         decode(x[:2])                                          # warm-up
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         decode(x)
-        elapsed = time.perf_counter() - start
+        elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+        # CPU seconds (all threads of this process): on a shared machine,
+        # wall time also counts the time other processes held the cores.
         result.update({'sequences_per_s': len(x) / elapsed, 'decode_s': elapsed,
+                       'decode_cpu_s': cpu, 'sequences_per_cpu_s': len(x) / cpu,
                        'sequences': len(x), 'batch_size': batch_size,
                        'params': int(model.count_params())})
     result['peak_rss_mib'] = peak_rss_mib()
