@@ -12,7 +12,7 @@ export KERAS_BACKEND := theano
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt setup.py
+$(VENV)/.installed: requirements.txt setup.py seq2seq_startup.pth
 	@test -n "$(BASE_PYTHON)" || { echo "Python $(PY_VERSION) not found: install it (pyenv install $(PY_VERSION)) or set BASE_PYTHON=/path/to/python$(PY_VERSION)"; exit 1; }
 	@$(BASE_PYTHON) -c 'import sys; v = "%d.%d" % sys.version_info[:2]; sys.exit(0 if v == "$(PY_VERSION)" else "$(BASE_PYTHON) is Python " + v + ", .python-version asks for $(PY_VERSION)")'
 	test -x $(PY) || $(BASE_PYTHON) -m venv $(VENV)
