@@ -228,8 +228,8 @@ def train(args):
     model.fit_generator(train_batches, epochs=args.epochs, initial_epoch=done,
                         callbacks=[checkpoint],
                         verbose=0 if args.quiet else 1, workers=0, shuffle=False)
-    print('%s: best validation loss %.4f; model, vocabularies, history.csv and loss.png written'
-          % (args.model_dir, checkpoint.best))
+    print('%s: best %s loss %.4f; model, vocabularies, history.csv and loss.png written'
+          % (args.model_dir, 'validation' if validation else 'training', checkpoint.best))
     return 0
 
 
