@@ -229,14 +229,18 @@ class _Beam(object):
         """
         batch_size, width = self.log_probs.shape
         vocab_size = step_log_probs.shape[1]
-        candidate_log_probs, ranking = self._candidates(live_slots, step_log_probs, alpha)
+        candidate_log_probs, ranking, tokens = self._candidates(
+            live_slots, step_log_probs, beam_size, alpha)
+        per_slot = ranking.shape[1] // width           # candidates kept per slot
         chosen = _top_k(ranking, beam_size)  # (batch, new_width)
 
-        # Candidate column c of an element is slot c // (vocab + 1) followed by
-        # token c % (vocab + 1); token == vocab means "carry the finished slot over".
-        source_column, token = np.divmod(chosen, vocab_size + 1)
-        carried = token == vocab_size
+        # Candidate column c of an element is position c % per_slot of slot
+        # c // per_slot; the last position of a slot means "carry the finished
+        # slot over" (token == vocab).
+        source_column, position = np.divmod(chosen, per_slot)
         source_slots = np.arange(batch_size)[:, None] * width + source_column  # (batch, new_width)
+        token = tokens[source_slots, position]
+        carried = token == vocab_size
         log_probs = np.take_along_axis(candidate_log_probs, chosen, axis=1)
         lengths = self.lengths.reshape(-1)[source_slots] + ~carried
         dead = log_probs == -np.inf
@@ -252,28 +256,44 @@ class _Beam(object):
                      newly_finished=newly_finished)
         return beam, source_slots.reshape(-1)
 
-    def _candidates(self, live_slots, step_log_probs, alpha):
-        """Summed log-probs and ranking scores of every candidate.
+    def _candidates(self, live_slots, step_log_probs, beam_size, alpha):
+        """Summed log-probs, ranking scores and tokens of the candidates.
 
-        Per slot: vocab extensions (-inf unless the slot is live) then one
-        "carry over" candidate (-inf unless the slot is finished).
+        Per slot: its beam_size best extensions (-inf unless the slot is
+        live) in token order, then one "carry over" candidate (-inf unless
+        the slot is finished; token == vocab). Only a slot's beam_size best
+        extensions can be among its element's beam_size best candidates: all
+        extensions of a slot share one length penalty, and the ranking is a
+        total order (score, then candidate position, which grows with the
+        token), so keeping those per slot, in token order, selects exactly
+        what ranking every extension would.
 
         # Returns
-            `(log_probs, ranking)`, each (batch, width * (vocab + 1)) float64.
+            `(log_probs, ranking, tokens)`: log_probs and ranking (batch,
+            width * per_slot) float64; tokens (batch * width, per_slot) int64.
         """
         batch_size, width = self.log_probs.shape
         vocab_size = step_log_probs.shape[1]
         flat_log_probs = self.log_probs.reshape(-1)
-        extended = np.full((batch_size * width, vocab_size), -np.inf)
-        extended[live_slots] = flat_log_probs[live_slots, None] + step_log_probs
-        carried = np.where(self.finished.reshape(-1), flat_log_probs, -np.inf)[:, None]
-        # All extensions of a slot share one length, so penalties are per slot: (batch * width, 1).
-        flat_lengths = self.lengths.reshape(-1, 1)
-        ranking = np.concatenate([extended / gnmt_length_penalty(flat_lengths + 1, alpha),
-                                  carried / gnmt_length_penalty(flat_lengths, alpha)], axis=1)
-        log_probs = np.concatenate([extended, carried], axis=1)
-        shape = (batch_size, width * (vocab_size + 1))
-        return log_probs.reshape(shape), ranking.reshape(shape)
+        flat_lengths = self.lengths.reshape(-1)
+        # Every live slot's extensions as the search ranks them: (n_live, vocab).
+        extended = flat_log_probs[live_slots, None] + step_log_probs
+        extended_ranking = extended / gnmt_length_penalty(flat_lengths[live_slots, None] + 1,
+                                                          alpha)
+        best_tokens = _top_k(extended_ranking, beam_size)        # (n_live, m), ascending
+        m = best_tokens.shape[1]
+        rows = np.arange(len(live_slots))[:, None]
+        slots = batch_size * width
+        log_probs = np.full((slots, m + 1), -np.inf)
+        ranking = np.full((slots, m + 1), -np.inf)
+        tokens = np.full((slots, m + 1), vocab_size, dtype='int64')
+        log_probs[live_slots, :m] = extended[rows, best_tokens]
+        ranking[live_slots, :m] = extended_ranking[rows, best_tokens]
+        tokens[live_slots, :m] = best_tokens
+        log_probs[:, m] = np.where(self.finished.reshape(-1), flat_log_probs, -np.inf)
+        ranking[:, m] = log_probs[:, m] / gnmt_length_penalty(flat_lengths, alpha)
+        shape = (batch_size, width * (m + 1))
+        return log_probs.reshape(shape), ranking.reshape(shape), tokens
 
     def hypothesis(self, element, column, alpha):
         length = self.lengths[element, column]
@@ -317,11 +337,14 @@ def _top_k(values, k):
     rows, n = values.shape
     if k >= n:
         return np.tile(np.arange(n), (rows, 1))
-    kth_largest = -np.partition(-values, k - 1, axis=1)[:, k - 1:k]  # (rows, 1)
-    above = values > kth_largest
-    tied = values == kth_largest
-    room_for_ties = k - above.sum(axis=1, keepdims=True)
-    keep = above | (tied & (np.cumsum(tied, axis=1) <= room_for_ties))
+    kth_largest = np.partition(values, n - k, axis=1)[:, n - k:n - k + 1]  # (rows, 1)
+    keep = values >= kth_largest
+    if keep.sum() != rows * k:
+        # Some row has ties at its k-th value: the lower indices among them.
+        above = values > kth_largest
+        tied = values == kth_largest
+        room_for_ties = k - above.sum(axis=1, keepdims=True)
+        keep = above | (tied & (np.cumsum(tied, axis=1) <= room_for_ties))
     return np.nonzero(keep)[1].reshape(rows, k)
 
 

@@ -507,6 +507,20 @@ def test_greedy_search_equals_the_reference_on_random_tables():
             assert_allclose(log_probs[element], expected_log_prob)
 
 
+def test_top_k_equals_a_stable_sort_with_ties():
+    # The selection behind every beam: the k largest of each row, ties at the
+    # k-th value to the lower index, returned in ascending index order.
+    from seq2seq.decoding import _top_k
+    rng = np.random.RandomState(0)
+    for _ in range(50):
+        rows, n = rng.randint(1, 6), rng.randint(1, 12)
+        values = rng.randint(-3, 3, size=(rows, n)).astype('float64')
+        values[rng.rand(rows, n) < 0.2] = -np.inf
+        for k in range(1, n + 2):
+            expected = np.sort(np.argsort(-values, axis=1, kind='stable')[:, :min(k, n)], axis=1)
+            assert_array_equal(_top_k(values, k), expected)
+
+
 # --- argument errors ---------------------------------------------------------------
 
 
