@@ -215,6 +215,28 @@ def test_predict_over_conversations_equals_each_conversation_alone():
         start += n
 
 
+def test_the_2015_layer_in_sequential_trains_over_conversations():
+    # Embedding -> Seq2seq(remember_state=True) -> softmax, one exchange per
+    # sample: the layout without a window axis, the resets on the layer.
+    from keras.layers import Activation, Embedding
+    from keras.models import Sequential
+    model = Sequential([Embedding(7, 4, input_length=3),
+                        Seq2seq(input_length=3, input_dim=4, hidden_dim=5, output_dim=7,
+                                output_length=2, batch_size=2, remember_state=True),
+                        Activation('softmax')])
+    model.compile(loss='sparse_categorical_crossentropy', optimizer='adam')
+    lengths = [2, 1, 3]
+    ids, answers = _hand_made_exchanges(sum(lengths))
+    layout = ConversationLayout(lengths, 2)
+    x, y = layout.arrange(ids), layout.arrange(answers)
+    assert x.shape == (8, 3) and y.shape == (8, 2, 1)   # 4 batches: c2 ends last
+    fit_conversations(model, layout, x, y, epochs=1, verbose=0)
+    together = predict_conversations(model, layout, x)
+    alone = ConversationLayout([3], 2)
+    got = predict_conversations(model, alone, alone.arrange(ids[3:]))
+    assert_allclose(together[3:], got, rtol=1e-5, atol=1e-6)
+
+
 def test_fit_and_evaluate_over_conversations_in_windows():
     model = _tiny_conversation_model(window=2)
     lengths = [3, 2, 4, 1, 2]
