@@ -71,6 +71,17 @@ ARRANGEMENTS = {
                          'the chosen phoneme is fed back), untrained; '
                          'seq2seq.inference.greedy_decode, 128 words per call, eos_id=None (all 19 '
                          'steps); sequences/s = words/s',
+    'attention_g2p_fused': 'AttentionSeq2Seq at G2P shapes as the command line builds it (letter ids '
+                           'through Embedding(mask_zero=True), bidirectional encoder, teacher_force=True, '
+                           'readout_activation="softmax"), trained with fit([letters, one-hot phonemes], '
+                           'phoneme ids) and seq2seq.losses.sparse_softmax_crossentropy, batch 64; '
+                           'implementation "auto": the fused attention decoder Op and the fused loss',
+    'attention_g2p_scan': 'as attention_g2p_fused, implementation="scan" (the decoder\'s scan loop)',
+    'torch_attention_g2p': 'PyTorch twin of attention_g2p_*: nn.Embedding, bidirectional nn.LSTM '
+                           'encoder, x_0 = tanh(Linear(final h of both directions)), a Python loop of '
+                           'nn.LSTMCell reading [previous target one-hot, context], additive attention '
+                           '(masked padding) from the previous h, Linear readout of [h, context], '
+                           'CrossEntropyLoss over the logits',
     'decode_g2p_beam5': 'as decode_g2p_greedy, with beam_decode(beam_size=5)',
 }
 
@@ -328,6 +339,83 @@ def build_g2p_attention(g2p):
                             input_length=g2p['input_length'],
                             source_vocab_size=g2p['letters'] + 1,
                             teacher_force=True, readout_activation='softmax')
+
+
+# The attention training rows: the G2P model, 2,048 words in batches of 64.
+G2P_TRAIN = dict(G2P, words=2048, batch=64)
+QUICK_G2P_TRAIN = dict(QUICK_G2P, words=16, batch=8)
+G2P_TRAIN_ROWS = {'attention_g2p_fused': 'auto', 'attention_g2p_scan': 'scan'}
+
+
+def build_g2p_training(row, g2p):
+    """The compiled model of an attention training row (`G2P_TRAIN_ROWS`)."""
+    from seq2seq.losses import sparse_softmax_crossentropy
+    from seq2seq.models import AttentionSeq2Seq
+    model = AttentionSeq2Seq(output_dim=g2p['phonemes'], output_length=g2p['output_length'],
+                             hidden_dim=g2p['hidden'], input_dim=g2p['embedding'],
+                             input_length=g2p['input_length'],
+                             source_vocab_size=g2p['letters'] + 1,
+                             teacher_force=True, readout_activation='softmax',
+                             implementation=G2P_TRAIN_ROWS[row])
+    model.compile(optimizer='adam', loss=sparse_softmax_crossentropy)
+    return model
+
+
+def g2p_training_data(g2p, seed=0):
+    """(letters, phonemes) as lists of lists of ints, the same in both venvs
+    (the PyTorch one has no numpy): letter ids in [1, letters] right-padded
+    with 0 to input_length (lengths around 7.5, 2 .. input_length), phoneme
+    ids in [1, phonemes), output_length per word."""
+    import random
+    rng = random.Random(seed)
+    letters, phonemes = [], []
+    for _ in range(g2p['words']):
+        length = min(max(int(round(rng.gauss(7.5, 2.5))), 2), g2p['input_length'])
+        letters.append([rng.randint(1, g2p['letters']) for _ in range(length)]
+                       + [0] * (g2p['input_length'] - length))
+        phonemes.append([rng.randint(1, g2p['phonemes'] - 1)
+                         for _ in range(g2p['output_length'])])
+    return letters, phonemes
+
+
+def build_torch_g2p_attention(g2p):
+    """The PyTorch twin of the attention training rows: (letters, one-hot
+    previous targets) -> logits (batch, output_length, phonemes)."""
+    import torch
+    from torch import nn
+
+    class AttentionG2P(nn.Module):
+        def __init__(self):
+            super().__init__()
+            hidden, phonemes = g2p['hidden'], g2p['phonemes']
+            self.embedding = nn.Embedding(g2p['letters'] + 1, g2p['embedding'], padding_idx=0)
+            self.encoder = nn.LSTM(g2p['embedding'], hidden // 2, batch_first=True,
+                                   bidirectional=True)
+            self.first = nn.Linear(hidden, phonemes)
+            self.memory_kernel = nn.Linear(hidden, hidden, bias=False)     # U_a
+            self.query_kernel = nn.Linear(hidden, hidden, bias=False)      # W_a
+            self.vector = nn.Linear(hidden, 1, bias=False)                 # v_a
+            self.cell = nn.LSTMCell(phonemes + hidden, hidden)
+            self.readout = nn.Linear(2 * hidden, phonemes)
+
+        def forward(self, letters, targets):
+            padding = letters == 0                                         # (batch, L)
+            memory, (h_n, _) = self.encoder(self.embedding(letters))       # (batch, L, hidden)
+            first = torch.tanh(self.first(torch.cat([h_n[0], h_n[1]], dim=1)))
+            inputs = torch.cat([first.unsqueeze(1), targets[:, :-1]], dim=1)
+            projection = self.memory_kernel(memory)
+            h = memory.new_zeros(letters.shape[0], g2p['hidden'])
+            c = torch.zeros_like(h)
+            outputs = []
+            for t in range(g2p['output_length']):
+                energy = self.vector(torch.tanh(projection + self.query_kernel(h).unsqueeze(1)))
+                alpha = torch.softmax(energy.squeeze(2).masked_fill(padding, float('-inf')), dim=1)
+                context = torch.bmm(alpha.unsqueeze(1), memory).squeeze(1)  # (batch, hidden)
+                h, c = self.cell(torch.cat([inputs[:, t], context], dim=1), (h, c))
+                outputs.append(torch.cat([h, context], dim=1))
+            return self.readout(torch.stack(outputs, dim=1))
+
+    return AttentionG2P()
 
 
 def g2p_words(g2p, seed=0):

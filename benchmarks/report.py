@@ -40,8 +40,13 @@ def _ok_row(results, size, row):
     return None
 
 
+# The attention training rows have their own PyTorch twin and no Keras one.
+G2P_TORCH_REFERENCE = 'torch_attention_g2p'
+G2P_ROW_PREFIX = 'attention_g2p_'
+
+
 def _ratio(result, reference):
-    if reference is None or not result['row'].startswith('seq2seq_'):
+    if reference is None or not result['row'].startswith(('seq2seq_', G2P_ROW_PREFIX)):
         return '—'
     return '%.2f' % (result['samples_per_s'] / reference['samples_per_s'])
 
@@ -53,6 +58,8 @@ def train_line(result, results):
         keras_reference += XENT_SUFFIX     # the same loss on both sides
     keras = _ok_row(results, result['size'], keras_reference)
     torch = _ok_row(results, result['size'], TORCH_REFERENCE)
+    if result['row'].startswith(G2P_ROW_PREFIX):
+        keras, torch = None, _ok_row(results, result['size'], G2P_TORCH_REFERENCE)
     return (result['size'], result['row'], _number(result['samples_per_s']),
             _ratio(result, keras), _ratio(result, torch),
             _number(result.get('compile_cold_s')), _number(result.get('compile_warm_s')),

@@ -38,8 +38,9 @@ TORCH_PYTHON = os.path.join(BENCH_DIR, '.venv-torch', 'bin', 'python')
 CHILD_LOG = os.path.join(SCRATCH, 'children.jsonl')   # every child's result, appended
 
 THEANO_ROWS = ('seq2seq_scan', 'seq2seq_fused', 'attention', 'keras_repeat', 'keras_state',
-               'seq2seq_fused_xent', 'keras_state_xent')
-TORCH_ROWS = ('torch_lstm', 'torch_cell')
+               'seq2seq_fused_xent', 'keras_state_xent', 'attention_g2p_fused',
+               'attention_g2p_scan')
+TORCH_ROWS = ('torch_lstm', 'torch_cell', 'torch_attention_g2p')
 DECODE_ROWS = ('decode_greedy', 'decode_beam5', 'decode_g2p_greedy', 'decode_g2p_beam5')
 ALL_ROWS = THEANO_ROWS + TORCH_ROWS + DECODE_ROWS
 DEFAULT_EPOCHS = {'small': 2, 'large': 1}
@@ -381,6 +382,8 @@ def child_probe(args):
 def child_theano(args, size):
     """Compile the training function; with phase 'train', train too."""
     import seq2seq  # noqa: F401  (configures Theano before Keras loads)
+    if args.row in models.G2P_TRAIN_ROWS:
+        return child_g2p_train(args)
     model = models.compile_keras_model(models.build_theano_model(args.row, size), args.row)
     start = time.perf_counter()
     model._make_train_function()    # what Keras' first fit() would compile
@@ -394,6 +397,61 @@ def child_theano(args, size):
         result.update(throughput(size.samples, times))
         result['params'] = int(model.count_params())
     result['peak_rss_mib'] = peak_rss_mib()
+    return result
+
+
+def child_g2p_train(args):
+    """An attention training row at G2P shapes (see `models.G2P_TRAIN`)."""
+    g2p = models.QUICK_G2P_TRAIN if args.quick else models.G2P_TRAIN
+    model = models.build_g2p_training(args.row, g2p)
+    start = time.perf_counter()
+    model._make_train_function()    # what Keras' first fit() would compile
+    result = {'compile_s': time.perf_counter() - start}
+    if args.phase == 'train':
+        import numpy as np
+        letters, phonemes = [np.array(a, dtype='int32') for a in models.g2p_training_data(g2p)]
+        one_hot = np.eye(g2p['phonemes'], dtype='float32')[phonemes]
+        inputs, targets, batch = [letters, one_hot], phonemes[..., None], g2p['batch']
+        model.train_on_batch([letters[:batch], one_hot[:batch]], targets[:batch])  # warm-up
+        times = timed_epochs(lambda: model.fit(inputs, targets, batch_size=batch, epochs=1,
+                                               verbose=0, shuffle=False), args.epochs)
+        result.update(throughput(g2p['words'], times))
+        result['params'] = int(model.count_params())
+    result['peak_rss_mib'] = peak_rss_mib()
+    return result
+
+
+def child_torch_g2p(args):
+    """The PyTorch twin of the attention training rows."""
+    import torch
+    torch.manual_seed(0)
+    g2p = models.QUICK_G2P_TRAIN if args.quick else models.G2P_TRAIN
+    model = models.build_torch_g2p_attention(g2p)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    letters, phonemes = [torch.tensor(a) for a in models.g2p_training_data(g2p)]
+    one_hot = torch.nn.functional.one_hot(phonemes, g2p['phonemes']).float()
+    batch = g2p['batch']
+
+    def train_batch(start):
+        optimizer.zero_grad()
+        logits = model(letters[start:start + batch], one_hot[start:start + batch])
+        loss = loss_fn(logits.reshape(-1, g2p['phonemes']),
+                       phonemes[start:start + batch].reshape(-1))
+        loss.backward()
+        optimizer.step()
+
+    def train_epoch():
+        for start in range(0, g2p['words'], batch):
+            train_batch(start)
+
+    train_batch(0)                                             # warm-up batch
+    result = throughput(g2p['words'], timed_epochs(train_epoch, args.epochs))
+    result.update({'compile_cold_s': None, 'compile_warm_s': None,
+                   'params': sum(p.numel() for p in model.parameters()),
+                   'peak_rss_mib': peak_rss_mib(),
+                   'versions': {'python': sys.version.split()[0], 'torch': torch.__version__,
+                                'torch_threads': torch.get_num_threads()}})
     return result
 
 
@@ -448,6 +506,8 @@ def child_decode(args, size):
 
 def child_torch(args, size):
     """Train a PyTorch row: a warm-up batch, then whole timed epochs."""
+    if args.row == 'torch_attention_g2p':
+        return child_torch_g2p(args)
     import torch
     torch.manual_seed(0)
     model = models.build_torch_model(args.row, size)
