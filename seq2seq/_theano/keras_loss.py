@@ -137,7 +137,10 @@ def rewrite_loss(loss, keep=()):
     the other variables of its graph are the same objects. `loss` itself when
     there is nothing to replace, or when a variable of `keep` (what is being
     differentiated) depends on a replaced one."""
+    import theano
     from theano.gof.graph import inputs, io_toposort
+    if not isinstance(loss, theano.Variable):
+        return loss
     nodes = io_toposort(inputs([loss]), [loss])
     replaced = {}
     for node in nodes:
