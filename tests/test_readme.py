@@ -5,14 +5,18 @@ none of this process's Keras or Theano settings (KERAS_BACKEND,
 THEANO_FLAGS, SEQ2SEQ_*): what the package and its start-up hook do on their
 own is what the reader gets.
 
-A block that is a signature, not a program, is marked by an HTML comment on
-the line before its fence (invisible on GitHub); it is not run, but each
-name it shows must be the package's and take the arguments shown:
+A block that is not a whole program is marked by an HTML comment on the
+line before its fence (invisible on GitHub):
 
     <!-- signature -->
     ```python
     Seq2seq(input_length, input_dim, hidden_dim, ...)
     ```
+
+* `<!-- signature -->`: calls shown as an API reference; not run, but each
+  name must be the package's and take every argument shown.
+* `<!-- outline -->`: a program that needs the reader's own data; it must
+  parse and its import statements run.
 """
 import collections
 import os
@@ -24,13 +28,16 @@ import tempfile
 
 README = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'README.md')
 SIGNATURE_MARK = '<!-- signature -->'
+OUTLINE_MARK = '<!-- outline -->'
 
-Block = collections.namedtuple('Block', 'line heading code signature')
+# kind: 'program' (run), 'signature' or 'outline' (see the module docstring).
+Block = collections.namedtuple('Block', 'line heading code kind')
+_KINDS = {SIGNATURE_MARK: 'signature', OUTLINE_MARK: 'outline'}
 
 
 def python_blocks(text):
     """The ```python blocks of a Markdown `text`, with the line they start
-    on, the heading above them and whether they are marked as signatures."""
+    on, the heading above them and their kind (by the mark above them)."""
     blocks, heading, previous = [], '', ''
     lines = text.splitlines()
     i = 0
@@ -44,7 +51,7 @@ def python_blocks(text):
             while end < len(lines) and lines[end].strip() != '```':
                 end += 1
             blocks.append(Block(start + 1, heading, '\n'.join(lines[start:end]) + '\n',
-                                previous.strip() == SIGNATURE_MARK))
+                                _KINDS.get(previous.strip(), 'program')))
             i = end
         if line.strip():
             previous = line
@@ -86,10 +93,35 @@ def signature_calls(code):
     return calls
 
 
+# What Keras 2.3.1's Layer.__init__ takes by keyword.
+KERAS_LAYER_ARGUMENTS = {'input_shape', 'batch_input_shape', 'batch_size', 'dtype', 'name',
+                         'trainable', 'weights', 'input_dtype'}
+
+
+def accepted_arguments(target):
+    """The argument names `target` (a class or function) takes, following
+    **kwargs up the classes' __init__ to Keras' Layer; None: any."""
+    import inspect
+    from keras.engine.base_layer import Layer
+    if not inspect.isclass(target):
+        parameters = inspect.signature(target).parameters.values()
+        if any(p.kind == p.VAR_KEYWORD for p in parameters):
+            return None
+        return {p.name for p in parameters}
+    names = set(KERAS_LAYER_ARGUMENTS) if issubclass(target, Layer) else set()
+    for cls in target.__mro__:
+        if '__init__' not in cls.__dict__ or cls in (Layer, object):
+            continue
+        parameters = inspect.signature(cls.__dict__['__init__']).parameters.values()
+        names |= {p.name for p in parameters if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+        if not any(p.kind == p.VAR_KEYWORD for p in parameters):
+            break
+    return names - {'self'}
+
+
 def check_signature(block):
     """Each name the block shows is the package's, and takes every argument
-    shown (by name)."""
-    import inspect
+    shown."""
     import seq2seq
     import seq2seq.models
     calls = signature_calls(block.code)
@@ -97,26 +129,37 @@ def check_signature(block):
     for name, arguments in calls:
         target = getattr(seq2seq, name, None) or getattr(seq2seq.models, name, None)
         assert target is not None, 'README.md line %d: seq2seq has no %s' % (block.line, name)
-        parameters = inspect.signature(target).parameters
-        if any(p.kind == p.VAR_KEYWORD for p in parameters.values()):
-            continue  # takes any keyword (passed on to Keras)
-        missing = [argument for argument in arguments if argument not in parameters]
+        accepted = accepted_arguments(target)
+        missing = [a for a in arguments if accepted is not None and a not in accepted]
         assert not missing, 'README.md line %d: %s takes no %s' % (block.line, name, missing)
+
+
+def check_outline(block):
+    """An outline needs the reader's data: it must parse, and its imports run."""
+    import ast
+    tree = ast.parse(block.code, 'README.md line %d' % block.line)
+    lines = block.code.splitlines()
+    ends = [node.lineno - 1 for node in tree.body[1:]] + [len(lines)]
+    imports = ['\n'.join(lines[node.lineno - 1:end]) for node, end in zip(tree.body, ends)
+               if isinstance(node, (ast.Import, ast.ImportFrom))]
+    assert imports, 'README.md line %d: an outline without imports' % block.line
+    run_block(block._replace(code='\n'.join(imports) + '\n'))
 
 
 def test_readme_python_blocks():
     with open(README) as handle:
         blocks = python_blocks(handle.read())
     assert len(blocks) >= 8, blocks
+    checks = {'program': run_block, 'signature': check_signature, 'outline': check_outline}
     for block in blocks:
-        yield _case(check_signature if block.signature else run_block, block)
+        yield _case(checks[block.kind], block)
 
 
 def _case(check, block):
     def case():
         check(block)
     case.description = 'README.md line %d (%s)%s' % (
-        block.line, block.heading, ': signature' if block.signature else '')
+        block.line, block.heading, '' if block.kind == 'program' else ': ' + block.kind)
     return case
 
 
@@ -125,22 +168,36 @@ def test_signature_arguments_are_checked():
                            'LSTMDecoder2(dim, x, ...)   # Cho-style\n') == \
         [('Seq2seq', ['input_length', 'depth']), ('LSTMDecoder2', ['dim', 'x'])]
     try:
-        check_signature(Block(1, 'bad', 'Seq2seq(input_length, no_such_argument=1)\n', True))
+        check_signature(Block(1, 'bad', 'Seq2seq(input_length, no_such_argument=1)\n',
+                              'signature'))
     except AssertionError as error:
         assert "['no_such_argument']" in str(error), str(error)
     else:
         raise AssertionError('an unknown argument passed')
 
 
+def test_an_outline_runs_its_imports_only():
+    check_outline(Block(1, 'outline', 'from seq2seq.decoding import greedy_search\n'
+                                      'greedy_search(step, states, max_length)\n', 'outline'))
+    try:
+        check_outline(Block(1, 'outline', 'from seq2seq.decoding import no_such_name\n'
+                                          'no_such_name(data)\n', 'outline'))
+    except AssertionError as error:
+        assert 'ImportError' in str(error), str(error)
+    else:
+        raise AssertionError('an outline importing a missing name passed')
+
+
 def test_block_extraction_and_signature_marks():
     text = ('# A\n```python\nx = 1\n```\n## B\n<!-- signature -->\n\n```python\nf(a, b)\n```\n'
             '```sh\nmake\n```\n')
     blocks = python_blocks(text)
-    assert blocks == [Block(3, 'A', 'x = 1\n', False), Block(9, 'B', 'f(a, b)\n', True)]
+    assert blocks == [Block(3, 'A', 'x = 1\n', 'program'),
+                      Block(9, 'B', 'f(a, b)\n', 'signature')]
 
 
 def test_a_failing_block_fails_the_test():
-    block = Block(1, 'broken', 'import sys\nundefined_name\n', False)
+    block = Block(1, 'broken', 'import sys\nundefined_name\n', 'program')
     try:
         run_block(block)
     except AssertionError as error:

@@ -9,6 +9,7 @@ from __future__ import absolute_import
 
 import hashlib
 import inspect
+import sys
 
 import theano.tensor as T
 
@@ -82,11 +83,7 @@ static void fused_accumulate(double* __restrict sum, const T* __restrict x, npy_
 # Everything above, for an Op's support code.
 SHARED_C = PREPARE_OUTPUT_C + ACCUMULATE_C
 
-# The methods whose text (or result) makes an Op's compiled module.
-_C_METHODS = ('c_code', 'c_code_cleanup', 'c_init_code_struct', 'c_init_code',
-              'c_support_code_apply', 'c_support_code_struct', 'c_cleanup_code_struct')
-
-_versions = {}  # Op class -> its version
+_versions = {}  # (Op class, extra) -> its version
 
 
 def source_digest(*texts):
@@ -95,20 +92,25 @@ def source_digest(*texts):
     return int(hashlib.sha256(joined).hexdigest()[:15], 16)
 
 
+def _module_source(module_name):
+    module = sys.modules.get(module_name)
+    try:
+        return inspect.getsource(module)
+    except (OSError, TypeError):  # no source file (e.g. frozen)
+        return repr(getattr(module, '__dict__', {}).get('__file__'))
+
+
 def c_source_text(op):
-    """The C source that makes `op`'s compiled module: its support code,
-    headers and compile flags, and the Python text of its C code methods
-    (which hold the templates filled in per node)."""
+    """What makes `op`'s compiled module: its support code, headers and
+    compile flags, and the whole source of the modules defining its classes
+    (outside Theano) and of this one. Whole modules, because a C template, a
+    params type or a helper the C code uses may live anywhere in them."""
     parts = [op.c_support_code()]
     parts += [repr(sorted(method())) for method in (op.c_headers, op.c_compile_args)]
-    for name in _C_METHODS:
-        method = getattr(type(op), name, None)
-        if method is None or getattr(method, '__module__', '').startswith('theano.'):
-            continue  # Theano's default: the same for every Op
-        try:
-            parts.append(inspect.getsource(method))
-        except (OSError, TypeError):  # no source file (e.g. frozen): its bytecode then
-            parts.append(repr(method.__code__.co_code) + repr(method.__code__.co_consts))
+    modules = [cls.__module__ for cls in type(op).__mro__
+               if cls.__module__.split('.')[0] not in ('theano', 'builtins')]
+    for name in sorted(set(modules + [__name__])):
+        parts.append(_module_source(name))
     return parts
 
 
@@ -118,8 +120,9 @@ def cache_version(op, *extra):
 
     Theano finds a compiled module in its cache by this version, not by the
     code itself, so a version taken from the code means an edit of the C can
-    never reuse a stale module from `~/.theano`, with no number to bump.
-    Computed once per Op class and process.
+    never reuse a stale module from `~/.theano`, with no number to bump (any
+    edit of the Op's module recompiles its few modules once). Computed once
+    per Op class and process.
     """
     key = (type(op), extra)
     if key not in _versions:
