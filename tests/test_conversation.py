@@ -136,6 +136,32 @@ def test_the_last_exchange_gradient_reaches_the_first_exchange():
         assert not grad[:, 1:].any(), 'exchange 1 cannot depend on later exchanges'
 
 
+@attr('slow')
+def test_window_gradient_matches_finite_differences():
+    # The last exchange's output as a function of the inputs of both
+    # exchanges and of every weight (tiny, float64, scan loops). Slow: one
+    # compiled function per perturbed argument (~75 s warm, loaded machine).
+    with float64():
+        inner = Seq2seq(input_length=2, input_dim=2, hidden_dim=2, output_dim=2,
+                        output_length=2, implementation='scan')
+        window = ConversationWindow(inner, 2)
+        x = T.tensor4('x')
+        x._keras_shape = (1, 2, 2, 2)
+        output = window(x)[:, 1]                                  # exchange 2 only
+        weights = window.trainable_weights
+        symbolic = [T.TensorType('float64', (False,) * w.ndim)(w.name) for w in weights]
+        output = theano.clone(output, replace=dict(zip(weights, symbolic)))
+
+        def fn(x_value, *weight_values):
+            return theano.clone(output, replace=dict([(x, x_value)] +
+                                                     list(zip(symbolic, weight_values))))
+
+        rng = np.random.RandomState(0)
+        point = [rng.uniform(-0.5, 0.5, (1, 2, 2, 2))] + \
+            [rng.uniform(-0.3, 0.3, w.get_value().shape) for w in weights]
+        theano.gradient.verify_grad(fn, point, rng=rng, abs_tol=1e-5, rel_tol=1e-5)
+
+
 def test_window_config_round_trips():
     window = ConversationWindow(_tiny_seq2seq(), 4, batch_size=3, remember_state=True)
     config = window.get_config()
