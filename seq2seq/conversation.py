@@ -38,6 +38,8 @@ exactly equal (tested), and leaves the remembered-state path unchanged.
 """
 from __future__ import absolute_import
 
+import warnings
+
 import numpy as np
 import theano.tensor as T
 from keras import backend as K
@@ -237,6 +239,24 @@ def stateful_layers(model):
         elif hasattr(layer, 'layers'):
             found.extend(stateful_layers(layer))
     return found
+
+
+class ShuffledStateWarning(UserWarning):
+    """A model with remembered state is fit with its samples shuffled."""
+
+
+def warn_if_shuffled(model, shuffle):
+    """Warn when `model` remembers states and `shuffle` (Keras' fit
+    argument) is not False: shuffling scrambles which conversation each row
+    of a batch continues."""
+    layers = stateful_layers(model)
+    if shuffle is not False and layers:
+        warnings.warn('%s remembers its hidden state from batch to batch (%s), but fit '
+                      'shuffles the samples (shuffle=%r, Keras\' default), so a row no longer '
+                      'continues the same conversation: pass shuffle=False, or use '
+                      'seq2seq.conversation.fit_conversations'
+                      % (model.name, layers[0].name, shuffle), ShuffledStateWarning,
+                      stacklevel=3)
 
 
 def reset_hidden_state(model, rows=None):

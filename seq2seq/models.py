@@ -133,6 +133,13 @@ class Seq2SeqModel(Model):
         from .conversation import reset_hidden_state
         reset_hidden_state(self, rows)
 
+    def fit(self, x=None, y=None, *args, **kwargs):
+        """As Keras' fit; warns (`ShuffledStateWarning`) when a model with
+        remembered state is fit with shuffling, Keras' default."""
+        from .conversation import warn_if_shuffled
+        warn_if_shuffled(self, args[6] if len(args) > 6 else kwargs.get('shuffle', True))
+        return super(Seq2SeqModel, self).fit(x, y, *args, **kwargs)
+
     # -- search -------------------------------------------------------------------
     def greedy_decode(self, x, max_length=None, eos_id=None, feedback=None, batch_size=64):
         """Token ids by greedy search; see `seq2seq.inference.greedy_decode`."""

@@ -73,6 +73,24 @@ def test_reset_rows_of_a_stateful_seq2seq_model():
     assert not any(s.any() for layer in layers for c in layer.get_hidden_state() for s in c)
 
 
+def test_fitting_a_stateful_model_with_shuffling_warns():
+    import warnings
+    from seq2seq.conversation import ShuffledStateWarning
+    model = Seq2Seq(batch_input_shape=(2, 4, 2), hidden_dim=4, output_length=3, output_dim=2,
+                    stateful=True)
+    model.compile(loss='mse', optimizer='sgd')
+    x, y = random_array(4, 4, 2), random_array(4, 3, 2)
+    for shuffle, warned in [(None, True), ('batch', True), (False, False)]:
+        kwargs = {} if shuffle is None else {'shuffle': shuffle}
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter('always')
+            model.fit(x, y, batch_size=2, epochs=1, verbose=0, **kwargs)
+        found = [w for w in caught if issubclass(w.category, ShuffledStateWarning)]
+        assert bool(found) == warned, (shuffle, [str(w.message) for w in caught])
+        if found:
+            assert 'shuffle=False' in str(found[0].message)
+
+
 def test_reset_rows_are_checked():
     layer = _tiny_seq2seq(remember_state=True)
     for bad in [3, -1, [0, 5], 1.0, [True], 'a']:
