@@ -104,8 +104,11 @@ def encode(conversations, vocab):
 
 
 def train(method, conversations, vocab, epochs, batch_size=32, embedding_dim=16,
-          hidden_dim=32, learning_rate=0.003, verbose=0, seed=0):
-    """A model trained one of the METHODS ways on `conversations`."""
+          hidden_dim=32, learning_rate=0.003, window=None, verbose=0, seed=0):
+    """A model trained one of the METHODS ways on `conversations`; `window`:
+    the exchanges per window 'across exchanges' (default: the whole
+    conversation; shorter, the state carries from window to window without
+    gradient)."""
     np.random.seed(seed)
     ids, answers, lengths = encode(conversations, vocab)
     sizes = dict(vocab_size=len(vocab) + 1, input_length=INPUT_LENGTH, output_length=1,
@@ -116,7 +119,10 @@ def train(method, conversations, vocab, epochs, batch_size=32, embedding_dim=16,
         model.fit(ids[:, None], answers[:, None], batch_size=batch_size, epochs=epochs,
                   shuffle=True, verbose=verbose)
         return model
-    window = None if method == 'state, per exchange' else max(lengths)
+    if method == 'state, per exchange':
+        window = None
+    else:
+        window = window or max(lengths)
     model = conversation_model(window=window or 1, batch_size=batch_size,
                                remember_state=True, **sizes)
     model.compile(loss='sparse_categorical_crossentropy', optimizer=Adam(learning_rate),
@@ -164,11 +170,14 @@ def main(argv=None):
     parser.add_argument('--conversations', type=int, default=1024)
     parser.add_argument('--hidden', type=int, default=32)
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--window', type=int, default=None,
+                        help='exchanges per window when training across exchanges '
+                             '(default: the whole conversation)')
     args = parser.parse_args(argv)
     print('Training 3 ways x %d filler settings; the first run compiles Theano code.'
           % len(args.fillers))
     results = run(args.fillers, n_train=args.conversations, epochs=args.epochs,
-                  hidden_dim=args.hidden, seed=args.seed, verbose=1)
+                  hidden_dim=args.hidden, seed=args.seed, window=args.window, verbose=1)
     print('\n| training | ' + ' | '.join('%d fillers' % f for f in args.fillers) + ' |')
     print('|---|' + '---|' * len(args.fillers))
     for method in METHODS:
