@@ -33,7 +33,7 @@ import nose
 from nose.plugins import Plugin
 
 FAST_FLAG = '--fast'
-SLOWEST_SHOWN = 10
+SLOWEST_SHOWN = 15
 
 
 class Summary(Plugin):

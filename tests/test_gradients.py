@@ -2,6 +2,7 @@
 import numpy as np
 import theano
 import theano.tensor as T
+from nose.plugins.attrib import attr
 
 from seq2seq import LSTMDecoder2, LSTMEncoder, Seq2seq
 from tests.helpers import float64
@@ -30,6 +31,7 @@ def _verify_grad_wrt_weights_and_input(layer, input_shape, seed=0):
     theano.gradient.verify_grad(fn, point, rng=rng, abs_tol=1e-5, rel_tol=1e-5)
 
 
+@attr('slow')
 def test_seq2seq_gradient_depth_2():
     with float64():
         layer = Seq2seq(input_length=3, input_dim=2, hidden_dim=3, output_dim=2,
@@ -38,6 +40,7 @@ def test_seq2seq_gradient_depth_2():
         _verify_grad_wrt_weights_and_input(layer, (2, 3, 2))
 
 
+@attr('slow')
 def test_seq2seq_gradient_with_remembered_state():
     with float64():
         layer = Seq2seq(input_length=3, input_dim=2, hidden_dim=3, output_dim=2,
