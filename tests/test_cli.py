@@ -160,6 +160,31 @@ class TestTrainPredictEvaluate(unittest.TestCase):
         assert_in('--resume', err)
 
 
+@attr('slow')
+def test_simple_model_decodes_without_a_step_decoder():
+    """--model simple (SimpleSeq2Seq, no step-by-step decoder): beam search
+    runs over the table of per-step probabilities; n-best lists are sorted."""
+    folder = tempfile.mkdtemp()
+    try:
+        train = reversal_tsv(os.path.join(folder, 'train.tsv'))
+        model_dir = os.path.join(folder, 'model')
+        status, out, err = run('train', '--train', train, '--model-dir', model_dir,
+                               '--model', 'simple', '--cell', 'gru', '--epochs', '1',
+                               *TINY_MODEL)
+        assert_equal(status, 0, err)
+        assert_in('best training loss', out)        # no --valid
+        inputs = write(os.path.join(folder, 'in.txt'), 'abc\ndcb\nab\n')
+        status, out, err = run('predict', '--model-dir', model_dir, '--input', inputs,
+                               '--beam-size', '3', '--n-best', '3')
+        assert_equal(status, 0, err)
+        scores = [float(line.split('\t')[1]) for line in out.splitlines()]
+        assert_equal(len(scores), 9)
+        for i in range(0, 9, 3):
+            assert_equal(scores[i:i + 3], sorted(scores[i:i + 3], reverse=True))
+    finally:
+        shutil.rmtree(folder)
+
+
 class TestBadFiles(unittest.TestCase):
     """Each bad file: exit status 2, one line naming the file (and the line)."""
 
