@@ -55,7 +55,11 @@ class Summary(Plugin):
 
     def stopTest(self, test):
         if self._started is not None:
-            self.durations.append((time.time() - self._started, str(test)))
+            # A generated test (one per README block) is named by its description.
+            name = test.id()
+            if getattr(getattr(test, 'test', None), 'descriptor', None) is not None:
+                name = test.shortDescription() or name
+            self.durations.append((time.time() - self._started, name))
             self._started = None
 
     def finalize(self, result):

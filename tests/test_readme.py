@@ -26,6 +26,8 @@ import subprocess
 import sys
 import tempfile
 
+from nose.plugins.attrib import attr
+
 README = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'README.md')
 SIGNATURE_MARK = '<!-- signature -->'
 OUTLINE_MARK = '<!-- outline -->'
@@ -146,13 +148,38 @@ def check_outline(block):
     run_block(block._replace(code='\n'.join(imports) + '\n'))
 
 
-def test_readme_python_blocks():
+def _readme_blocks():
     with open(README) as handle:
         blocks = python_blocks(handle.read())
     assert len(blocks) >= 8, blocks
-    checks = {'program': run_block, 'signature': check_signature, 'outline': check_outline}
-    for block in blocks:
-        yield _case(checks[block.kind], block)
+    return blocks
+
+
+def _is_2015_example(block):
+    return block.heading.startswith('Example (the 2015 README')
+
+
+@attr('slow')
+def test_readme_programs():
+    """Every program block but the 2015 example (each trains or compiles a
+    model in a new process: minutes in all)."""
+    for block in _readme_blocks():
+        if block.kind == 'program' and not _is_2015_example(block):
+            yield _case(run_block, block)
+
+
+def test_readme_2015_example_runs_as_written():
+    """`import keras` first, KERAS_BACKEND unset: the start-up hook's case."""
+    examples = [block for block in _readme_blocks() if _is_2015_example(block)]
+    assert len(examples) == 1, examples
+    run_block(examples[0])
+
+
+def test_readme_signatures_and_outlines():
+    checks = {'signature': check_signature, 'outline': check_outline}
+    for block in _readme_blocks():
+        if block.kind in checks:
+            yield _case(checks[block.kind], block)
 
 
 def _case(check, block):
