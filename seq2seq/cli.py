@@ -57,6 +57,17 @@ def _probability(text):
     return value
 
 
+class _ShowDefaults(argparse.HelpFormatter):
+    """Help lines end with the option's default, when it has one."""
+
+    def _get_help_string(self, action):
+        text = action.help or ''
+        if (text and action.option_strings and '%(default)' not in text
+                and action.default not in (None, False, argparse.SUPPRESS)):
+            text += ' (default: %(default)s)'
+        return text
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog='seq2seq', description='Train, apply and score sequence-to-sequence models on '
@@ -64,52 +75,68 @@ def build_parser():
     commands = parser.add_subparsers(dest='command', metavar='COMMAND')
     commands.required = True
 
-    train = commands.add_parser('train', help='train a model on a TSV file')
+    formatter = dict(formatter_class=_ShowDefaults)
+    train = commands.add_parser('train', help='train a model on a TSV file', **formatter)
     train.add_argument('--train', required=True, metavar='TSV', help='training pairs')
     train.add_argument('--valid', metavar='TSV',
                        help='validation pairs (best checkpoint, early stopping)')
     train.add_argument('--model-dir', required=True, metavar='DIR')
-    train.add_argument('--source-tokens', choices=('chars', 'words'), default='chars')
-    train.add_argument('--target-tokens', choices=('chars', 'words'), default='chars')
+    train.add_argument('--source-tokens', choices=('chars', 'words'), default='chars',
+                       help='a source token is a character or a space-separated word')
+    train.add_argument('--target-tokens', choices=('chars', 'words'), default='chars',
+                       help='the same for targets')
     train.add_argument('--model', choices=('attention', 'seq2seq', 'simple'),
-                       default=DEFAULTS['model'])
-    train.add_argument('--cell', choices=('lstm', 'gru'), default=DEFAULTS['cell'])
-    train.add_argument('--hidden-dim', type=_positive_int, default=DEFAULTS['hidden_dim'])
-    train.add_argument('--depth', type=_positive_int, default=DEFAULTS['depth'])
+                       default=DEFAULTS['model'], help='AttentionSeq2Seq (bidirectional '
+                       'encoder), Seq2Seq or SimpleSeq2Seq')
+    train.add_argument('--cell', choices=('lstm', 'gru'), default=DEFAULTS['cell'],
+                       help='the recurrent cell')
+    train.add_argument('--hidden-dim', type=_positive_int, default=DEFAULTS['hidden_dim'],
+                       help='width of the recurrent layers')
+    train.add_argument('--depth', type=_positive_int, default=DEFAULTS['depth'],
+                       help='recurrent layers in the encoder and in the decoder')
     train.add_argument('--embedding-dim', type=_positive_int,
-                       default=DEFAULTS['embedding_dim'])
-    train.add_argument('--dropout', type=_probability, default=DEFAULTS['dropout'])
+                       default=DEFAULTS['embedding_dim'], help='size of the token embeddings')
+    train.add_argument('--dropout', type=_probability, default=DEFAULTS['dropout'],
+                       help='dropout between stacked layers')
     train.add_argument('--epochs', type=_positive_int, default=DEFAULTS['epochs'],
                        help='the total number of epochs (also with --resume)')
-    train.add_argument('--batch-size', type=_positive_int, default=DEFAULTS['batch_size'])
+    train.add_argument('--batch-size', type=_positive_int, default=DEFAULTS['batch_size'],
+                       help='pairs per training step')
     train.add_argument('--learning-rate', type=_positive_float,
                        default=DEFAULTS['learning_rate'], help='Adam\'s step size')
     train.add_argument('--reverse-source', action='store_true',
                        help='read every source last token first')
     train.add_argument('--patience', type=_positive_int, default=DEFAULTS['patience'],
                        help='stop after this many epochs without a better validation loss')
-    train.add_argument('--seed', type=int, default=DEFAULTS['seed'])
+    train.add_argument('--seed', type=int, default=DEFAULTS['seed'],
+                       help='seeds the initial weights and the shuffling')
     train.add_argument('--resume', action='store_true',
                        help='continue the interrupted run in --model-dir')
     train.add_argument('--quiet', action='store_true', help='no progress bar')
 
-    predict = commands.add_parser('predict', help='decode sources, one per line')
+    predict = commands.add_parser('predict', help='decode sources, one per line',
+                                  **formatter)
     predict.add_argument('--model-dir', required=True, metavar='DIR')
     predict.add_argument('--beam-size', type=_positive_int, default=1,
-                         help='1: greedy search (the default)')
+                         help='1: greedy search')
     predict.add_argument('--n-best', type=_positive_int, default=None,
                          help='write N lines per source, each with its log-probability '
                          'after a tab')
-    predict.add_argument('--batch-size', type=_positive_int, default=64)
+    predict.add_argument('--batch-size', type=_positive_int, default=64,
+                         help='sources decoded together')
     predict.add_argument('--input', metavar='FILE', help='default: standard input')
     predict.add_argument('--output', metavar='FILE', help='default: standard output')
 
-    evaluate = commands.add_parser('evaluate', help='score a model on a TSV file')
+    evaluate = commands.add_parser('evaluate', help='score a model on a TSV file',
+                                   **formatter)
     evaluate.add_argument('--model-dir', required=True, metavar='DIR')
     evaluate.add_argument('--test', required=True, metavar='TSV')
-    evaluate.add_argument('--metric', nargs='+', choices=METRICS, default=['wer', 'per'])
-    evaluate.add_argument('--beam-size', type=_positive_int, default=1)
-    evaluate.add_argument('--batch-size', type=_positive_int, default=64)
+    evaluate.add_argument('--metric', nargs='+', choices=METRICS, default=['wer', 'per'],
+                          help='the metrics to print')
+    evaluate.add_argument('--beam-size', type=_positive_int, default=1,
+                          help='1: greedy search')
+    evaluate.add_argument('--batch-size', type=_positive_int, default=64,
+                          help='sources decoded together')
 
     attention = commands.add_parser('attention', help='plot the attention for one source')
     attention.add_argument('--model-dir', required=True, metavar='DIR')
