@@ -26,48 +26,100 @@ from .layers import (CellLayer, _check_positive_int, _input_shape_kwargs,
 from .recurrent import DecodeStep, feedback_step, run_encoder, run_feedback_decoder
 
 
+def _check_initializer_names(**initializers):
+    """A number where an initializer belongs is a call in today's order
+    (input_length, input_dim, ...) given positionally: say so."""
+    for name, value in initializers.items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            raise TypeError(
+                'Seq2seq got %s=%r: its positional order is the 2015 one, Seq2seq(output_dim, '
+                'hidden_dim, output_length, init, inner_init, ...); give input_length, '
+                'input_dim, batch_size and depth by keyword' % (name, value))
+
+
+def _checked_flat_weights(weights):
+    """`weights` as Keras 2 takes it (a flat list of arrays, in the order of
+    `get_weights()`); the 2015 nested per-layer list is refused."""
+    if not isinstance(weights, (list, tuple)):
+        raise TypeError('weights must be None or a list of arrays in the order of '
+                        'get_weights(), got %r' % (type(weights).__name__,))
+    if any(w is None or isinstance(w, (list, tuple)) for w in weights):
+        raise ValueError(
+            'weights looks like the 2015 per-layer list (one entry, or None, per inner '
+            'layer); Seq2seq is one Keras 2 layer now and takes a flat list in the order of '
+            'get_weights(), with the LSTM weights in the Keras 2 layout (kernel, '
+            'recurrent_kernel, bias, gates i, f, c, o). Build the model, then call '
+            'layer.set_weights(...), or load_model / load_weights a saved model '
+            '(see the README, "Migrating 2015 code")')
+    return list(weights)
+
+
 class Seq2seq(CellLayer):
     """Sequence to sequence learning in one layer (Sutskever et al. 2014).
 
+    The positional order is the 2015 one (`Seq2seq(output_dim, hidden_dim,
+    output_length, ...)`); every argument can also be given by keyword.
+
     # Arguments
-        input_length: number of input steps.
-        input_dim: size of each input step (e.g. the embedding size).
-        hidden_dim: size of the encoder's and decoder's h and c.
         output_dim: size of each output step.
+        hidden_dim: size of the encoder's and decoder's h and c.
         output_length: number of output steps.
+        init, inner_init, forget_bias_init, activation, inner_activation: the
+            LSTMs' initializers and activations, with the 2015 defaults.
+        weights: None, or the layer's weights as a flat list in the order of
+            `get_weights()` (Keras 2 layout), set once the layer is built.
+            The 2015 nested per-layer list is refused with a `ValueError`
+            (see the README, "Migrating 2015 code").
+        truncate_gradient: steps of back-propagation through time (-1: all).
+        input_dim: size of each input step (e.g. the embedding size); may be
+            left out, it is then read from the input.
+        input_length: number of input steps (None: any).
+        hidden_state: initial remembered state (see `get_hidden_state()`).
         batch_size: sequences per batch; required with `remember_state=True`.
-        depth: int, or a pair (encoder depth, decoder depth): the number of
-            stacked LSTMs on each side.
+        depth: int, or a pair (encoder depth, decoder depth) as a tuple or a
+            list: the number of stacked LSTMs on each side.
         remember_state: keep every LSTM's hidden state from one batch to the
             next (long conversations); call `reset_hidden_state()` after each
             conversation. False (translation-like pairs): every batch starts
             from zeros.
-        init, inner_init, forget_bias_init, activation, inner_activation: the
-            LSTMs' initializers and activations, with the 2015 defaults.
-        hidden_state: initial remembered state (see `get_hidden_state()`).
-        truncate_gradient: steps of back-propagation through time (-1: all).
+        peek: False (the Sutskever decoder), or True: the decoder LSTM also
+            reads its first input vector (the projected context) at every
+            step, as `LSTMDecoder2` does (Cho et al. 2014);
+            `seq2seq.conversational.Conversational` sets it.
         implementation: 'auto', 'scan' or 'fused' (see `seq2seq.layers.CellLayer`).
     """
 
-    def __init__(self, input_length=None, input_dim=None, hidden_dim=None,
-                 output_dim=None, output_length=None, batch_size=None, depth=1,
-                 remember_state=False, **kwargs):
+    def __init__(self, output_dim=None, hidden_dim=None, output_length=None,
+                 init='glorot_uniform', inner_init='orthogonal', forget_bias_init='one',
+                 activation='tanh', inner_activation='hard_sigmoid', weights=None,
+                 truncate_gradient=-1, input_dim=None, input_length=None, hidden_state=None,
+                 batch_size=None, depth=1, remember_state=False, peek=False, **kwargs):
         for name, value in [('hidden_dim', hidden_dim), ('output_dim', output_dim),
                             ('output_length', output_length)]:
             if value is None:
                 raise TypeError('Seq2seq needs %s (a positive int)' % name)
             _check_positive_int(name, value)
+        _check_initializer_names(init=init, inner_init=inner_init,
+                                 forget_bias_init=forget_bias_init)
         _check_positive_int('input_dim', input_dim, allow_none=True)
         _check_positive_int('input_length', input_length, allow_none=True)
+        if not isinstance(peek, bool):
+            raise TypeError('peek must be True or False, got %r' % (peek,))
         self.depth = check_depth(depth)
+        if weights is not None:
+            kwargs['weights'] = _checked_flat_weights(weights)
         kwargs = _input_shape_kwargs(kwargs, input_dim, input_length, batch_size, remember_state)
-        super(Seq2seq, self).__init__(batch_size=batch_size, remember_state=remember_state,
-                                      **kwargs)
+        super(Seq2seq, self).__init__(
+            init=init, inner_init=inner_init, forget_bias_init=forget_bias_init,
+            activation=activation, inner_activation=inner_activation,
+            truncate_gradient=truncate_gradient, hidden_state=hidden_state,
+            batch_size=batch_size, remember_state=remember_state, **kwargs)
         self.input_length = input_length
         self.input_dim = input_dim
         self.hidden_dim = hidden_dim
         self.output_dim = output_dim
         self.output_length = output_length
+        self.peek = peek
         self.supports_masking = True
         self._make_cells(input_dim)
         self._create_state_variables()
@@ -115,6 +167,10 @@ class Seq2seq(CellLayer):
         self.bridge_bias = self.add_weight(shape=(self.output_dim,), initializer='zeros',
                                            name='bridge_bias')
         self.decoder_cell.build(self, self.output_dim, 'decoder_0_')
+        if self.peek:
+            # V of the Cho-style decoder: v V enters the decoder's gates at every step.
+            self.context_kernel = self.decoder_cell.build_input_kernel(
+                self, self.output_dim, 'decoder_0_context_kernel')
         self.readout_kernel = self.add_weight(shape=(self.hidden_dim, self.output_dim),
                                               initializer=self.decoder_cell.init,
                                               name='readout_kernel')
@@ -141,6 +197,13 @@ class Seq2seq(CellLayer):
         """The decoder's first input, (batch, output_dim), from the context."""
         return T.dot(context, self.bridge_kernel) + self.bridge_bias
 
+    def peek_projections(self, vector):
+        """The per-cell context terms of the decoder loop: [v V] with
+        peek=True (constant over the steps, so computed once), else None."""
+        if not self.peek:
+            return None
+        return [T.dot(vector, self.context_kernel)]              # (batch, 4*hidden_dim)
+
     def call(self, inputs, mask=None):
         context, encoder_finals = self.encode(inputs, mask)
         vector = self.bridge(context)                            # (batch, output_dim)
@@ -148,6 +211,7 @@ class Seq2seq(CellLayer):
         outputs, decoder_finals = run_feedback_decoder(
             [self.decoder_cell], (self.readout_kernel, self.readout_bias), vector,
             [encoder_finals[-1]], self.output_length,
+            context_projections=self.peek_projections(vector),
             truncate_gradient=self.truncate_gradient,
             implementation=self.implementation)                  # (batch, out_len, out_dim)
         upper_finals = []
@@ -175,7 +239,11 @@ class Seq2seq(CellLayer):
         states = [list(encoder_finals[-1])] + [
             self.initial_states(first_upper + i, inputs)
             for i in range(len(self.upper_decoder_cells))]
-        return self.bridge(context), states, collections.OrderedDict()
+        vector = self.bridge(context)                            # (batch, output_dim)
+        constants = collections.OrderedDict()
+        if self.peek:
+            constants['context'] = self.peek_projections(vector)[0]
+        return vector, states, constants
 
     def decode_step(self, x_tm1, states_tm1, constants):
         """One step of `call`'s decoder: the feedback LSTM (the step of its
@@ -183,7 +251,7 @@ class Seq2seq(CellLayer):
         step of their `run_encoder` loops)."""
         x_t, decoder_states = feedback_step(
             [self.decoder_cell], (self.readout_kernel, self.readout_bias), x_tm1,
-            states_tm1[:1])                                      # (batch, output_dim)
+            states_tm1[:1], input_extras=[constants.get('context')])  # (batch, output_dim)
         output, states_t = x_t, list(decoder_states)
         for cell, cell_states in zip(self.upper_decoder_cells, states_tm1[1:]):
             output, new_states = cell.step(cell.project_inputs(output), cell_states)
@@ -234,6 +302,7 @@ class Seq2seq(CellLayer):
         outputs, decoder_finals = run_feedback_decoder(
             [self.decoder_cell], (self.readout_kernel, self.readout_bias), vector,
             [encoder_finals[-1]], self.output_length,
+            context_projections=self.peek_projections(vector),
             truncate_gradient=self.truncate_gradient,
             implementation=self.implementation)                  # (batch, out_len, out_dim)
         upper_finals = []
@@ -254,5 +323,7 @@ class Seq2seq(CellLayer):
         config = {'input_length': self.input_length, 'input_dim': self.input_dim,
                   'hidden_dim': self.hidden_dim, 'output_dim': self.output_dim,
                   'output_length': self.output_length, 'depth': list(self.depth)}
+        if self.peek:  # only then, so that configs saved before peek existed stay equal
+            config['peek'] = True
         base = super(Seq2seq, self).get_config()
         return dict(list(base.items()) + list(config.items()))
