@@ -475,7 +475,7 @@ class AttentionDecoder(RecurrentDecoder):
         outputs, finals, extras = results
         flat = [outputs] + flatten_states(finals) + list(extras)
         # DeepCopyOp: a copy the optimizer keeps (it removes tensor_copy).
-        copies = {w: deep_copy_op(w) for w in self.trainable_weights}
+        copies = {w: deep_copy_op(w) for w in self.weights}
         flat = theano.clone(flat, replace=copies)
         flat = [theano.gradient.disconnected_grad(v) for v in flat]
         n_flat = len(flatten_states(finals))
