@@ -32,12 +32,13 @@ _PUBLIC = {
     'AttentionSeq2Seq': 'models', 'Seq2Seq': 'models', 'Seq2SeqModel': 'models',
     'SimpleSeq2Seq': 'models',
     'Seq2seq': 'seq2seq',
+    'Conversational': 'conversational',  # the 2015 name
 }
 
 __all__ = ['LSTMCell', 'GRUCell', 'StatefulRNN', 'CellLayer', 'RecurrentEncoder', 'LSTMEncoder',
            'BidirectionalEncoder', 'LSTMDecoder', 'LSTMDecoder2', 'RecurrentDecoder',
            'AttentionDecoder', 'Seq2seq', 'Seq2SeqModel', 'SimpleSeq2Seq', 'Seq2Seq',
-           'AttentionSeq2Seq', 'Hypothesis', 'beam_search', 'greedy_search']
+           'AttentionSeq2Seq', 'Conversational', 'Hypothesis', 'beam_search', 'greedy_search']
 
 # Modules whose absence means "no Keras-on-Theano here", not a bug of ours.
 _STACK_MODULES = ('keras', 'theano', 'tensorflow')

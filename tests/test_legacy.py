@@ -1,0 +1,196 @@
+"""Code written for the 2015 files runs unchanged: the 2015 positional
+order of `Seq2seq`, the 2015 module paths (`seq2seq.lstm_encoder`,
+`seq2seq.lstm_decoder`, `seq2seq.stateful_rnn`, `seq2seq.conversational`),
+`Conversational` with remembered context, and the 2015 arguments that
+cannot be honoured refused with what to do instead."""
+import os
+import shutil
+import tempfile
+import warnings
+
+import numpy as np
+from keras.layers import Dense, Embedding, Input
+from keras.models import Model, Sequential, load_model
+from numpy.testing import assert_allclose
+
+from seq2seq.conversational import Conversational, ShallowDecoderWarning
+from seq2seq.lstm_decoder import LSTMDecoder, LSTMDecoder2
+from seq2seq.lstm_encoder import LSTMEncoder
+from seq2seq.seq2seq import Seq2seq
+from seq2seq.stateful_rnn import StatefulRNN
+from tests.helpers import assert_raises_with
+
+VOCAB, EMBED, HIDDEN, LENGTH = 7, 4, 5, 3
+
+
+def _ids(n, seed=0):
+    return np.random.RandomState(seed).randint(1, VOCAB, (n, LENGTH))
+
+
+# -- Seq2seq in the 2015 order -----------------------------------------------------------
+def test_seq2seq_takes_the_2015_positional_order():
+    # output_dim, hidden_dim, output_length, init, inner_init, forget_bias_init,
+    # activation, inner_activation, weights, truncate_gradient, input_dim,
+    # input_length, hidden_state, batch_size, depth, remember_state
+    layer = Seq2seq(EMBED, HIDDEN, LENGTH, 'glorot_uniform', 'orthogonal', 'one', 'tanh',
+                    'hard_sigmoid', None, -1, EMBED, LENGTH, None, 2, 2, True)
+    by_keyword = Seq2seq(input_length=LENGTH, input_dim=EMBED, hidden_dim=HIDDEN,
+                         output_dim=EMBED, output_length=LENGTH, batch_size=2, depth=2,
+                         remember_state=True)
+    config, expected = layer.get_config(), by_keyword.get_config()
+    del config['name'], expected['name']
+    assert config == expected
+    assert (layer.output_dim, layer.hidden_dim, layer.output_length) == (EMBED, HIDDEN, LENGTH)
+    assert layer.depth == (2, 2) and layer.remember_state and layer.batch_size == 2
+
+
+def test_seq2seq_depth_as_int_tuple_or_list():
+    for depth, pair in [(3, (3, 3)), ((1, 2), (1, 2)), ([2, 1], (2, 1))]:
+        layer = Seq2seq(EMBED, HIDDEN, LENGTH, input_dim=EMBED, depth=depth)
+        assert layer.depth == pair, depth
+        assert len(layer.recurrent_cells()) == sum(pair)
+
+
+def test_seq2seq_in_todays_positional_order_says_the_order_changed():
+    # Seq2seq(input_length, input_dim, hidden_dim, output_dim, ...) positionally
+    assert_raises_with(TypeError, lambda: Seq2seq(3, 4, 5, 6, 7), '2015', 'keyword', 'init=6')
+
+
+def test_seq2seq_2015_nested_weights_are_refused():
+    nested = [None, None, None]
+    assert_raises_with(ValueError, lambda: Seq2seq(EMBED, HIDDEN, LENGTH, weights=nested),
+                       'weights', '2015', 'set_weights')
+
+
+def test_seq2seq_flat_weights_are_set_when_built():
+    source = Sequential([Seq2seq(EMBED, HIDDEN, LENGTH, input_dim=EMBED, input_length=LENGTH)])
+    weights = [w + 0.5 for w in source.get_weights()]
+    target = Sequential([Seq2seq(EMBED, HIDDEN, LENGTH, weights=weights, input_dim=EMBED,
+                                 input_length=LENGTH)])
+    for given, got in zip(weights, target.get_weights()):
+        assert_allclose(got, given)
+
+
+def test_2015_style_script_fits_and_predicts_after_embedding():
+    model = Sequential()
+    model.add(Embedding(VOCAB, EMBED, input_length=LENGTH))
+    model.add(Seq2seq(EMBED, HIDDEN, LENGTH, input_dim=EMBED, input_length=LENGTH))
+    model.compile(loss='mse', optimizer='rmsprop')
+    x, y = _ids(4), np.random.RandomState(1).rand(4, LENGTH, EMBED)
+    model.fit(x, y, batch_size=2, epochs=1, verbose=0)
+    assert model.predict(x).shape == (4, LENGTH, EMBED)
+
+
+# -- the 2015 modules ------------------------------------------------------------------------
+def test_2015_encoder_and_decoder_modules_keep_their_state():
+    model = Sequential()
+    model.add(LSTMEncoder(input_dim=EMBED, output_dim=HIDDEN, input_length=LENGTH,
+                          return_sequences=False, remember_state=True, batch_size=2))
+    model.add(Dense(EMBED))
+    model.add(LSTMDecoder(EMBED, HIDDEN, LENGTH, batch_size=2, remember_state=True))
+    x = np.random.RandomState(0).rand(2, LENGTH, EMBED)
+    first = model.predict(x, batch_size=2)
+    encoder, decoder = model.layers[0], model.layers[2]
+    assert isinstance(encoder, StatefulRNN) and isinstance(decoder, StatefulRNN)
+    h, c = encoder.get_hidden_state()                # the 2015 pair [h, c]
+    assert h.shape == c.shape == (2, HIDDEN) and np.abs(h).sum() > 0
+    assert not np.allclose(model.predict(x, batch_size=2), first)   # started from the state
+    encoder.reset_hidden_state()
+    decoder.reset_hidden_state()
+    assert_allclose(model.predict(x, batch_size=2), first, rtol=1e-5, atol=1e-6)
+    encoder.set_hidden_state([h, c])
+    assert_allclose(encoder.get_hidden_state()[0], h)
+
+
+def test_2015_encoder_hidden_state_argument_is_the_pair():
+    h = np.full((2, HIDDEN), 0.25, dtype='float32')
+    encoder = LSTMEncoder(HIDDEN, input_dim=EMBED, input_length=LENGTH, batch_size=2,
+                          remember_state=True, hidden_state=[h, -h])
+    assert_allclose(encoder.get_hidden_state()[1], -h)
+
+
+def test_2015_encoder_decoder_argument_is_refused():
+    decoder = LSTMDecoder(EMBED, HIDDEN, LENGTH)
+    assert_raises_with(ValueError, lambda: LSTMEncoder(HIDDEN, input_dim=EMBED, decoder=decoder),
+                       'decoder', 'return_state', 'Seq2seq')
+
+
+def test_2015_per_gate_weights_are_refused_with_the_conversion():
+    per_gate = [np.zeros((EMBED, HIDDEN))] * 12
+    assert_raises_with(ValueError, lambda: LSTMEncoder(HIDDEN, weights=per_gate, input_dim=EMBED),
+                       'Keras 2 layout', 'np.concatenate([W_i, W_f, W_c, W_o], axis=1)')
+    assert_raises_with(ValueError, lambda: LSTMDecoder2(EMBED, HIDDEN, LENGTH, weights=per_gate),
+                       'LSTMDecoder2', '6 arrays')
+
+
+# -- Conversational --------------------------------------------------------------------------
+def test_conversational_is_encoder_dense_and_cho_decoder_in_one_pass():
+    """Conversational(depth=1) computes the 2015 stack LSTMEncoder -> Dense ->
+    LSTMDecoder2 with the encoder's final state handed to the decoder in the
+    same pass, given the same weights in the same order."""
+    layer = Conversational(EMBED, HIDDEN, LENGTH, input_dim=EMBED, input_length=LENGTH, depth=1)
+    one_layer = Sequential([layer])
+    inputs = Input((LENGTH, EMBED))
+    context, h, c = LSTMEncoder(HIDDEN, return_state=True)(inputs)
+    vector = Dense(EMBED)(context)
+    stack = Model(inputs, LSTMDecoder2(EMBED, HIDDEN, LENGTH)([vector, h, c]))
+    rng = np.random.RandomState(2)
+    weights = [rng.uniform(-0.5, 0.5, w.shape) for w in one_layer.get_weights()]
+    one_layer.set_weights(weights)
+    stack.set_weights(weights)
+    x = rng.rand(3, LENGTH, EMBED)
+    assert_allclose(one_layer.predict(x), stack.predict(x), rtol=1e-4, atol=1e-5)
+    # The context is read at every step: without it the output changes.
+    names = [w.name.split('/')[-1] for w in layer.weights]
+    weights[names.index('decoder_0_context_kernel')][:] = 0
+    one_layer.set_weights(weights)
+    assert not np.allclose(one_layer.predict(x), stack.predict(x), atol=1e-3)
+
+
+def test_context_sensitive_conversation_and_reset_between_conversations():
+    model = Sequential()
+    model.add(Embedding(VOCAB, EMBED, input_length=LENGTH))
+    model.add(Conversational(VOCAB, HIDDEN, LENGTH, input_dim=EMBED, input_length=LENGTH,
+                             batch_size=2, depth=2, context_sensitive=True))
+    model.compile(loss='mse', optimizer='sgd')
+    layer = model.layers[1]
+    assert layer.remember_state and layer.peek
+    exchanges = [_ids(2, seed) for seed in range(3)]
+    targets = np.random.RandomState(5).rand(2, LENGTH, VOCAB)
+    for x in exchanges:                              # one conversation, one exchange a batch
+        model.fit(x, targets, batch_size=2, epochs=1, verbose=0, shuffle=False)
+    layer.reset_hidden_state()                       # the conversation ended
+    first = [model.predict(x, batch_size=2) for x in exchanges]
+    layer.reset_hidden_state()
+    again = [model.predict(x, batch_size=2) for x in exchanges]
+    for a, b in zip(first, again):                   # a new conversation starts afresh
+        assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+    layer.reset_hidden_state()
+    alone = model.predict(exchanges[1], batch_size=2)
+    assert not np.allclose(alone, first[1], atol=1e-5)   # the answer depends on the context
+
+
+def test_conversational_warns_when_it_cannot_remember_its_output():
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        Conversational(EMBED, HIDDEN, LENGTH, batch_size=2, depth=[2, 1], context_sensitive=True)
+        Conversational(EMBED, HIDDEN, LENGTH, batch_size=2, depth=2, context_sensitive=True)
+    shallow = [w for w in caught if issubclass(w.category, ShallowDecoderWarning)]
+    assert len(shallow) == 1 and 'remember its previous output' in str(shallow[0].message)
+
+
+def test_conversational_saves_and_loads():
+    model = Sequential([Embedding(VOCAB, EMBED, input_length=LENGTH),
+                        Conversational(EMBED, HIDDEN, LENGTH, input_dim=EMBED, depth=(1, 2))])
+    model.compile(loss='mse', optimizer='sgd')
+    folder = tempfile.mkdtemp()
+    try:
+        path = os.path.join(folder, 'model.h5')
+        model.save(path)
+        loaded = load_model(path)
+    finally:
+        shutil.rmtree(folder)
+    layer = loaded.layers[1]
+    assert type(layer) is Conversational and layer.peek and layer.depth == (1, 2)
+    x = _ids(2)
+    assert_allclose(loaded.predict(x), model.predict(x), rtol=1e-5, atol=1e-6)
