@@ -9,10 +9,11 @@ import tempfile
 import warnings
 
 import numpy as np
-from keras.layers import Dense, Embedding, Input
+from keras.layers import Activation, Dense, Embedding, Input
 from keras.models import Model, Sequential, load_model
-from numpy.testing import assert_allclose
+from numpy.testing import assert_allclose, assert_array_equal
 
+from seq2seq import inference
 from seq2seq.conversational import Conversational, ShallowDecoderWarning
 from seq2seq.lstm_decoder import LSTMDecoder, LSTMDecoder2
 from seq2seq.lstm_encoder import LSTMEncoder
@@ -194,3 +195,13 @@ def test_conversational_saves_and_loads():
     assert type(layer) is Conversational and layer.peek and layer.depth == (1, 2)
     x = _ids(2)
     assert_allclose(loaded.predict(x), model.predict(x), rtol=1e-5, atol=1e-6)
+
+
+def test_conversational_decodes_step_by_step_as_predict():
+    # The Cho-style decoder reads the context in seq2seq.inference's steps too.
+    model = Sequential([Embedding(VOCAB, EMBED, input_length=LENGTH),
+                        Conversational(VOCAB, HIDDEN, LENGTH, input_dim=EMBED, depth=(1, 2)),
+                        Activation('softmax')])
+    x = _ids(3)
+    tokens, _, _ = inference.greedy_decode(model, x, feedback='readout', batch_size=3)
+    assert_array_equal(tokens, model.predict(x).argmax(axis=-1))
