@@ -14,12 +14,13 @@ from keras.models import Model, Sequential, load_model
 from numpy.testing import assert_allclose, assert_array_equal
 
 from seq2seq import inference
+from seq2seq.conversation import ConversationWindow
 from seq2seq.conversational import Conversational, ShallowDecoderWarning
 from seq2seq.lstm_decoder import LSTMDecoder, LSTMDecoder2
 from seq2seq.lstm_encoder import LSTMEncoder
 from seq2seq.seq2seq import Seq2seq
 from seq2seq.stateful_rnn import StatefulRNN
-from tests.helpers import assert_raises_with
+from tests.helpers import assert_raises_with, compiled
 
 VOCAB, EMBED, HIDDEN, LENGTH = 7, 4, 5, 3
 
@@ -205,3 +206,20 @@ def test_conversational_decodes_step_by_step_as_predict():
     x = _ids(3)
     tokens, _, _ = inference.greedy_decode(model, x, feedback='readout', batch_size=3)
     assert_array_equal(tokens, model.predict(x).argmax(axis=-1))
+
+
+def test_conversation_window_over_conversational_equals_one_exchange_at_a_time():
+    # seq2seq.conversation trains a Conversational layer across exchanges:
+    # the window computes what the context-sensitive layer computes exchange
+    # by exchange, with the same weights.
+    inner = Conversational(EMBED, HIDDEN, 2, input_dim=EMBED, input_length=LENGTH)
+    window = ConversationWindow(inner, 2, batch_size=2, remember_state=True)
+    f_window = compiled(window, Input(batch_shape=(2, 2, LENGTH, EMBED)))
+    single = Conversational(EMBED, HIDDEN, 2, input_dim=EMBED, input_length=LENGTH,
+                            batch_size=2, context_sensitive=True)
+    f_single = compiled(single, Input(batch_shape=(2, LENGTH, EMBED)))
+    single.set_weights(inner.get_weights())
+    x = np.random.RandomState(6).rand(2, 2, LENGTH, EMBED).astype('float32')
+    got = f_window([x])[0]
+    for t in range(2):
+        assert_allclose(got[:, t], f_single([x[:, t]])[0], rtol=1e-5, atol=1e-6)
