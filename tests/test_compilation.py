@@ -1,15 +1,18 @@
 """Theano's compile cache: stable keys across processes, the first-compile notice."""
 import io
 import os
+import pickle
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 
 import theano
 import theano.tensor as T
 from nose.plugins.attrib import attr
-from theano.gof import cc, op
+from theano.gof import cc, cmodule, op
 
 from seq2seq._theano import backend
 from seq2seq._theano import cache_keys as compilation
@@ -76,6 +79,112 @@ def test_dimshuffle_key_is_the_same_in_every_process():
     first = _key_in_new_process(code)
     assert first != '()'
     assert first == _key_in_new_process(code)
+
+
+def _key_data(folder, keys):
+    """A KeyData for a module in `folder`, as Theano's cache writes it."""
+    return cmodule.KeyData(keys=set(keys), module_hash='0' * 64,
+                           key_pkl=os.path.join(folder, 'key.pkl'),
+                           entry=os.path.join(folder, 'mod.so'))
+
+
+def test_key_list_is_replaced_whole_while_another_process_reads_it():
+    compilation.install()
+    folder = tempfile.mkdtemp()
+    try:
+        key_data = _key_data(folder, [((1,), ('CLinker.cmodule_key', 'a'))])
+        key_data.save_pkl()
+        reader = open(key_data.key_pkl, 'rb')  # opened before the next save
+        key_data.add_key(((1,), ('CLinker.cmodule_key', 'b')))
+        with reader:
+            assert len(pickle.load(reader).keys) == 1
+        with open(key_data.key_pkl, 'rb') as stream:
+            assert len(pickle.load(stream).keys) == 2
+        assert os.listdir(folder) == ['key.pkl']  # no temporary file left
+
+        # A reader never finds the file empty (Theano's cache would delete
+        # the module's folder, thinking it broken).
+        empty = []
+        done = threading.Event()
+
+        def read_until_done():
+            while not done.is_set():
+                with open(key_data.key_pkl, 'rb') as stream:
+                    if not stream.read(1):
+                        empty.append(True)
+
+        thread = threading.Thread(target=read_until_done)
+        thread.start()
+        end = time.time() + 0.5
+        while time.time() < end:
+            key_data.save_pkl()
+        done.set()
+        thread.join()
+        assert not empty
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_key_whose_save_failed_can_be_added_again():
+    compilation.install()
+    folder = tempfile.mkdtemp()
+    first, second = ((1,), ('CLinker.cmodule_key', 'a')), ((1,), ('CLinker.cmodule_key', 'b'))
+    key_data = _key_data(folder, [first])
+    shutil.rmtree(folder)  # deleted by another process
+    try:
+        key_data.add_key(second)
+    except OSError:
+        pass
+    else:
+        raise AssertionError('saving into a deleted folder succeeded')
+    assert key_data.keys == {first}
+    os.mkdir(folder)
+    try:
+        key_data.add_key(second)
+        key_data.add_key(second)  # Theano asserted here
+        with open(key_data.key_pkl, 'rb') as stream:
+            assert pickle.load(stream).keys == {first, second}
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+CONCURRENT_COMPILE = '''
+import sys
+import numpy as np
+import seq2seq, theano, theano.tensor as T
+from seq2seq.ops.fused_lstm import lstm_sequence
+own = int(sys.argv[1])
+x = T.matrix('x')
+value = np.arange(12, dtype=theano.config.floatX).reshape(3, 4) / 12
+results = [theano.function([x], T.tanh(x) * 2 + 1)(value),
+           theano.function([x], T.dot(x, x.T).sum(axis=1))(value)]
+theano.function([x], x ** (own + 2) - T.exp(x))(value)  # a module of its own
+projected, h0, kernel = T.tensor3('projected'), T.matrix('h0'), T.matrix('kernel')
+h_seq, _ = lstm_sequence(projected, h0, h0, kernel)
+results.append(theano.function([projected, h0, kernel], h_seq)(
+    np.ones((3, 2, 8), theano.config.floatX) / 4, np.zeros((2, 2), theano.config.floatX),
+    np.ones((2, 8), theano.config.floatX) / 8))
+print(repr([np.round(r, 5).tolist() for r in results]))
+'''
+
+
+@attr('slow')
+def test_processes_starting_at_once_on_an_empty_cache_all_succeed():
+    base = tempfile.mkdtemp(prefix='seq2seq-concurrent-')
+    env = dict(os.environ, THEANO_FLAGS=','.join(
+        f for f in [os.environ.get('THEANO_FLAGS', ''), 'base_compiledir=' + base] if f))
+    try:
+        processes = [subprocess.Popen([sys.executable, '-c', CONCURRENT_COMPILE, str(i)],
+                                      cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, universal_newlines=True)
+                     for i in range(3)]
+        outputs = [process.communicate(timeout=900) for process in processes]
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    for process, (_, stderr) in zip(processes, outputs):
+        assert process.returncode == 0, stderr
+    results = [stdout.strip().splitlines()[-1] for stdout, _ in outputs]
+    assert results[0] == results[1] == results[2], results
 
 
 def test_cold_cache_detection_counts_compiled_modules():

@@ -18,7 +18,17 @@ modules of the seq2seq training function (~2 s each):
    stored again (one more copy in the cache per process).
    `stable_cop_version` uses a SHA-256 digest of the same source instead.
 
-`install_cache_keys()` applies both, `install_cold_notice()` the
+Processes sharing the compile dir also raced on `key.pkl` (the list of keys
+of a module): `KeyData.save_pkl` truncates the file, then writes it, and a
+process starting at that moment (its `ModuleCache.refresh`) reads an empty
+file, takes the module for broken and deletes its whole folder, under the
+feet of the processes using it (`FileNotFoundError` for `.../key.pkl`, then
+`assert key not in self.keys` in `KeyData.add_key`, whose failed save had
+left the key in). `atomic_save_pkl` writes a temporary file and renames it,
+so a reader sees the old list or the new one; `add_key_once` takes the key
+out again when the save fails, and adding a key already there only saves.
+
+`install_cache_keys()` applies the three, `install_cold_notice()` the
 first-compile notice: the patches `cache_keys` and `cold_notice` of
 `seq2seq._theano.install()`. Each patch is applied only when
 Theano's code is the buggy one, so a fixed Theano is left alone.
@@ -28,7 +38,9 @@ from __future__ import absolute_import
 import functools
 import hashlib
 import os
+import pickle
 import sys
+import tempfile
 
 # A compile dir with fewer compiled modules than this is "cold": the first
 # seq2seq training function alone stores about 80.
@@ -91,10 +103,57 @@ def version_empty_props(cmodule_key_):
     return wrapper
 
 
+def _source(function):
+    """The source of `function`, or '' when it cannot be read."""
+    import inspect
+    try:
+        return inspect.getsource(function)
+    except (OSError, TypeError):
+        return ''
+
+
 def _uses_builtin_hash(function):
     """Whether `function` is Theano's `hash(tuple(self.func_codes))` version."""
     names = getattr(getattr(function, '__code__', None), 'co_names', ())
     return 'hash' in names and 'func_codes' in names
+
+
+def atomic_save_pkl(self):
+    """`KeyData.save_pkl`, writing a temporary file renamed over `key.pkl`.
+
+    A process reading `key.pkl` meanwhile gets the whole old file or the
+    whole new one, never an empty one (which Theano's cache deletes).
+    """
+    from theano.gof.cmodule import _logger
+    folder = os.path.dirname(self.key_pkl)
+    handle, partial = tempfile.mkstemp(prefix='key.pkl.', suffix='.part', dir=folder)
+    try:
+        with os.fdopen(handle, 'wb') as stream:
+            pickle.dump(self, stream, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(partial, self.key_pkl)
+    except pickle.PicklingError:
+        _logger.warning('Cache leak due to unpickle-able key data %s', self.keys)
+        if os.path.exists(self.key_pkl):
+            os.remove(self.key_pkl)
+        raise
+    finally:
+        if os.path.exists(partial):
+            os.remove(partial)
+
+
+def add_key_once(self, key, save_pkl=True):
+    """`KeyData.add_key` that leaves `keys` unchanged when saving fails with
+    an OSError, and only saves when `key` is already there (Theano asserts)."""
+    if key not in self.keys:
+        self.keys.add(key)
+        if save_pkl:
+            try:
+                self.save_pkl()
+            except OSError:
+                self.keys.discard(key)
+                raise
+    elif save_pkl:
+        self.save_pkl()
 
 
 def count_cached_modules(compiledir):
@@ -146,14 +205,18 @@ def notice_before_compiling(module_from_key):
 
 
 def install_cache_keys():
-    """Apply the two cache-key fixes to Theano. Idempotent."""
-    from theano.gof import cc, op
+    """Apply the two cache-key fixes and the atomic `key.pkl` to Theano. Idempotent."""
+    from theano.gof import cc, cmodule, op
 
     cop_version = op.COp.__dict__.get('c_code_cache_version')
     if cop_version is not None and _uses_builtin_hash(cop_version):
         op.COp.c_code_cache_version = stable_cop_version
     if not getattr(cc.CLinker.cmodule_key_, '_seq2seq_patch', False):
         cc.CLinker.cmodule_key_ = version_empty_props(cc.CLinker.cmodule_key_)
+    # Only Theano's own writer (open(key_pkl, "wb")) is replaced.
+    if 'open(self.key_pkl, "wb")' in _source(cmodule.KeyData.save_pkl):
+        cmodule.KeyData.save_pkl = atomic_save_pkl
+        cmodule.KeyData.add_key = add_key_once
 
 
 def install_cold_notice():
