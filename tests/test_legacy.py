@@ -223,3 +223,51 @@ def test_conversation_window_over_conversational_equals_one_exchange_at_a_time()
     got = f_window([x])[0]
     for t in range(2):
         assert_allclose(got[:, t], f_single([x[:, t]])[0], rtol=1e-5, atol=1e-6)
+
+
+# -- installing on each Python -------------------------------------------------------------
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..')
+
+
+def _setup_arguments():
+    from distutils.core import run_setup
+    cwd = os.getcwd()
+    os.chdir(ROOT)   # setup.py reads README.md from the current folder
+    try:
+        return run_setup('setup.py', stop_after='init')
+    finally:
+        os.chdir(cwd)
+
+
+def test_pip_install_brings_mkl_on_x86_64_linux_and_names_the_tested_pythons():
+    from pkg_resources import Requirement
+    distribution = _setup_arguments()
+    # setuptools keeps a requirement with a marker as the extra ':marker' (the
+    # wheel's Requires-Dist with that marker); the extra 'mkl' has none.
+    requirements = [Requirement.parse(r + extra.replace(':', ';', 1))
+                    for extra, names in distribution.extras_require.items()
+                    if extra.startswith(':') for r in names]
+    requirements += [Requirement.parse(r) for r in distribution.install_requires]
+    mkl = [r for r in requirements if r.name == 'mkl']
+    assert len(mkl) == 1 and mkl[0].marker is not None, requirements
+    linux = {'platform_system': 'Linux', 'platform_machine': 'x86_64'}
+    assert mkl[0].marker.evaluate(linux)
+    assert not mkl[0].marker.evaluate({'platform_system': 'Darwin', 'platform_machine': 'arm64'})
+    assert distribution.python_requires == '>=3.6, <3.9'
+    versions = [c.rsplit(' ', 1)[-1] for c in distribution.get_classifiers()
+                if c.startswith('Programming Language :: Python :: 3.')]
+    assert versions == ['3.6', '3.7', '3.8']
+    for version in ('3.6', '3.7'):       # each has the requirement file `make PYTHON=` uses
+        assert os.path.exists(os.path.join(ROOT, 'requirements-%s.txt' % version))
+
+
+def test_make_python_selects_its_own_venv_and_requirements():
+    import subprocess
+    output = subprocess.run(['make', '-n', '-B', 'venv', 'PYTHON=3.6'], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            universal_newlines=True).stdout
+    assert '.venv-3.6/bin/python -m pip install --quiet -r requirements-3.6.txt' in output, \
+        output
+    default = subprocess.run(['make', '-n', '-B', 'venv'], cwd=ROOT, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, universal_newlines=True).stdout
+    assert '.venv/bin/python -m pip install --quiet -r requirements.txt' in default, default
