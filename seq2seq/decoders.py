@@ -296,10 +296,35 @@ class RecurrentDecoder(CellLayer):
         extras = [r.dimshuffle(1, 0, 2) for r in results[1 + n_flat:]]   # (batch, T, ...)
         return outputs, finals, extras
 
+    def _lazy_in_training(self, results):
+        """The free-running loop of a teacher-forced layer, made so that the
+        training function skips it.
+
+        It is the alternative of `K.in_train_phase` in `call` (a lazy
+        IfElse), and training feeds learning phase 1, yet Theano ran it, and
+        its gradient scan, at every batch: (1) IfElse multiplies the
+        alternative's gradient by 0 only after computing it, so the gradient
+        is cut here (it is always 0 in training); (2) the optimizer's
+        in-place weight updates must run after every reader of the weights,
+        which made the loop a prerequisite of the update; reading copies of
+        the weights instead, only the cheap copies are.
+        """
+        outputs, finals, extras = results
+        flat = [outputs] + flatten_states(finals) + list(extras)
+        # DeepCopyOp: a copy the optimizer keeps (it removes tensor_copy).
+        copies = {w: deep_copy_op(w) for w in self.weights}
+        flat = theano.clone(flat, replace=copies)
+        flat = [theano.gradient.disconnected_grad(v) for v in flat]
+        n_flat = len(flatten_states(finals))
+        return (flat[0], unflatten_states(flat[1:1 + n_flat], self.cells),
+                flat[1 + n_flat:])
+
     def call(self, inputs, mask=None):
         parts = self.split_inputs(inputs, mask)
         outputs, finals, extras = self.run(parts)
         if self.teacher_force:
+            if not isinstance(K.learning_phase(), int):
+                outputs, finals, extras = self._lazy_in_training((outputs, finals, extras))
             forced, forced_finals, forced_extras = self.run(parts, teacher=parts.teacher)
             outputs = K.in_train_phase(forced, outputs)
             finals = [[K.in_train_phase(f, g) for f, g in zip(fs, gs)]
@@ -451,36 +476,9 @@ class AttentionDecoder(RecurrentDecoder):
         from .recurrent import _use_fused
         reason = self._fused_unsupported_reason(teacher, parts.first.dtype)
         if not _use_fused(self.implementation, reason):
-            results = self._scan(parts.first, self.initial_state_list(parts),
-                                 self.constants(parts), teacher)
-        else:
-            results = self._run_fused(parts, teacher)
-        if teacher is None and self.teacher_force and not isinstance(K.learning_phase(), int):
-            results = self._lazy_in_training(results)
-        return results
-
-    def _lazy_in_training(self, results):
-        """The free-running loop of a teacher-forced layer, made so that the
-        training function skips it.
-
-        It is the alternative of `K.in_train_phase` in `call` (a lazy
-        IfElse), and training feeds learning phase 1, yet Theano ran it, and
-        its gradient scan, at every batch: (1) IfElse multiplies the
-        alternative's gradient by 0 only after computing it, so the gradient
-        is cut here (it is always 0 in training); (2) the optimizer's
-        in-place weight updates must run after every reader of the weights,
-        which made the loop a prerequisite of the update; reading copies of
-        the weights instead, only the cheap copies are.
-        """
-        outputs, finals, extras = results
-        flat = [outputs] + flatten_states(finals) + list(extras)
-        # DeepCopyOp: a copy the optimizer keeps (it removes tensor_copy).
-        copies = {w: deep_copy_op(w) for w in self.weights}
-        flat = theano.clone(flat, replace=copies)
-        flat = [theano.gradient.disconnected_grad(v) for v in flat]
-        n_flat = len(flatten_states(finals))
-        return (flat[0], unflatten_states(flat[1:1 + n_flat], self.cells),
-                flat[1 + n_flat:])
+            return self._scan(parts.first, self.initial_state_list(parts),
+                              self.constants(parts), teacher)
+        return self._run_fused(parts, teacher)
 
     def _run_fused(self, parts, teacher):
         from .ops import fused_attention

@@ -7,6 +7,7 @@ import tempfile
 import keras
 import numpy as np
 from keras import backend as K
+from keras.backend import theano_backend
 from nose.plugins.attrib import attr
 from numpy.testing import assert_allclose
 
@@ -84,6 +85,56 @@ def test_teacher_forced_model_trains_on_targets_and_predicts_from_the_source_alo
     assert_allclose(model.predict([x, np.zeros_like(y)]), predicted, rtol=1e-5, atol=1e-6)
     assert_allclose(model.predict([x, y]), predicted, rtol=1e-5, atol=1e-6)
     assert np.isfinite(model.evaluate(x, y, verbose=0))
+
+
+_LOOP_OPS = ('Scan', 'LSTMForward', 'LSTMGrad')
+
+
+def _teacher_forced_training(learning_phase, x, y):
+    """A few Adam steps of Seq2Seq(teacher_force=True) from fixed initial weights.
+
+    learning_phase: None (symbolic, as Keras trains), or 1, fixed before the
+    model is built, so that its graph holds the teacher-forced loop only.
+    Returns the weights after training, the loop ops of the training
+    function and the loop ops that an in-place update waits for (sorted
+    type names)."""
+    saved = theano_backend._LEARNING_PHASE
+    if learning_phase is not None:
+        K.set_learning_phase(learning_phase)
+    try:
+        np.random.seed(4)
+        model = Seq2Seq(input_dim=3, input_length=5, hidden_dim=6, output_length=4,
+                        output_dim=5, teacher_force=True)
+        model.compile(loss='mse', optimizer='adam')
+        model._make_train_function()
+        fgraph = model.train_function.function.maker.fgraph
+        loops = sorted(type(n.op).__name__ for n in fgraph.toposort()
+                       if type(n.op).__name__ in _LOOP_OPS)
+        waited_for = set(node for prerequisites in fgraph.orderings().values()
+                         for node in prerequisites)
+        waited_loops = sorted(type(n.op).__name__ for n in waited_for
+                              if type(n.op).__name__ in _LOOP_OPS)
+        model.fit([x, y], y, batch_size=4, epochs=2, verbose=0, shuffle=False)
+        return model.get_weights(), loops, waited_loops
+    finally:
+        theano_backend._LEARNING_PHASE = saved
+
+
+def test_teacher_forced_training_skips_the_free_running_loop():
+    """Training a teacher-forced Seq2Seq computes what it would with the
+    learning phase fixed to 1: the free-running loop (predict's) adds no
+    gradient loop, no in-place weight update waits for it, and the trained
+    weights are the same."""
+    x = RNG.rand(8, 5, 3)
+    y = RNG.rand(8, 4, 5)
+    trained, loops, waited_loops = _teacher_forced_training(None, x, y)
+    reference, forced_loops, forced_waited_loops = _teacher_forced_training(1, x, y)
+    # One more loop: the free-running one itself (the fused LSTM decoder), the
+    # other branch of the learning phase's IfElse; not its gradient.
+    assert loops == sorted(forced_loops + ['LSTMForward']), (loops, forced_loops)
+    assert waited_loops == forced_waited_loops, (waited_loops, forced_waited_loops)
+    for got, expected in zip(trained, reference):
+        assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
 
 
 def test_hidden_dim_defaults_to_output_dim_and_gru_cells():
