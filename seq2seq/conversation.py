@@ -523,11 +523,3 @@ def predict_conversations(model, layout, x, **kwargs):
     callbacks = [ConversationResets(layout)] + list(kwargs.pop('callbacks', None) or [])
     predicted = model.predict(x, batch_size=layout.batch_size, callbacks=callbacks, **kwargs)
     return layout.restore(predicted)
-
-
-def _register():
-    from keras.utils.generic_utils import get_custom_objects
-    get_custom_objects().setdefault('ConversationWindow', ConversationWindow)
-
-
-_register()
