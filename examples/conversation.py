@@ -4,8 +4,8 @@
     python examples/conversation.py chat --model-dir DIR      (reads stdin)
 
 The English conversations of the `chatterbot-corpus` package (multi-turn
-YAML files, read from the installed package: `pip install
-chatterbot-corpus==1.2.2`, no network at run time). Lines alternate between
+YAML files, read from the installed package, which `requirements.txt`
+installs; no network at run time). Lines alternate between
 two speakers; each (line 2i, line 2i+1) is one exchange. Every fifth
 conversation is held out.
 
