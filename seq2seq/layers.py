@@ -10,7 +10,8 @@
 
 Every layer derives from `StatefulRNN`: with `remember_state=True` (and a
 known `batch_size`) the (h, c) of each LSTM live in Theano shared variables,
-each batch starts from them and writes its final states back.
+each batch starts from them and writes its final states back, unless one
+of them is NaN or inf (`seq2seq.state_checks`).
 """
 from __future__ import absolute_import
 
@@ -25,6 +26,8 @@ import collections
 
 from .recurrent import (DecodeStep, check_implementation, feedback_step, flatten_states,
                         run_encoder, run_feedback_decoder)
+from .state_checks import (COUNTER_ATTRIBUTE, checked_state_array, describe,
+                           guarded_state_updates, new_refusal_counter)
 
 
 def _check_positive_int(name, value, allow_none=False):
@@ -94,6 +97,37 @@ class StatefulRNN(Layer):
         self.stateful = remember_state
         self._initial_hidden_state = hidden_state
         self._state_variables = None   # a list, so Keras does not count them as weights
+        setattr(self, COUNTER_ATTRIBUTE, None)
+
+    # -- static shapes, checked when the layer is called on Keras tensors -------
+    def assert_input_compatibility(self, inputs):
+        """Keras' check of the inputs, run by `__call__` before `build` and
+        at every call: here also `batch_size` and `input_length` against the
+        inputs' static shapes, so that a contradiction is refused when the
+        model is built rather than when it runs."""
+        super(StatefulRNN, self).assert_input_compatibility(inputs)
+        shapes = [getattr(x, '_keras_shape', None) for x in
+                  (inputs if isinstance(inputs, (list, tuple)) else [inputs])]
+        self.check_static_shapes([shape for shape in shapes if shape is not None])
+
+    def check_static_shapes(self, shapes):
+        """Refuse static input shapes (tuples, None where unknown) that
+        contradict `batch_size` (every input's axis 0) or `input_length`
+        (axis 1 of the first input, for layers that take it)."""
+        for k, shape in enumerate(shapes):
+            if (self.batch_size is not None and len(shape) > 0 and shape[0] is not None
+                    and shape[0] != self.batch_size):
+                raise ValueError('%s was given batch_size=%d but its input %d has a batch of '
+                                 '%d (shape %s); build the Input with batch_shape=(%d, ...) '
+                                 'or give the layer batch_size=%d'
+                                 % (self.name, self.batch_size, k, shape[0], shape,
+                                    self.batch_size, shape[0]))
+        input_length = getattr(self, 'input_length', None)
+        if input_length is not None and shapes and len(shapes[0]) > 1:
+            length = shapes[0][1]
+            if length is not None and length != input_length:
+                raise ValueError('%s was given input_length=%d but its input has %d steps '
+                                 '(shape %s)' % (self.name, input_length, length, shapes[0]))
 
     # -- the cells, defined by subclasses ---------------------------------
     def recurrent_cells(self):
@@ -108,6 +142,11 @@ class StatefulRNN(Layer):
             [K.zeros((self.batch_size, size), name='%s_state_%d_%s' % (self.name, i, state_name))
              for size, state_name in zip(cell.state_sizes, cell.state_names)]
             for i, cell in enumerate(self.recurrent_cells())]
+        if getattr(self, COUNTER_ATTRIBUTE, None) is None:
+            # Batches whose final state was refused as non-finite, read and
+            # reset by seq2seq.state_checks.check_states_finite.
+            setattr(self, COUNTER_ATTRIBUTE,
+                    new_refusal_counter('%s_nonfinite_state_batches' % self.name))
         if self._initial_hidden_state is not None:
             self.set_hidden_state(self._initial_hidden_state)
             self._initial_hidden_state = None
@@ -131,12 +170,17 @@ class StatefulRNN(Layer):
         return [Assert(message)(state, same_batch) for state in self._state_variables[cell_index]]
 
     def remember(self, final_states, inputs):
-        """Write the final states back to the shared variables (as updates)."""
+        """Write the final states back to the shared variables (as updates).
+
+        If any entry of any final state is NaN or inf, every state of the
+        layer keeps its value instead and the layer's refusal counter goes
+        up by one (`seq2seq.state_checks.check_states_finite` raises on it).
+        """
         if not self.remember_state:
             return
-        updates = [(variable, final) for variable, final in
-                   zip(flatten_states(self._state_variables), flatten_states(final_states))]
-        self.add_update(updates, inputs)
+        self.add_update(guarded_state_updates(flatten_states(self._state_variables),
+                                              flatten_states(final_states),
+                                              getattr(self, COUNTER_ATTRIBUTE)), inputs)
 
     # -- the user's view of the state -----------------------------------------
     def _require_state(self, what):
@@ -152,29 +196,34 @@ class StatefulRNN(Layer):
         return [[K.get_value(v) for v in cell_vars] for cell_vars in self._state_variables]
 
     def set_hidden_state(self, hidden_state):
-        """Set the remembered states from the structure `get_hidden_state()` returns."""
+        """Set the remembered states from the structure `get_hidden_state()` returns.
+
+        Every array is checked first (structure, shape, real finite numbers
+        within the range of floatx); if one is refused, with a `ValueError`
+        or `TypeError` naming it, no state is changed.
+        """
         self._require_state('set_hidden_state()')
-        expected = [[tuple(K.get_value(v).shape) for v in cell_vars]
-                    for cell_vars in self._state_variables]
-        if not isinstance(hidden_state, (list, tuple)) or len(hidden_state) != len(expected):
-            raise ValueError('hidden_state must be a list of %d lists (one per LSTM, '
-                             'each [h, c]), got %r' % (len(expected), type(hidden_state).__name__
-                                                      if not isinstance(hidden_state, (list, tuple))
-                                                      else '%d entries' % len(hidden_state)))
-        arrays = []
-        for i, (given, shapes) in enumerate(zip(hidden_state, expected)):
-            if not isinstance(given, (list, tuple)) or len(given) != len(shapes):
-                raise ValueError('hidden_state[%d] must be a list of %d arrays (h, c), got %r'
-                                 % (i, len(shapes), given if not isinstance(given, (list, tuple))
-                                    else '%d entries' % len(given)))
-            for j, (value, shape) in enumerate(zip(given, shapes)):
-                value = np.asarray(value, dtype=K.floatx())
-                if value.shape != shape:
-                    raise ValueError('hidden_state[%d][%d] must have shape %s, got %s'
-                                     % (i, j, shape, value.shape))
-                arrays.append(value)
+        arrays = self._checked_hidden_state(hidden_state)
         for variable, value in zip(flatten_states(self._state_variables), arrays):
             K.set_value(variable, value)
+
+    def _checked_hidden_state(self, hidden_state):
+        """`hidden_state` as a flat list of arrays, each checked against its variable."""
+        cells = self.recurrent_cells()
+        names = [cell.state_names for cell in cells]
+        if not isinstance(hidden_state, (list, tuple)) or len(hidden_state) != len(cells):
+            raise ValueError('hidden_state must be a list of %d lists (one per cell, each [%s]), '
+                             'got %s' % (len(cells), ', '.join(names[0]), describe(hidden_state)))
+        arrays = []
+        for i, (given, cell_vars) in enumerate(zip(hidden_state, self._state_variables)):
+            if not isinstance(given, (list, tuple)) or len(given) != len(cell_vars):
+                raise ValueError('hidden_state[%d] must be a list of %d arrays (%s), got %s'
+                                 % (i, len(cell_vars), ', '.join(names[i]), describe(given)))
+            for j, (value, variable) in enumerate(zip(given, cell_vars)):
+                arrays.append(checked_state_array(
+                    value, 'hidden_state[%d][%d] (%s of cell %d)' % (i, j, names[i][j], i),
+                    K.get_value(variable).shape, variable.dtype))
+        return arrays
 
     def reset_hidden_state(self, rows=None):
         """Set the remembered states to zero (call it after each conversation).
