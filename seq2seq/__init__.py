@@ -34,12 +34,14 @@ _PUBLIC = {
     'Seq2seq': 'seq2seq',
     'Conversational': 'conversational',  # the 2015 name
     'ConversationWindow': 'conversation',
+    'set_seed': 'callbacks',
 }
 
 __all__ = ['LSTMCell', 'GRUCell', 'StatefulRNN', 'CellLayer', 'RecurrentEncoder', 'LSTMEncoder',
            'BidirectionalEncoder', 'LSTMDecoder', 'LSTMDecoder2', 'RecurrentDecoder',
            'AttentionDecoder', 'Seq2seq', 'Seq2SeqModel', 'SimpleSeq2Seq', 'Seq2Seq',
-           'AttentionSeq2Seq', 'Conversational', 'ConversationWindow', 'Hypothesis', 'beam_search', 'greedy_search']
+           'AttentionSeq2Seq', 'Conversational', 'ConversationWindow', 'Hypothesis', 'beam_search', 'greedy_search',
+           'set_seed']
 
 # Modules whose absence means "no Keras-on-Theano here", not a bug of ours.
 _STACK_MODULES = ('keras', 'theano', 'tensorflow')

@@ -2,7 +2,28 @@
 the history as CSV and the loss curve, and resuming.
 
 Every file is written to a temporary file in the same folder, flushed,
-fsynced and renamed, so the model directory never holds half a file.
+fsynced and renamed (and the folder fsynced), so the model directory never
+holds half a file: a run killed at any moment leaves the previous file or the
+new one.
+
+A checkpoint is a Keras HDF5 model file (`keras.models.load_model` reads it,
+weights and optimizer state, Adam's moments and iteration count included)
+with one more group, `seq2seq_checkpoint`, holding what else a resumed run
+needs to continue exactly as the uninterrupted one would have:
+
+    train_state     the training state (epoch, best loss, history, ...) as JSON,
+                    written in the same file so model and state never disagree
+    numpy_random    numpy's global random state (Keras' `fit` shuffles with it)
+    python_random   Python's `random` state
+    random_streams  the state of every Theano random stream of the model's
+                    graph (the dropout masks)
+    hidden_state    the remembered hidden states (remember_state=True layers)
+
+    save_checkpoint(model, path, train_state)   write one
+    load_checkpoint(path)                       -> (model, train_state), with
+                                                   every random state restored
+    Checkpoint(path)                            a Keras callback writing one
+                                                   after every epoch
 """
 from __future__ import absolute_import, print_function
 
@@ -11,8 +32,10 @@ import io
 import json
 import math
 import os
+import random
 import sys
 
+import numpy as np
 from keras.callbacks import Callback
 
 from .vocab import write_text_atomically
@@ -23,6 +46,7 @@ TRAIN_STATE = 'train_state.json'
 HISTORY_CSV = 'history.csv'
 LOSS_CURVE = 'loss.png'
 HISTORY_FIELDS = ('epoch', 'loss', 'val_loss', 'val_token_accuracy')
+CHECKPOINT_GROUP = 'seq2seq_checkpoint'
 
 
 def _fsync_file(path):
@@ -30,17 +54,188 @@ def _fsync_file(path):
         os.fsync(f.fileno())
 
 
-def save_model_atomically(model, path, include_optimizer=True):
-    """`model.save(path)` through a temporary file in the same folder."""
+def fsync_folder(folder):
+    """Make a rename in `folder` durable (a no-op where folders cannot be
+    opened, e.g. on Windows)."""
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
+
+
+def temporary_path(path):
+    """The temporary file `path` is written to before the rename: in the
+    same folder (a rename across file systems is not atomic), hidden, and
+    named after the process, so it is never taken for a checkpoint."""
     folder = os.path.dirname(os.path.abspath(path))
-    temporary = os.path.join(folder, '.%s.tmp%d' % (os.path.basename(path), os.getpid()))
+    return os.path.join(folder, '.%s.tmp%d' % (os.path.basename(path), os.getpid()))
+
+
+def save_model_atomically(model, path, include_optimizer=True, extra=None):
+    """`model.save(path)` through a temporary file in the same folder:
+    written, then `extra(h5py_file)` (if given) adds to it, then fsynced and
+    renamed over `path`, then the folder fsynced."""
+    temporary = temporary_path(path)
     try:
         model.save(temporary, include_optimizer=include_optimizer)
+        if extra is not None:
+            import h5py
+            with h5py.File(temporary, 'a') as f:
+                extra(f)
         _fsync_file(temporary)
         os.replace(temporary, path)
+        fsync_folder(os.path.dirname(os.path.abspath(path)))
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
+
+
+# -- random states ---------------------------------------------------------------------
+def set_seed(seed):
+    """Seed every random generator training draws from: numpy's global one
+    (Keras' initial weights, `fit`'s shuffling, and the seeds of the Theano
+    random streams `K.dropout` makes when a model is built) and Python's
+    `random`. Call it before building the model: the same seed then gives the
+    same initial weights, dropout masks, shuffling, and so the same trained
+    weights and outputs, run to run (on the same machine and libraries)."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not (
+            0 <= seed < 2 ** 32):
+        raise ValueError('seed must be an int in [0, 2**32), got %r' % (seed,))
+    np.random.seed(int(seed))
+    random.seed(int(seed))
+
+
+def random_streams(model):
+    """The state variables of the Theano random streams (MRG) the model's
+    graph draws from: one per `K.dropout` (Keras' `Dropout` layers, our
+    decoders' dropout), in the order of a walk of the graph from its outputs
+    (the same for the same model, built again by `load_model`)."""
+    from theano.gof import graph
+    found, seen = [], set()
+    for variable in graph.inputs(list(model.outputs)):
+        if getattr(variable.tag, 'is_rng', False) and id(variable) not in seen:
+            seen.add(id(variable))
+            found.append(variable)
+    return found
+
+
+def _write_random_state(group, model):
+    state = np.random.get_state()
+    numpy_random = group.create_dataset('numpy_random', data=state[1])
+    numpy_random.attrs['algorithm'] = state[0]
+    numpy_random.attrs['pos'], numpy_random.attrs['has_gauss'] = state[2], state[3]
+    numpy_random.attrs['cached_gaussian'] = state[4]
+    group.attrs['python_random'] = json.dumps(random.getstate())
+    streams = group.create_group('random_streams')
+    for i, variable in enumerate(random_streams(model)):
+        streams.create_dataset(str(i), data=variable.get_value())
+
+
+def _read_random_state(group, model):
+    numpy_random = group['numpy_random']
+    attrs = numpy_random.attrs
+    algorithm = attrs['algorithm']
+    algorithm = algorithm.decode() if isinstance(algorithm, bytes) else str(algorithm)
+    np.random.set_state((algorithm, numpy_random[()], int(attrs['pos']),
+                         int(attrs['has_gauss']), float(attrs['cached_gaussian'])))
+    version, internal, gauss = json.loads(group.attrs['python_random'])
+    random.setstate((version, tuple(internal), gauss))
+    saved = group['random_streams']
+    variables = random_streams(model)
+    if len(saved) != len(variables):
+        raise ValueError('the checkpoint holds %d random stream state(s), the model has %d: '
+                         'not the model the checkpoint was written from'
+                         % (len(saved), len(variables)))
+    for i, variable in enumerate(variables):
+        value = saved[str(i)][()]
+        if value.shape != variable.get_value().shape:
+            raise ValueError('random stream %d of the checkpoint has shape %s, the model\'s '
+                             '%s' % (i, value.shape, variable.get_value().shape))
+        variable.set_value(value)
+
+
+# -- checkpoints -----------------------------------------------------------------------
+def save_checkpoint(model, path, train_state=None):
+    """Write `model` (weights and optimizer state) to `path` with
+    `train_state` (a dict that JSON can write), the random states and the
+    remembered hidden states, atomically (see the module docstring)."""
+    from .conversation import write_hidden_state
+
+    def extra(f):
+        group = f.create_group(CHECKPOINT_GROUP)
+        group.attrs['train_state'] = json.dumps(train_state)
+        _write_random_state(group, model)
+        write_hidden_state(group.create_group('hidden_state'), model)
+    save_model_atomically(model, path, include_optimizer=True, extra=extra)
+
+
+def read_checkpoint_state(path):
+    """The training state written with a checkpoint (None: a plain model
+    file, e.g. one an earlier version wrote)."""
+    import h5py
+    with h5py.File(path, 'r') as f:
+        if CHECKPOINT_GROUP not in f:
+            return None
+        return json.loads(f[CHECKPOINT_GROUP].attrs['train_state'])
+
+
+def load_checkpoint(path, custom_objects=None):
+    """(model, train_state) of a checkpoint `save_checkpoint` wrote: the
+    compiled model with its optimizer state, and numpy's, Python's and the
+    model's random streams' states and the remembered hidden states set
+    back to what they were, so that training continues as if never
+    stopped. train_state is None for a plain Keras model file (loaded as
+    `keras.models.load_model` does, the random states left alone)."""
+    import h5py
+    import keras
+    from .conversation import read_hidden_state
+    model = keras.models.load_model(path, custom_objects=custom_objects)
+    with h5py.File(path, 'r') as f:
+        if CHECKPOINT_GROUP not in f:
+            return model, None
+        group = f[CHECKPOINT_GROUP]
+        read_hidden_state(group['hidden_state'], model)
+        _read_random_state(group, model)    # last: loading drew from numpy's generator
+        return model, json.loads(group.attrs['train_state'])
+
+
+class Checkpoint(Callback):
+    """Write a checkpoint (`save_checkpoint`) after every `period` epochs,
+    for `load_checkpoint` to resume from:
+
+        model.fit(x, y, epochs=10, callbacks=[Checkpoint('run.h5')])
+        # ... the process dies; later, in a new one:
+        model, state = load_checkpoint('run.h5')
+        model.fit(x, y, epochs=10, initial_epoch=state['epoch'],
+                  callbacks=[Checkpoint('run.h5')])
+
+    gives the weights of the uninterrupted run (to float rounding).
+
+    # Arguments
+        path: the checkpoint file (replaced atomically each time).
+        period: epochs between checkpoints.
+    """
+
+    def __init__(self, path, period=1):
+        super(Checkpoint, self).__init__()
+        if not isinstance(period, int) or isinstance(period, bool) or period < 1:
+            raise ValueError('period must be a positive int, got %r' % (period,))
+        self.path = path
+        self.period = period
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.period == 0:
+            logs = logs or {}
+            save_checkpoint(self.model, self.path, {
+                'epoch': epoch + 1,
+                'logs': {k: float(v) for k, v in logs.items()
+                         if isinstance(v, (int, float, np.floating, np.integer))}})
 
 
 def load_train_state(model_dir):
@@ -152,10 +347,12 @@ class CheckpointAndEarlyStopping(Callback):
         if self.patience is not None and self.wait >= self.patience:
             self.model.stop_training = True
             self.stopped_early = True
-        save_model_atomically(self.model, self.path(LAST_CHECKPOINT))
-        write_text_atomically(self.path(TRAIN_STATE), json.dumps(
-            {'epoch': epoch + 1, 'best_val_loss': self.best, 'wait': self.wait,
-             'stopped_early': self.stopped_early, 'history': self.history}, indent=1))
+        state = {'epoch': epoch + 1, 'best_val_loss': self.best, 'wait': self.wait,
+                 'stopped_early': self.stopped_early, 'history': self.history}
+        # The state goes into the checkpoint itself (one rename: the model and
+        # its state never disagree), and into train_state.json for people.
+        save_checkpoint(self.model, self.path(LAST_CHECKPOINT), state)
+        write_text_atomically(self.path(TRAIN_STATE), json.dumps(state, indent=1))
         write_history_csv(self.history, self.path(HISTORY_CSV))
         from .plots import plot_loss_curve
         plot_loss_curve(self.history, self.path(LOSS_CURVE))

@@ -171,7 +171,7 @@ def _encode_pairs(pairs, path, config, source_vocab, target_vocab):
 
 def _new_run(args, pairs):
     """Config, vocabularies and a compiled model for a fresh run."""
-    import numpy as np
+    from .callbacks import set_seed
     from .model_dir import build_model, compile_model, write_config, CONFIG
     from .vocab import Vocabulary
     if os.path.exists(os.path.join(args.model_dir, CONFIG)):
@@ -190,24 +190,37 @@ def _new_run(args, pairs):
                   output_length=max(len(target) for _, _, target in pairs) + 1,
                   train=args.train, valid=args.valid)
     write_config(args.model_dir, config, source_vocab, target_vocab)
-    np.random.seed(args.seed)           # Keras' initialisers draw from numpy
+    set_seed(args.seed)     # Keras' initialisers and the dropout streams' seeds
     model = compile_model(build_model(config, len(source_vocab), len(target_vocab)),
                           config['learning_rate'])
     return config, source_vocab, target_vocab, model, None
 
 
 def _resumed_run(args):
-    """Config, vocabularies, the last checkpoint and the training state."""
-    import keras
-    from .callbacks import LAST_CHECKPOINT, load_train_state
+    """Config, vocabularies, the last checkpoint and the training state.
+
+    The checkpoint holds the training state, the random states and the
+    optimizer state (`seq2seq.callbacks.save_checkpoint`); one an earlier
+    version wrote holds the model only, and the state is read from
+    train_state.json (the dropout masks then differ from an uninterrupted
+    run's)."""
+    from .callbacks import LAST_CHECKPOINT, TRAIN_STATE, load_checkpoint, load_train_state
     from .model_dir import read_config
     config, source_vocab, target_vocab = read_config(args.model_dir)
-    state = load_train_state(args.model_dir)
     checkpoint = os.path.join(args.model_dir, LAST_CHECKPOINT)
-    if state is None or not os.path.exists(checkpoint):
+    if not os.path.exists(checkpoint):
         raise CommandError('%s has no checkpoint to resume from (no epoch finished yet): '
                            'train again without --resume' % args.model_dir)
-    model = keras.models.load_model(checkpoint)
+    try:
+        model, state = load_checkpoint(checkpoint)
+    except Exception as error:  # h5py and Keras raise many kinds
+        raise CommandError('%s: cannot load the checkpoint (%s: %s)'
+                           % (checkpoint, type(error).__name__, error))
+    if state is None:
+        state = load_train_state(args.model_dir)
+    if state is None:
+        raise CommandError('%s has no training state to resume from (%s is missing): '
+                           'train again without --resume' % (args.model_dir, TRAIN_STATE))
     return config, source_vocab, target_vocab, model, state
 
 
@@ -241,7 +254,9 @@ def train(args):
         return TeacherForcedBatches(x, y, len(target_vocab), config['batch_size'],
                                     is_teacher_forced(config), EOS_ID, shuffle_seed=seed)
 
-    train_batches = batches(pairs, args.train, config['seed'] + done)
+    train_batches = batches(pairs, args.train, config['seed'])
+    for _ in range(done):       # the order of epoch done + 1, as in an uninterrupted run
+        train_batches.on_epoch_end()
     valid_batches = batches(valid, args.valid, None) if valid else None
     print('%s: %d training pairs, %d validation pairs; vocabularies %d source, %d target '
           'tokens; sources up to %d tokens, targets up to %d; epochs %d to %d'

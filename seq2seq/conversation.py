@@ -26,6 +26,11 @@ gradient of exchange t's loss stops at the state exchange t-1 left behind.
                           Keras' fit / evaluate / predict with a layout (in
                           order: shuffling would scramble the rows).
     reset_hidden_state    every remembered state of a model, or some rows.
+    get_hidden_state / set_hidden_state
+                          every remembered state of a model, by layer name.
+    save_hidden_state / load_hidden_state
+                          the same to and from a file (written atomically), so a
+                          conversation survives a restart.
 
 What carries from one exchange to the next is what `Seq2seq.call` carries
 with remember_state=True (the 2015 design): the encoder LSTMs' states, and
@@ -38,6 +43,7 @@ exactly equal (tested), and leaves the remembered-state path unchanged.
 """
 from __future__ import absolute_import
 
+import os
 import warnings
 
 import numpy as np
@@ -265,6 +271,96 @@ def reset_hidden_state(model, rows=None):
     rows whose conversation ends; the others keep their states exactly)."""
     for layer in stateful_layers(model):
         layer.reset_hidden_state(rows)
+
+
+def get_hidden_state(model):
+    """{layer name: `layer.get_hidden_state()`} of every layer of `model`
+    that remembers states."""
+    return {layer.name: layer.get_hidden_state() for layer in stateful_layers(model)}
+
+
+def set_hidden_state(model, states):
+    """Set the remembered states of `model`'s layers from what
+    `get_hidden_state(model)` returned; every such layer must be in
+    `states` (a ValueError names the missing ones, before any is set)."""
+    layers = stateful_layers(model)
+    if not isinstance(states, dict):
+        raise TypeError('states must be a dict {layer name: hidden state} as '
+                        'get_hidden_state(model) returns, got %s' % type(states).__name__)
+    names = [layer.name for layer in layers]
+    missing = [name for name in names if name not in states]
+    unknown = sorted(set(states) - set(names))
+    if missing or unknown:
+        raise ValueError('states must hold the hidden state of exactly the layers %s that '
+                         'remember states; missing %s, unknown %s' % (names, missing, unknown))
+    saved = [layer.get_hidden_state() for layer in layers]
+    try:
+        for layer in layers:
+            layer.set_hidden_state(states[layer.name])
+    except Exception:
+        for layer, old in zip(layers, saved):    # a refused layer leaves none changed
+            layer.set_hidden_state(old)
+        raise
+
+
+def write_hidden_state(group, model):
+    """Write `get_hidden_state(model)` into an h5py group: a subgroup per
+    layer, a dataset 'cell_variable' (e.g. '0_1', the first cell's c) each."""
+    for name, cells in get_hidden_state(model).items():
+        layer_group = group.create_group(name)
+        for i, cell in enumerate(cells):
+            for j, array in enumerate(cell):
+                layer_group.create_dataset('%d_%d' % (i, j), data=array)
+
+
+def read_hidden_state(group, model):
+    """Set `model`'s remembered states from an h5py group
+    `write_hidden_state` wrote."""
+    states = {}
+    for name in group:
+        layer_group = group[name]
+        cells = {}
+        for key in layer_group:
+            i, j = (int(part) for part in key.split('_'))
+            cells.setdefault(i, {})[j] = layer_group[key][()]
+        states[name] = [[cells[i][j] for j in sorted(cells[i])] for i in sorted(cells)]
+    if states or stateful_layers(model):
+        set_hidden_state(model, states)
+
+
+def save_hidden_state(model, path):
+    """Save the remembered hidden states of `model` (every layer with
+    remember_state=True) to an HDF5 file, written to a temporary file in the
+    same folder, fsynced and renamed: a conversation interrupted by a
+    restart continues with `load_hidden_state` where it stopped. (Keras'
+    `model.save` does not save them; `seq2seq.callbacks.save_checkpoint`
+    does.)"""
+    import h5py
+    from .callbacks import _fsync_file, fsync_folder, temporary_path
+    if not stateful_layers(model):
+        raise ValueError('model %r has no layer with remember_state=True: no hidden state '
+                         'to save' % model.name)
+    temporary = temporary_path(path)
+    try:
+        with h5py.File(temporary, 'w') as f:
+            write_hidden_state(f.create_group('hidden_state'), model)
+        _fsync_file(temporary)
+        os.replace(temporary, path)
+        fsync_folder(os.path.dirname(os.path.abspath(path)))
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+
+
+def load_hidden_state(model, path):
+    """Set `model`'s remembered hidden states from a file `save_hidden_state`
+    wrote (from a model with the same layer names and shapes)."""
+    import h5py
+    with h5py.File(path, 'r') as f:
+        if 'hidden_state' not in f:
+            raise ValueError('%s holds no hidden state (not written by save_hidden_state)'
+                             % path)
+        read_hidden_state(f['hidden_state'], model)
 
 
 # -- laying conversations out in the rows of batches --------------------------------

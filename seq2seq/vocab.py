@@ -115,11 +115,26 @@ class Vocabulary(object):
 
 def write_text_atomically(path, text):
     """Write `text` to `path` through a temporary file in the same folder,
-    flushed, fsynced and renamed, so a reader never sees half a file."""
+    flushed, fsynced and renamed (and the folder fsynced), so a reader never
+    sees half a file and a crash leaves the old file or the new one."""
     folder = os.path.dirname(os.path.abspath(path))
     temporary = os.path.join(folder, '.%s.tmp%d' % (os.path.basename(path), os.getpid()))
-    with io.open(temporary, 'w', encoding='utf-8') as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(temporary, path)
+    try:
+        with io.open(temporary, 'w', encoding='utf-8') as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:                      # folders cannot be opened (Windows)
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
