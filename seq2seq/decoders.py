@@ -484,13 +484,19 @@ class AttentionDecoder(RecurrentDecoder):
         from .ops import fused_attention
         cell = self.cells[0]
         h0, c0 = self.initial_state_list(parts)[0]
+        constants = self.constants(parts)
         # Step t reads the target of step t-1, step 0 reads x_0: all known, so
         # their projection x W + b is one GEMM over every step.
         shifted = T.concatenate([parts.first.dimshuffle(0, 'x', 1), teacher[:, :-1]],
                                 axis=1)                                  # (batch, T, dim)
+        if 'dropout_0' in constants:
+            # The scan's step multiplies the cell's input x_{t-1} (not the
+            # context) by the sequence's mask, the same at every step: here
+            # once for all steps, before the projection.
+            shifted = shifted * constants['dropout_0'].dimshuffle(0, 'x', 1)
         projected = cell.project_inputs(shifted.dimshuffle(1, 0, 2))    # (T, batch, 4u)
         memory = parts.memory                                            # (batch, L, m)
-        projection = T.dot(memory, self.attention_memory_kernel)         # (batch, L, a)
+        projection = constants['memory_projection']                      # (batch, L, a)
         mask = None
         if parts.memory_mask is not None:
             mask = T.cast(T.gt(parts.memory_mask, 0), 'int8')            # (batch, L)

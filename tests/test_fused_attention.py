@@ -2,6 +2,7 @@
 reference and against the scan loop of the same AttentionDecoder."""
 import warnings
 
+import keras
 import numpy as np
 import theano
 import theano.tensor as T
@@ -119,8 +120,12 @@ def test_make_node_checks_its_inputs():
 
 # -- the layer: fused against scan --------------------------------------------------
 
-def _decoder_graphs(dtype, readout_activation='softmax', inner_activation='hard_sigmoid'):
+def _decoder_graphs(dtype, readout_activation='softmax', inner_activation='hard_sigmoid',
+                    dropout=0.0):
     """One teacher-forced AttentionDecoder run both ways on the same inputs.
+
+    With `dropout`, both runs read one given dropout mask, the last input
+    (batch, 3), instead of a random one.
 
     Returns (inputs, {implementation: [outputs, h, c, alpha, gradients...]}).
     """
@@ -128,8 +133,13 @@ def _decoder_graphs(dtype, readout_activation='softmax', inner_activation='hard_
     teacher, mask = Input((4, 3), dtype=dtype), K.placeholder((None, 5))
     layer = AttentionDecoder(3, 6, 4, teacher_force=True, implementation='scan',
                              readout_activation=readout_activation,
-                             inner_activation=inner_activation)
+                             inner_activation=inner_activation, dropout=dropout)
     layer([first, memory, teacher], mask=[None, mask, None])        # builds the layer
+    inputs = [first, memory, teacher, mask]
+    if dropout:
+        dropout_mask = K.placeholder((None, 3), dtype=dtype)
+        _use_dropout_mask(layer, dropout_mask)
+        inputs.append(dropout_mask)
     parts = layer.split_inputs([first, memory, teacher], [None, mask, None])
     rng = np.random.RandomState(7)
     # A random weighting of every output: each gets its own gradient.
@@ -143,23 +153,56 @@ def _decoder_graphs(dtype, readout_activation='softmax', inner_activation='hard_
         cost = sum((r * w).sum() for r, w in zip(results, weights))
         wrt = layer.trainable_weights + [first, memory, teacher]
         graphs[implementation] = results + T.grad(cost, wrt)
-    return [first, memory, teacher, mask], graphs
+    return inputs, graphs
 
 
-def _decoder_values(dtype):
+def _use_dropout_mask(layer, dropout_mask):
+    """Makes `layer` read `dropout_mask` as its bottom cell's dropout mask,
+    instead of a random draw: the scan and the fused loop both take the mask
+    from `constants()`."""
+    constants = layer.constants
+
+    def with_given_mask(parts):
+        values = constants(parts)
+        assert 'dropout_0' in values, 'the layer makes no dropout mask'
+        values['dropout_0'] = dropout_mask
+        return values
+
+    layer.constants = with_given_mask
+
+
+# A dropout mask as K.dropout(ones, 0.3) draws it, (batch 4, output_dim 3):
+# dropped units are 0, kept ones scaled by 1 / 0.7; one sequence keeps all.
+DROPOUT_MASK = np.array([[0, 1, 1], [1, 0, 1], [1, 1, 1], [0, 0, 1]]) / 0.7
+
+
+def _decoder_values(dtype, dropout=False):
     rng = np.random.RandomState(8)
-    return [rng.uniform(-1, 1, (4, 3)).astype(dtype),
-            rng.uniform(-1, 1, (4, 5, 4)).astype(dtype),
-            rng.uniform(-1, 1, (4, 4, 3)).astype(dtype),
-            MASK.astype(dtype)]
+    values = [rng.uniform(-1, 1, (4, 3)).astype(dtype),
+              rng.uniform(-1, 1, (4, 5, 4)).astype(dtype),
+              rng.uniform(-1, 1, (4, 4, 3)).astype(dtype),
+              MASK.astype(dtype)]
+    return values + [DROPOUT_MASK.astype(dtype)] if dropout else values
 
 
 def test_layer_matches_scan_values_states_attention_and_gradients():
+    _assert_fused_matches_scan(dropout=0.0)
+
+
+def test_layer_with_dropout_matches_scan_for_a_given_mask():
+    """Dropout masks the bottom cell's input x_{t-1} with one mask per
+    sequence: the fused loop's values and every gradient (the teacher's,
+    through the mask, too) are the scan's, padded memory steps included."""
+    _assert_fused_matches_scan(dropout=0.3)
+
+
+def _assert_fused_matches_scan(dropout):
     cases = [('float32', 'softmax', 'hard_sigmoid'), ('float64', 'linear', 'sigmoid')]
     for dtype, readout_activation, inner_activation in cases:
         with (float64() if dtype == 'float64' else _same_floatx()):
-            inputs, graphs = _decoder_graphs(dtype, readout_activation, inner_activation)
-            values = _decoder_values(dtype)
+            inputs, graphs = _decoder_graphs(dtype, readout_activation, inner_activation,
+                                             dropout)
+            values = _decoder_values(dtype, dropout=bool(dropout))
             # The reference in Python implementations: compiles in seconds.
             scan = theano.function(inputs, graphs['scan'], mode='FAST_COMPILE')(*values)
             function = K.function(inputs, graphs['fused'])
@@ -224,6 +267,92 @@ def test_teacher_forced_model_trains_like_scan():
             assert_allclose(got, expected, rtol=1e-7, atol=1e-9)
 
 
+# -- dropout ---------------------------------------------------------------------------
+
+def test_verify_grad_with_dropout_float64():
+    """The fused decoder's gradients with respect to its inputs, through a
+    given dropout mask, against finite differences (padded memory steps too)."""
+    with float64():
+        first, memory, teacher = Input((3,)), Input((5, 4)), Input((4, 3))
+        layer = AttentionDecoder(3, 2, 4, teacher_force=True, dropout=0.3,
+                                 readout_activation='softmax', inner_activation='sigmoid')
+        layer([first, memory, teacher])                               # builds the layer
+        _use_dropout_mask(layer, T.constant(DROPOUT_MASK))
+        memory_mask = T.constant(MASK.astype('float64'))
+        rng = np.random.RandomState(11)
+        weights = rng.uniform(-1, 1, (4, 4, 3))
+
+        def cost(first, memory, teacher):
+            parts = layer.split_inputs([first, memory, teacher], [None, memory_mask, None])
+            outputs, _, _ = layer.run(parts, teacher=parts.teacher)
+            return (outputs * weights).sum()
+
+        values = [rng.uniform(-1, 1, shape) for shape in [(4, 3), (4, 5, 4), (4, 4, 3)]]
+        first_value, memory_value, teacher_value = [theano.shared(v) for v in values]
+        graph = cost(first_value, memory_value, teacher_value)
+        assert any(isinstance(n.op, AttentionForward)
+                   for n in theano.gof.graph.io_toposort([], [graph])), 'not the fused path'
+        theano.gradient.verify_grad(cost, values, rng=np.random.RandomState(12), eps=1e-6,
+                                    abs_tol=1e-6, rel_tol=1e-5)
+
+
+def test_dropout_only_in_training_and_inference_matches_scan():
+    """With the layer's own random masks: in inference (learning phase 0)
+    dropout does nothing, and the fused loop, the scan and a layer without
+    dropout agree; in training (phase 1) the masks change the outputs."""
+    with float64():
+        first, memory, teacher = Input((3,)), Input((5, 4)), Input((4, 3))
+        memory_mask = K.placeholder((None, 5))
+        layer = AttentionDecoder(3, 6, 4, teacher_force=True, dropout=0.5,
+                                 readout_activation='softmax')
+        layer([first, memory, teacher], mask=[None, memory_mask, None])
+        parts = layer.split_inputs([first, memory, teacher], [None, memory_mask, None])
+        assert layer._fused_applies(parts.teacher)
+        outputs = []
+        for implementation, dropout in [('fused', 0.5), ('scan', 0.5), ('fused', 0.0)]:
+            layer.implementation, layer.dropout = implementation, dropout
+            outputs.append(layer.run(parts, teacher=parts.teacher)[0])
+        function = K.function([first, memory, teacher, memory_mask, K.learning_phase()],
+                              outputs)
+        ops = [type(n.op).__name__ for n in function.function.maker.fgraph.toposort()]
+        assert ops.count('AttentionForward') == 2, ops
+        values = _decoder_values('float64')
+        fused, scan, no_dropout = function(values + [0])
+        assert_allclose(fused, no_dropout, **TOLERANCES['float64'])
+        assert_allclose(scan, no_dropout, **TOLERANCES['float64'])
+        fused, scan, no_dropout = function(values + [1])
+        assert np.abs(fused - no_dropout).max() > 1e-3, 'dropout changed nothing in training'
+        assert np.abs(scan - no_dropout).max() > 1e-3
+
+
+def test_model_with_dropout_trains_on_the_fused_path():
+    """AttentionSeq2Seq(dropout=0.3, teacher_force=True) runs the fused
+    decoder in training, with no scan gradient, and its loss goes down."""
+    rng = np.random.RandomState(13)
+    x = rng.uniform(-1, 1, (16, 5, 3))
+    y = rng.randint(0, 6, (16, 4))
+    y_one_hot = np.eye(6)[y]
+    np.random.seed(14)
+    model = AttentionSeq2Seq(output_dim=6, output_length=4, hidden_dim=8, input_dim=3,
+                             input_length=5, teacher_force=True, dropout=0.3,
+                             readout_activation='softmax')
+    decoder = model.get_layer('decoder')
+    assert decoder.dropout == 0.3
+    assert fused_attention.unsupported_reason(decoder, y_one_hot) is None
+    assert decoder._fused_applies(y_one_hot)
+    model.compile(optimizer=keras.optimizers.Adam(0.02), loss=sparse_softmax_crossentropy)
+    model._make_train_function()
+    nodes = model.train_function.function.maker.fgraph.toposort()
+    names = [type(n.op).__name__ for n in nodes]
+    assert 'AttentionGrad' in names, names
+    assert not any(n.op.name.startswith('grad_of') for n in nodes
+                   if type(n.op).__name__ == 'Scan')
+    history = model.fit([x, y_one_hot], y[..., None], batch_size=8, epochs=30, verbose=0,
+                        shuffle=False)
+    losses = history.history['loss']
+    assert np.mean(losses[-3:]) < 0.7 * losses[0], losses
+
+
 # -- where the fused decoder does not apply -----------------------------------------
 
 def _fallback_warnings(implementation, **kwargs):
@@ -251,8 +380,8 @@ def test_fallback_warnings():
 
 def test_unsupported_reasons():
     teacher = Input((4, 3))
-    for kwargs, words in [(dict(depth=2), 'depth 2'), (dict(dropout=0.5), 'dropout'),
-                          (dict(peek=True), 'peek'), (dict(cell='gru'), 'GRUCell'),
+    for kwargs, words in [(dict(depth=2), 'depth 2'), (dict(peek=True), 'peek'),
+                          (dict(cell='gru'), 'GRUCell'),
                           (dict(truncate_gradient=2), 'truncate_gradient=2'),
                           (dict(activation='relu'), 'activation tanh only'),
                           (dict(inner_activation='relu'), 'inner_activation')]:
@@ -260,6 +389,7 @@ def test_unsupported_reasons():
         reason = fused_attention.unsupported_reason(layer, teacher)
         assert reason is not None and words in reason, (kwargs, reason)
         assert 'fused attention decoder' in reason or 'LSTMCell' in reason, reason
-    layer = AttentionDecoder(3, 6, 4, teacher_force=True, inner_activation='sigmoid')
-    assert fused_attention.unsupported_reason(layer, teacher) is None
+    for kwargs in [dict(inner_activation='sigmoid'), dict(dropout=0.5)]:
+        layer = AttentionDecoder(3, 6, 4, teacher_force=True, **kwargs)
+        assert fused_attention.unsupported_reason(layer, teacher) is None, kwargs
     assert 'teacher-forced' in fused_attention.unsupported_reason(layer, None)

@@ -16,10 +16,14 @@ front, so `AttentionForward` runs the forward loop in C and
         z_t = projected_t + h_{t-1} U + ctx_t V              two GEMMs (batch, 4u)
         (h_t, c_t) = the LSTM step on z_t (as `seq2seq.ops.fused_lstm`)
 
-Outside the loop, each as one GEMM over every step: projected = x W + b (x:
-the teacher-forced inputs), the memory projection P = H U_a, and the readout
-h_t W_y + ctx_t C_y + b_y from the Op's outputs h_seq and ctx_seq. The
-attention weights alpha are an output too (`get_attention`).
+Outside the loop, each as one GEMM over every step: projected = (x * m) W + b
+(x: the teacher-forced inputs; m: the decoder's dropout mask, one per
+sequence and the same at every step, as the scan's `feedback_step` applies
+it to the cell's input; 1 without dropout), the memory projection
+P = H U_a, and the readout h_t W_y + ctx_t C_y + b_y from the Op's outputs
+h_seq and ctx_seq. The attention weights alpha are an output too
+(`get_attention`). (The scan's dropout masks the cell's input x only, not the
+context ctx_t, so nothing of it happens inside the loop.)
 
 A sequence whose memory steps are all masked attends to nothing: alpha and
 ctx are 0, as in the scan. The softmax's gradient is zero on masked steps.
@@ -61,8 +65,6 @@ def unsupported_reason(decoder, teacher, dtype=None):
         return 'the fused attention decoder runs one cell, got depth %d' % decoder.depth
     if decoder.peek:
         return 'the fused attention decoder does not support peek=True'
-    if decoder.dropout:
-        return 'the fused attention decoder does not support dropout (got %r)' % decoder.dropout
     reason = fused_lstm.unsupported_reason(decoder.cells[0], decoder.truncate_gradient, dtype)
     if reason is not None:
         return reason.replace('the fused LSTM', 'the fused attention decoder')
@@ -75,7 +77,8 @@ def attention_sequence(projected, h0, c0, recurrent_kernel, context_kernel, memo
     """Run the attention decoder over every step with `AttentionForward`.
 
     # Arguments
-        projected: (time, batch, 4u), the teacher-forced inputs' x W + b.
+        projected: (time, batch, 4u), the teacher-forced inputs' x W + b (with
+            dropout, (x * m) W + b).
         h0, c0: (batch, u), the initial state.
         recurrent_kernel: U (u, 4u).
         context_kernel: V (m, 4u).
