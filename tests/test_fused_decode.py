@@ -1,0 +1,130 @@
+"""The fused search step (seq2seq.ops.fused_decode) against its numpy
+reference, and the fused stepper of seq2seq.inference against the layer's
+own compiled step (the reference path)."""
+import unittest
+
+import numpy as np
+import theano
+import theano.tensor as T
+from numpy.testing import assert_allclose
+
+from seq2seq import inference
+from seq2seq.decoding import beam_search, greedy_search
+from seq2seq.models import AttentionSeq2Seq
+from seq2seq.ops import fused_decode
+from seq2seq.ops.fused_decode import AttentionDecodeStep
+from tests.helpers import assert_raises_with
+
+TOLERANCES = {'float32': dict(rtol=1e-5, atol=1e-5), 'float64': dict(rtol=1e-10, atol=1e-12)}
+
+# Memory masks (3 sources, length 5): right padding, a hole, none, nothing
+# to attend to (its weights are 0, its context 0).
+MASK = np.array([[1, 1, 1, 0, 0],
+                 [1, 0, 1, 1, 1],
+                 [1, 1, 1, 1, 1],
+                 [0, 0, 0, 0, 0]], dtype='int8')
+
+
+def _op_inputs(dtype, tokens=True, rows=(0, 0, 1, 2, 3, 3, 2), units=3, n_in=5, n_out=4,
+               a=6, seed=0):
+    """Random inputs of AttentionDecodeStep: 7 rows over 4 sources."""
+    rng = np.random.RandomState(seed)
+    sources, length = MASK.shape
+    batch = len(rows)
+
+    def uniform(*shape):
+        return rng.uniform(-1, 1, shape).astype(dtype)
+
+    token_ids = rng.randint(0, n_in, size=batch) if tokens else np.zeros(0)
+    return [uniform(batch, n_in), token_ids.astype('int64'), np.array(rows, dtype='int64'),
+            uniform(batch, units), uniform(batch, units), uniform(n_in, 4 * units),
+            uniform(4 * units), uniform(units, 4 * units + a), uniform(sources, length, a),
+            uniform(sources, length, 4 * units), uniform(sources, length, n_out), MASK,
+            uniform(a), uniform(units, n_out), uniform(n_out)]
+
+
+def _compiled(values, **kwargs):
+    symbols = [T.TensorType(str(v.dtype), (False,) * v.ndim)() for v in values]
+    outputs = AttentionDecodeStep(**kwargs)(*symbols)
+    function = theano.function(symbols, outputs)
+    assert any(isinstance(n.op, AttentionDecodeStep) for n in function.maker.fgraph.toposort())
+    return function
+
+
+def test_op_matches_numpy_reference():
+    for dtype in ('float32', 'float64'):
+        for inner in ('hard_sigmoid', 'sigmoid'):
+            for readout in ('softmax', 'linear'):
+                for tokens in (True, False):
+                    values = _op_inputs(dtype, tokens=tokens)
+                    found = _compiled(values, inner_activation=inner, readout=readout)(*values)
+                    expected = fused_decode.numpy_step(*(values + [inner, readout]))
+                    for f, e in zip(found, expected):
+                        assert f.dtype == dtype
+                        assert_allclose(f, e, **TOLERANCES[dtype])
+
+
+def test_token_rows_equal_one_hot_inputs():
+    """A token fed back reads its row of the kernel: the same as its one-hot
+    vector through the GEMM."""
+    values = _op_inputs('float64', tokens=True)
+    function = _compiled(values)
+    one_hot = np.eye(values[0].shape[1])[values[1]]
+    by_token = function(*values)
+    by_vector = function(*([one_hot, np.zeros(0, dtype='int64')] + values[2:]))
+    for f, e in zip(by_token, by_vector):
+        assert_allclose(f, e, rtol=1e-12, atol=1e-13)
+
+
+def test_a_source_with_nothing_to_attend_to_gets_no_context():
+    """Source 3 is all masked: its rows get the step without any context,
+    the same as a memory of zeros."""
+    values = _op_inputs('float64')
+    function = _compiled(values)
+    zeroed = list(values)
+    for position in (9, 10):                           # H V, H C_y of source 3
+        zeroed[position] = values[position].copy()
+        zeroed[position][3] = 0
+    for f, e in zip(function(*values), function(*zeroed)):
+        assert_allclose(f, e, rtol=1e-12, atol=1e-13)
+    # Masked steps get no weight: changing their energies changes nothing.
+    moved = list(values)
+    moved[8] = values[8].copy()
+    moved[8][MASK == 0] += 3.0
+    for f, e in zip(function(*values), function(*moved)):
+        assert_allclose(f, e, rtol=1e-12, atol=1e-13)
+
+
+def test_log_probs_normalise_and_softmax_readout_is_their_exp():
+    values = _op_inputs('float32')
+    log_probs, x_t, _, _ = _compiled(values)(*values)
+    assert_allclose(np.exp(log_probs).sum(axis=1), 1, rtol=1e-5)
+    assert_allclose(x_t, np.exp(log_probs), rtol=1e-5)
+
+
+def test_bad_rows_and_tokens_raise():
+    values = _op_inputs('float32')
+    function = _compiled(values)
+    bad_rows = list(values)
+    bad_rows[2] = values[2].copy()
+    bad_rows[2][1] = 4
+    assert_raises_with(IndexError, lambda: function(*bad_rows), 'rows[1] = 4')
+    bad_tokens = list(values)
+    bad_tokens[1] = values[1].copy()
+    bad_tokens[1][0] = -1
+    assert_raises_with(IndexError, lambda: function(*bad_tokens), 'tokens[0] = -1')
+
+
+def test_make_node_checks_its_inputs():
+    values = _op_inputs('float32')
+    symbols = [T.TensorType(str(v.dtype), (False,) * v.ndim)() for v in values]
+    wrong_ndim = list(symbols)
+    wrong_ndim[3] = T.tensor3()
+    assert_raises_with(TypeError, lambda: AttentionDecodeStep()(*wrong_ndim),
+                       'h must be a 2-d tensor')
+    float_rows = list(symbols)
+    float_rows[2] = T.vector()
+    assert_raises_with(TypeError, lambda: AttentionDecodeStep()(*float_rows),
+                       'rows must be a 1-d integer tensor')
+    assert_raises_with(ValueError, lambda: AttentionDecodeStep(readout='tanh'),
+                       'readout must be one of')
