@@ -34,3 +34,13 @@ register('graph_fix', graph_fixes.install,
 register('keras_loss', keras_loss.install, "Keras' crossentropy on a softmax by the fused loss Op")
 register('cold_notice', cache_keys.install_cold_notice,
          'one line on stderr before compiling into an empty cache')
+
+
+def _install_input_checks():
+    from .. import guards   # imported only when the patch is on
+    return guards.install()
+
+
+register('input_checks', _install_input_checks,
+         'fit/evaluate/predict of models holding our layers check their data first '
+         '(seq2seq.guards)', changes_theano=False, theano_version=None)
