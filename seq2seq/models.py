@@ -178,6 +178,12 @@ def _batch_input_shape(function, input_shape, input_dim, input_length, batch_inp
     if len(shape) != 3:
         raise ValueError('%s takes sequences of vectors: the input shape must be '
                          '(batch, length, dim), got %s' % (function, shape))
+    for name, value, axis in [('batch_size', batch_size, 0), ('input_length', input_length, 1),
+                              ('input_dim', input_dim, 2)]:
+        # Given beside input_shape / batch_input_shape, they must agree with it.
+        if value is not None and shape[axis] is not None and value != shape[axis]:
+            raise ValueError('%s was given %s=%r but its input shape %s has %r there'
+                             % (function, name, value, shape, shape[axis]))
     return shape
 
 

@@ -2,7 +2,8 @@
 recurrent layer, now `seq2seq.layers.StatefulRNN` (the same class).
 
 It keeps the 2015 methods `get_hidden_state()`, `set_hidden_state(state)`
-and `reset_hidden_state()`. The helpers below serve the 2015 modules
+and `reset_hidden_state()`; `set_hidden_state` refuses NaN, inf and values
+beyond floatx before writing anything (`seq2seq.state_checks`). The helpers below serve the 2015 modules
 `seq2seq.lstm_encoder` and `seq2seq.lstm_decoder`, whose layers hold one
 LSTM each and take its state as the 2015 pair [h, c].
 """
@@ -40,10 +41,17 @@ def checked_lstm_weights(layer_name, weights, n_arrays):
 
 def as_cell_states(state):
     """The 2015 pair [h, c] of a one-LSTM layer as today's per-cell
-    structure [[h, c]]; today's structure is returned unchanged."""
+    structure [[h, c]]; today's structure is returned unchanged.
+
+    Only a one-entry list holding a list is today's structure, so a pair
+    whose h is given as nested lists stays a pair. Anything else is wrapped
+    as it is, and refused, naming what it got, by `set_hidden_state`'s
+    checks (`StatefulRNN._checked_hidden_state`).
+    """
     if state is None:
         return None
-    if isinstance(state, (list, tuple)) and state and isinstance(state[0], (list, tuple)):
+    if (isinstance(state, (list, tuple)) and len(state) == 1
+            and isinstance(state[0], (list, tuple))):
         return state
     return [state]
 
@@ -56,5 +64,11 @@ class OneLSTMState(object):
         return super(OneLSTMState, self).get_hidden_state()[0]
 
     def set_hidden_state(self, state):
-        """Set the remembered state from [h, c] (or [[h, c]])."""
+        """Set the remembered state from [h, c] (or [[h, c]]).
+
+        Both arrays are checked (shape (batch_size, units), real, finite,
+        within floatx) before either is written: a refused pair, with a
+        `ValueError`/`TypeError` naming `hidden_state[0][0]` (h) or
+        `hidden_state[0][1]` (c), changes nothing.
+        """
         super(OneLSTMState, self).set_hidden_state(as_cell_states(state))
