@@ -29,6 +29,11 @@ import numbers
 
 import numpy as np
 
+# How far above 0 a log-probability may be rounded before it is taken for a
+# probability (a log-softmax is <= 0 exactly; a probability of the likeliest
+# token is at least 1 / vocab).
+LOG_PROB_TOLERANCE = 1e-4
+
 Hypothesis = collections.namedtuple('Hypothesis', ['tokens', 'log_prob', 'score', 'finished'])
 Hypothesis.__doc__ = """One decoded sequence.
 
@@ -384,6 +389,13 @@ def _check_log_probs(log_probs, num_rows, vocab_size):
                             log_probs.shape))
     if np.isnan(log_probs).any():
         raise ValueError('step_fn returned log_probs containing NaN')
+    highest = log_probs.max()
+    if highest > LOG_PROB_TOLERANCE:
+        # Probabilities instead of their logs would rank wrongly without a word.
+        row, token = np.unravel_index(np.argmax(log_probs), log_probs.shape)
+        raise ValueError('step_fn must return log-probabilities (<= 0), got %r at row %d, '
+                         'token %d; if it returns probabilities, return np.log of them'
+                         % (highest, row, token))
     return log_probs
 
 

@@ -279,6 +279,26 @@ def check_inputs(model, plan, method, argument, x):
     return arrays
 
 
+def check_source_values(model, arrays, method='decoding', argument='x'):
+    """The value checks of `check_inputs` on arrays already checked for
+    shape, one per model input in order (trailing inputs may be left out):
+    token ids within their Embedding's vocabulary, finite floats
+    (`seq2seq.inference` checks the sources of a search with it)."""
+    plan = model_plan(model)
+    embeddings = plan.embeddings if plan is not None else {}
+    names = list(getattr(model, '_feed_input_names', None) or
+                 [tensor.name for tensor in model.inputs])
+    for i, array in enumerate(arrays):
+        where = _argument(argument, names, i) if len(arrays) > 1 else \
+            "%s ('%s')" % (argument, names[i])
+        if i in embeddings:
+            layer, vocabulary = embeddings[i]
+            check_ids(method, where, array, vocabulary,
+                      "token ids (Embedding '%s' has input_dim=%d)" % (layer, vocabulary))
+        else:
+            check_finite(method, where, array)
+
+
 def _loss_function(loss):
     return getattr(loss, 'fn', loss)
 

@@ -368,3 +368,42 @@ def test_the_remembered_states_are_checked_after_each_call():
     assert calls == [model, model]
     assert 'seq2seq.state_checks' in sys.modules or saved is None
     assert seq2seq.guards is guards
+
+
+# -- decoding ---------------------------------------------------------------------------------------
+def test_decoding_refuses_bad_ids_and_nan_sources_before_compiling():
+    from seq2seq import inference
+    model = ids_model()
+    for value, words in [(VOCAB, ['7', '[0, 7)']), (-1, ['-1']), (2.7, ['2.7'])]:
+        ids = good_ids(BATCH).astype('float64' if isinstance(value, float) else 'int64')
+        ids[0, 1] = value
+        model.__dict__.pop(inference._CACHE_ATTRIBUTE, None)
+        for decode in (inference.greedy_decode, inference.beam_decode):
+            assert_refused(model, lambda: decode(model, ids), ValueError,
+                           'x ', "'embedding'", '(0, 1)', *words)
+            assert inference._CACHE_ATTRIBUTE not in model.__dict__, 'compiled before checking'
+    model = stateful_model()
+    x = good_x(BATCH)
+    x[1, 0, 0] = np.nan
+    assert_refused(model, lambda: inference.greedy_decode(model, x), ValueError,
+                   'x ', 'nan', '(1, 0, 0)')
+
+
+def test_a_step_fn_returning_probabilities_is_refused():
+    from seq2seq.decoding import beam_search, greedy_search
+    probabilities = np.array([[0.2, 0.5, 0.3], [0.6, 0.1, 0.3]])
+
+    def step_fn(tokens, states):
+        return probabilities, states
+
+    for search, args in [(greedy_search, (3,)), (beam_search, (2, 3))]:
+        try:
+            search(step_fn, [np.zeros((2, 1))], *args)
+        except ValueError as error:
+            for word in ('log-probabilities', '0.6', 'row 1', 'token 0', 'np.log'):
+                assert word in str(error), (word, str(error))
+        else:
+            raise AssertionError('probabilities were taken for log-probabilities')
+    # Their logs are taken.
+    tokens, _, _ = greedy_search(lambda t, s: (np.log(probabilities), s), [np.zeros((2, 1))], 2)
+    assert tokens.tolist() == [[1, 1], [0, 0]]
