@@ -361,6 +361,114 @@ class DecoderStepper(object):
         return log_probs, [x_t, rows] + list(new_states)
 
 
+class FusedAttentionStepper(object):
+    """The search step of an attention decoder as one C Op
+    (`seq2seq.ops.fused_decode.AttentionDecodeStep`): the fast path of
+    `DecoderStepper`, for an `AttentionDecoder` of one LSTM cell whose
+    output is the model's output (e.g. `AttentionSeq2Seq`). Same interface,
+    same values (within float32 rounding).
+
+    The start function also computes, once per batch, the memory's products
+    with the context's kernels (H V, H C_y) and the projection H U_a, all
+    without the steps padded in every source of the batch; they stay in
+    shared variables for the batch's search, and every hypothesis row reads
+    its source's rows in place.
+
+    # Arguments
+        model, feedback: as `DecoderStepper`.
+
+    # Raises
+        ValueError: the model's decoder cannot run this step
+            (`seq2seq.ops.fused_decode.unsupported_reason`).
+    """
+
+    grouped = False
+
+    def __init__(self, model, feedback=None):
+        from .ops import fused_decode
+        decoder = find_decoder(model)
+        self.feedback = resolve_feedback(decoder, feedback)
+        self.model = model
+        self.decoder = decoder
+        self.feedback_dim = int(decoder.output_dim)
+        self.output_length = decoder.output_length
+        self.head = layers_after(model, decoder)
+        reason = fused_decode.unsupported_reason(decoder, self.head, K.floatx())
+        if reason is not None:
+            raise ValueError(reason)
+        self._compile()
+
+    def _compile(self):
+        from .ops import fused_decode
+        decoder = self.decoder
+        cell = decoder.cells[0]
+        inputs, mask = trace_decoder_inputs(self.model, decoder)
+        first, states, constants = decoder.decode_start(inputs, mask)
+        h0, c0 = flatten_states(states)
+        self.source_inputs = [t for t in self.model.inputs
+                              if t in set(theano.gof.graph.inputs([first, h0, c0]
+                                                                  + list(constants.values())))]
+        memory = constants['memory']                                    # (S, L, m)
+        used = T.gt(constants['memory_mask'], 0)                         # (S, L)
+        # Without the last steps padded in every source of the batch.
+        positions = T.arange(1, used.shape[1] + 1)
+        length = T.maximum(T.max(positions * T.max(used, axis=0)), 1)
+        memory = memory[:, :length]
+        batch_constants = [
+            T.dot(memory, decoder.attention_memory_kernel),             # P = H U_a (S, L', a)
+            T.dot(memory, decoder.context_kernel),                      # H V (S, L', 4u)
+            T.dot(memory, decoder.context_readout_kernel),              # H C_y (S, L', n)
+            T.cast(used[:, :length], 'int8'),                           # (S, L')
+            T.concatenate([cell.recurrent_kernel, decoder.attention_query_kernel],
+                          axis=1)]                                      # [U | W_a] (u, 4u + a)
+        self._start = theano.function(self.source_inputs + _learning_phase(),
+                                      [first, h0, c0] + batch_constants,
+                                      on_unused_input='ignore', allow_input_downcast=True,
+                                      name='fused_decoder_start')
+        self._constants = [theano.shared(np.zeros((1,) * c.ndim, dtype=c.dtype),
+                                         broadcastable=(False,) * c.ndim, name=name)
+                           for name, c in zip(('projection', 'memory_gates', 'memory_readout',
+                                               'mask', 'recurrent_query_kernel'),
+                                              batch_constants)]
+        x_tm1 = _placeholder_like(first, 'x_tm1')                  # (rows, dim)
+        tokens = T.lvector('tokens')                                # (rows,) or (0,)
+        rows = T.lvector('source_rows')                             # (rows,)
+        h_tm1, c_tm1 = _placeholder_like(h0, 'h_tm1'), _placeholder_like(c0, 'c_tm1')
+        projection, memory_gates, memory_readout, memory_mask, recurrent_query = \
+            self._constants
+        op = fused_decode.AttentionDecodeStep(
+            inner_activation=fused_decode.fused_lstm.inner_activation_name(
+                cell.inner_activation),
+            readout=fused_decode.readout_activation_name(decoder.readout_activation))
+        log_probs, x_t, h_t, c_t = op(
+            x_tm1, tokens, rows, h_tm1, c_tm1, cell.kernel, cell.bias, recurrent_query,
+            projection, memory_gates, memory_readout, memory_mask, decoder.attention_vector,
+            decoder.readout_kernel, decoder.readout_bias)
+        self._step = theano.function([x_tm1, tokens, rows, h_tm1, c_tm1],
+                                     [x_t, log_probs, h_t, c_t],
+                                     on_unused_input='ignore', allow_input_downcast=True,
+                                     name='fused_decoder_step')
+        self._no_tokens = np.zeros(0, dtype='int64')
+
+    def initial_states(self, sources):
+        """[x_0, source rows, h, c] for a batch of sources; the batch's
+        constants go to the shared variables."""
+        results = self._start(*(list(sources) + [0] * len(_learning_phase())))
+        first, h0, c0 = results[:3]
+        for shared, value in zip(self._constants, results[3:]):
+            shared.set_value(value, borrow=True)
+        rows = np.arange(len(first), dtype='int64')
+        return [np.asarray(first), rows, np.asarray(h0), np.asarray(c0)]
+
+    def step_fn(self, tokens, states):
+        """`seq2seq.decoding`'s step function."""
+        x_prev, rows, h, c = states
+        if tokens is None or self.feedback == 'readout':
+            tokens = self._no_tokens    # the first input, or the parent's output
+        x_t, log_probs, h_t, c_t = self._step(x_prev, tokens, rows, h, c)
+        return log_probs, [x_t, rows, h_t, c_t]
+
+
 class _Grid(object):
     """Hypothesis rows laid out k per source, (sources * k) rows, for a step
     that reads per-source constants by broadcasting.
@@ -486,9 +594,25 @@ def get_stepper(model, feedback=None):
         cache = {'signature': signature, 'steppers': {}}
         model.__dict__[_CACHE_ATTRIBUTE] = cache
     if feedback not in cache['steppers']:
-        cache['steppers'][feedback] = (TableStepper(model) if decoder is None
-                                       else DecoderStepper(model, feedback))
+        if decoder is None:
+            stepper = TableStepper(model)
+        elif fused_step_reason(model, decoder) is None:
+            stepper = FusedAttentionStepper(model, feedback)
+        else:
+            stepper = DecoderStepper(model, feedback)
+        cache['steppers'][feedback] = stepper
     return cache['steppers'][feedback]
+
+
+def fused_step_reason(model, decoder=None):
+    """Why `get_stepper` gives `model` the layer's own step (`DecoderStepper`)
+    rather than the fused one (`FusedAttentionStepper`), or None. A decoder
+    built with implementation='scan' keeps its own step, the reference."""
+    from .ops import fused_decode
+    decoder = find_decoder(model) if decoder is None else decoder
+    if getattr(decoder, 'implementation', 'auto') == 'scan':
+        return 'the decoder has implementation=\'scan\''
+    return fused_decode.unsupported_reason(decoder, layers_after(model, decoder), K.floatx())
 
 
 def clear_cache(model):

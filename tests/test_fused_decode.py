@@ -128,3 +128,99 @@ def test_make_node_checks_its_inputs():
                        'rows must be a 1-d integer tensor')
     assert_raises_with(ValueError, lambda: AttentionDecodeStep(readout='tanh'),
                        'readout must be one of')
+
+
+# -- the fused stepper against the layer's own step -------------------------------------
+def g2p_like_model(readout_activation='softmax', teacher_force=True, **kwargs):
+    """AttentionSeq2Seq as `seq2seq train --model attention` builds it, tiny:
+    letter ids through Embedding(mask_zero=True), a bidirectional encoder."""
+    return AttentionSeq2Seq(output_dim=7, output_length=6, hidden_dim=8, input_dim=5,
+                            input_length=6, source_vocab_size=9, teacher_force=teacher_force,
+                            readout_activation=readout_activation, **kwargs)
+
+
+def letters(n, seed):
+    """Letter ids in [1, 9), right-padded with 0 (lengths 1 .. 6)."""
+    rng = np.random.RandomState(seed)
+    x = rng.randint(1, 9, size=(n, 6)).astype('int32')
+    for row, used in enumerate(rng.randint(1, 7, size=n)):
+        x[row, used:] = 0
+    return x
+
+
+def scale_weights(model, factor, seed):
+    """Larger random weights, so that the steps' distributions are peaked
+    and EOS ends hypotheses at different steps."""
+    rng = np.random.RandomState(seed)
+    model.set_weights([w + factor * rng.randn(*w.shape).astype(w.dtype)
+                       for w in model.get_weights()])
+
+
+class TestFusedStepperMatchesTheLayerStep(unittest.TestCase):
+    def _assert_same_searches(self, model, x, feedback):
+        fused = inference.FusedAttentionStepper(model, feedback)
+        reference = inference.DecoderStepper(model, feedback)
+        # EOS: the token greedy search picks most often after the first
+        # step, so that hypotheses end at different steps.
+        plain = greedy_search(reference.step_fn, reference.initial_states([x]), 6)[0]
+        common = int(np.bincount(plain[:, 1:].ravel()).argmax())
+        for eos_id in (None, common):
+            tokens = []
+            for stepper in (fused, reference):
+                tokens.append(greedy_search(stepper.step_fn, stepper.initial_states([x]), 6,
+                                            eos_id=eos_id))
+            for found, expected in zip(*tokens):
+                assert_allclose(found, expected, rtol=1e-5, atol=1e-5)
+            np.testing.assert_array_equal(tokens[0][0], tokens[1][0])
+            for beam_size in (1, 3):
+                results = [beam_search(stepper.step_fn, stepper.initial_states([x]), beam_size,
+                                       6, eos_id=eos_id, n_best=beam_size)
+                           for stepper in (fused, reference)]
+                for mine, theirs in zip(*results):
+                    self.assertEqual([list(h.tokens) for h in mine],
+                                     [list(h.tokens) for h in theirs])
+                    assert_allclose([h.log_prob for h in mine], [h.log_prob for h in theirs],
+                                    rtol=1e-5, atol=1e-5)
+                    self.assertEqual([h.finished for h in mine], [h.finished for h in theirs])
+                if eos_id is not None:
+                    lengths = set(len(h.tokens) for best in results[0] for h in best)
+                    self.assertGreater(len(lengths), 1, 'EOS must end some hypotheses early')
+
+    def test_teacher_forced_softmax_model_token_and_readout_feedback(self):
+        model = g2p_like_model()
+        scale_weights(model, 0.5, seed=1)
+        x = letters(9, seed=2)
+        self.assertIsInstance(inference.get_stepper(model), inference.FusedAttentionStepper)
+        for feedback in ('token', 'readout'):
+            self._assert_same_searches(model, x, feedback)
+
+    def test_linear_readout_sigmoid_gates(self):
+        model = g2p_like_model('linear', teacher_force=False, inner_activation='sigmoid')
+        scale_weights(model, 0.5, seed=3)
+        self._assert_same_searches(model, letters(7, seed=4), 'readout')
+
+    def test_greedy_decode_is_predict(self):
+        # As tests/test_inference.py for every other decoder: the fused
+        # step's greedy choices are predict's argmax, with padded sources
+        # sorted into batches (the batch's padding trimmed).
+        model = g2p_like_model('softmax', teacher_force=False)
+        scale_weights(model, 0.3, seed=5)
+        x = letters(11, seed=6)
+        probabilities = model.predict(x)
+        for batch_size in (64, 3):
+            tokens, _, log_probs = inference.greedy_decode(model, x, batch_size=batch_size)
+            np.testing.assert_array_equal(tokens, probabilities.argmax(axis=-1))
+            assert_allclose(log_probs, np.log(probabilities.max(axis=-1)).sum(axis=1),
+                            rtol=1e-4, atol=1e-4)
+
+    def test_which_models_get_the_fused_step(self):
+        model = g2p_like_model()
+        self.assertIsNone(inference.fused_step_reason(model))
+        scan = g2p_like_model(implementation='scan')
+        self.assertIn('scan', inference.fused_step_reason(scan))
+        self.assertIsInstance(inference.get_stepper(scan), inference.DecoderStepper)
+        deep = AttentionSeq2Seq(output_dim=4, output_length=3, hidden_dim=4, input_shape=(5, 3),
+                                depth=(1, 2))
+        self.assertIn('depth 2', inference.fused_step_reason(deep))
+        assert_raises_with(ValueError, lambda: inference.FusedAttentionStepper(deep),
+                           'depth 2')

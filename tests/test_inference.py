@@ -147,7 +147,8 @@ class TestBeamsShareTheirSourceMemory(unittest.TestCase):
                                  input_shape=(LENGTH, 3), teacher_force=True,
                                  readout_activation='softmax')
         x = np.random.RandomState(10).randn(7, LENGTH, 3).astype(K.floatx())
-        grouped = inference.get_stepper(model)
+        # (get_stepper gives this model the fused step, tests/test_fused_decode.py)
+        grouped = inference.DecoderStepper(model)
         self.assertTrue(grouped.grouped)
         per_row = inference.DecoderStepper(model, group_rows=False)
         self.assertFalse(per_row.grouped)
