@@ -94,6 +94,29 @@ def save_model_atomically(model, path, include_optimizer=True, extra=None):
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
+    remove_stale_temporaries(path)
+
+
+def remove_stale_temporaries(path):
+    """Delete the temporary files of `path` that processes no longer running
+    left behind (killed while saving); those of running processes stay."""
+    if os.name != 'posix':
+        return
+    folder = os.path.dirname(os.path.abspath(path))
+    prefix = '.%s.tmp' % os.path.basename(path)
+    for name in os.listdir(folder):
+        pid = name[len(prefix):]
+        if not (name.startswith(prefix) and pid.isdigit()) or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            try:
+                os.remove(os.path.join(folder, name))
+            except OSError:
+                pass
+        except OSError:          # running, as another user
+            pass
 
 
 # -- random states ---------------------------------------------------------------------

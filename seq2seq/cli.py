@@ -47,6 +47,16 @@ def _positive_float(text):
     return value
 
 
+def _seed(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value < 2 ** 32:
+        raise argparse.ArgumentTypeError('expected an integer in [0, 2**32), got %r' % text)
+    return value
+
+
 def _probability(text):
     try:
         value = float(text)
@@ -108,8 +118,8 @@ def build_parser():
                        help='read every source last token first')
     train.add_argument('--patience', type=_positive_int, default=DEFAULTS['patience'],
                        help='stop after this many epochs without a better validation loss')
-    train.add_argument('--seed', type=int, default=DEFAULTS['seed'],
-                       help='seeds the initial weights and the shuffling')
+    train.add_argument('--seed', type=_seed, default=DEFAULTS['seed'],
+                       help='seeds the initial weights, the shuffling and the dropout')
     train.add_argument('--resume', action='store_true',
                        help='continue the interrupted run in --model-dir')
     train.add_argument('--quiet', action='store_true', help='no progress bar')
