@@ -294,7 +294,6 @@ def make_validation_scorer(model, batches, teacher_force):
     vectors, which neither training nor beam search does); with dropout,
     the scores then include its noise. Other models run as in `predict`.
     """
-    import numpy as np
     from keras import backend as K
     forward = K.function(model.inputs + [K.learning_phase()], [model.output])
     phase = 1 if teacher_force else 0

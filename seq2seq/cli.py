@@ -336,20 +336,19 @@ def predict(args):
         sources.append(tokens)
     decoded = translator.translate(sources, beam_size=args.beam_size, n_best=n_best,
                                    batch_size=args.batch_size)
-    out = (io.open(args.output, 'w', encoding='utf-8') if args.output
-           else sys.stdout)
-    try:
-        for hypotheses in decoded:
-            for tokens, log_prob in hypotheses[:n_best]:
-                text = translator.detokenize_target(tokens)
-                out.write('%s\t%.4f\n' % (text, log_prob) if args.n_best else text + '\n')
-            # A source the search found fewer hypotheses for still gets n_best lines.
-            for _ in range(n_best - len(hypotheses)):
-                out.write('\t-inf\n')
-        out.flush()
-    finally:
-        if args.output:
-            out.close()
+    written = []
+    for hypotheses in decoded:
+        for tokens, log_prob in hypotheses[:n_best]:
+            text = translator.detokenize_target(tokens)
+            written.append('%s\t%.4f\n' % (text, log_prob) if args.n_best else text + '\n')
+        # A source the search found fewer hypotheses for still gets n_best lines.
+        written.extend(['\t-inf\n'] * (n_best - len(hypotheses)))
+    if args.output:             # a temporary file, renamed: never half an output file
+        from .vocab import write_text_atomically
+        write_text_atomically(args.output, ''.join(written))
+    else:
+        sys.stdout.write(''.join(written))
+        sys.stdout.flush()
     return 0
 
 

@@ -103,6 +103,15 @@ class TestTrainPredictEvaluate(unittest.TestCase):
             assert_equal(run('predict', '--model-dir', self.model_dir, '--input',
                              single)[1], lines[i] + '\n')
         assert_in('line 3: empty source', err)
+        # --output: the same lines, written to a temporary file and renamed.
+        output = os.path.join(self.folder, 'out', 'predicted.txt')
+        os.mkdir(os.path.dirname(output))
+        status, _, err = run('predict', '--model-dir', self.model_dir, '--input', path,
+                             '--batch-size', '2', '--output', output)
+        assert_equal(status, 0, err)
+        with open(output) as f:
+            assert_equal(f.read(), out)
+        assert_equal(os.listdir(os.path.dirname(output)), ['predicted.txt'])
 
     def test_n_best_writes_n_lines_per_input_with_scores(self):
         path = write(os.path.join(self.folder, 'in2.txt'), 'abc\ncd\n')
@@ -260,6 +269,14 @@ class TestBadFiles(unittest.TestCase):
         write(config_path, '{"format": ')
         self.assert_error(self.predict_argv(self.path('model')), 'config.json')
 
+    def test_resume_from_a_damaged_checkpoint(self):
+        train = reversal_tsv(self.path('train.tsv'))
+        argv = self.train_on(train) + ['--resume']
+        self.write_model_dir()
+        self.assert_error(argv, 'no checkpoint to resume from')
+        write(os.path.join(self.path('model'), 'last.h5'), b'\x89HDF\r\n\x1a\n cut short')
+        self.assert_error(argv, 'last.h5', 'cannot load the checkpoint')
+
     def write_model_dir(self):
         """A directory as `train` leaves it before its first epoch ends."""
         from seq2seq.model_dir import write_config
@@ -273,6 +290,10 @@ def test_usage_errors_exit_with_status_2():
     status, _, err = run('train', '--train', 'x.tsv')
     assert_equal(status, 2)
     assert_in('--model-dir', err)
+    for seed in ('-1', '4294967296', 'one'):
+        status, _, err = run('train', '--train', 'x.tsv', '--model-dir', 'm', '--seed', seed)
+        assert_equal(status, 2)
+        assert_in('--seed', err)
 
 
 def test_console_script_and_module_entry_point():

@@ -22,7 +22,6 @@ from nose.plugins.attrib import attr
 from nose.tools import assert_equal, assert_true
 from numpy.testing import assert_allclose, assert_array_equal
 
-from seq2seq import cli
 from tests.test_cli import TINY_MODEL, reversal_tsv, run
 
 TOLERANCE = dict(rtol=0, atol=1e-6)
