@@ -13,6 +13,8 @@ needs to continue exactly as the uninterrupted one would have:
 
     train_state     the training state (epoch, best loss, history, ...) as JSON,
                     written in the same file so model and state never disagree
+    sample_order    the order of the samples Keras' fit(shuffle=True) reached
+                    (with Checkpoint(shuffle=True))
     numpy_random    numpy's global random state (Keras' `fit` shuffles with it)
     python_random   Python's `random` state
     random_streams  the state of every Theano random stream of the model's
@@ -184,15 +186,36 @@ def _read_random_state(group, model):
 
 
 # -- checkpoints -----------------------------------------------------------------------
+SAMPLE_ORDER = 'sample_order'
+
+
+def _write_train_state(group, train_state):
+    """The state as UTF-8 JSON bytes in a dataset (an HDF5 attribute holds
+    at most 64 KB); a numpy array under SAMPLE_ORDER as its own dataset."""
+    train_state = dict(train_state) if isinstance(train_state, dict) else train_state
+    if isinstance(train_state, dict) and train_state.get(SAMPLE_ORDER) is not None:
+        group.create_dataset(SAMPLE_ORDER, data=np.asarray(train_state.pop(SAMPLE_ORDER)))
+    text = json.dumps(train_state).encode('utf-8')
+    group.create_dataset('train_state', data=np.frombuffer(text, dtype=np.uint8))
+
+
+def _read_train_state(group):
+    train_state = json.loads(bytes(group['train_state'][()]).decode('utf-8'))
+    if SAMPLE_ORDER in group:
+        train_state[SAMPLE_ORDER] = group[SAMPLE_ORDER][()]
+    return train_state
+
+
 def save_checkpoint(model, path, train_state=None):
     """Write `model` (weights and optimizer state) to `path` with
-    `train_state` (a dict that JSON can write), the random states and the
-    remembered hidden states, atomically (see the module docstring)."""
+    `train_state` (a dict that JSON can write, plus optionally a numpy
+    array under 'sample_order'), the random states and the remembered hidden
+    states, atomically (see the module docstring)."""
     from .conversation import write_hidden_state
 
     def extra(f):
         group = f.create_group(CHECKPOINT_GROUP)
-        group.attrs['train_state'] = json.dumps(train_state)
+        _write_train_state(group, train_state)
         _write_random_state(group, model)
         write_hidden_state(group.create_group('hidden_state'), model)
     save_model_atomically(model, path, include_optimizer=True, extra=extra)
@@ -205,7 +228,7 @@ def read_checkpoint_state(path):
     with h5py.File(path, 'r') as f:
         if CHECKPOINT_GROUP not in f:
             return None
-        return json.loads(f[CHECKPOINT_GROUP].attrs['train_state'])
+        return _read_train_state(f[CHECKPOINT_GROUP])
 
 
 def load_checkpoint(path, custom_objects=None):
@@ -225,7 +248,7 @@ def load_checkpoint(path, custom_objects=None):
         group = f[CHECKPOINT_GROUP]
         read_hidden_state(group['hidden_state'], model)
         _read_random_state(group, model)    # last: loading drew from numpy's generator
-        return model, json.loads(group.attrs['train_state'])
+        return model, _read_train_state(group)
 
 
 class Checkpoint(Callback):
@@ -240,25 +263,81 @@ class Checkpoint(Callback):
 
     gives the weights of the uninterrupted run (to float rounding).
 
+    Keras' `fit(shuffle=True)` shuffles the previous epoch's order again
+    each epoch, an order it keeps to itself. With `shuffle=True` here too
+    the callback follows it (replaying each epoch's shuffle from numpy's
+    state at the epoch's start) and saves it as state['sample_order']; the
+    resumed fit then reads the samples in that order:
+
+        model.fit(x, y, epochs=10, shuffle=True,
+                  callbacks=[Checkpoint('run.h5', shuffle=True)])
+        # ... later:
+        model, state = load_checkpoint('run.h5')
+        order = state['sample_order']
+        model.fit(x[order], y[order], epochs=10, shuffle=True,
+                  initial_epoch=state['epoch'],
+                  callbacks=[Checkpoint('run.h5', shuffle=True, state=state)])
+
+    (without `validation_split`, which Keras takes from the end of x before
+    shuffling; pass `validation_data`.)
+
     # Arguments
         path: the checkpoint file (replaced atomically each time).
         period: epochs between checkpoints.
+        shuffle: True when `fit` is called with shuffle=True.
+        state: the state `load_checkpoint` returned, when resuming with
+            shuffle=True (its sample order is where the next one starts).
     """
 
-    def __init__(self, path, period=1):
+    def __init__(self, path, period=1, shuffle=False, state=None):
         super(Checkpoint, self).__init__()
         if not isinstance(period, int) or isinstance(period, bool) or period < 1:
             raise ValueError('period must be a positive int, got %r' % (period,))
+        if shuffle not in (True, False):
+            raise ValueError('shuffle must be True or False (as given to fit; Keras\' '
+                             'shuffle=\'batch\' is not followed), got %r' % (shuffle,))
+        if state is not None and not isinstance(state, dict):
+            raise TypeError('state must be the dict load_checkpoint returns, got %s'
+                            % type(state).__name__)
         self.path = path
         self.period = period
+        self.shuffle = shuffle
+        order = None if state is None else state.get(SAMPLE_ORDER)
+        self.sample_order = None if order is None else np.asarray(order)
+        self._epoch_start_random_state = None
+
+    def on_train_begin(self, logs=None):
+        samples = (self.params or {}).get('samples')
+        if not self.shuffle:
+            return
+        if samples is None:
+            raise ValueError('Checkpoint(shuffle=True) follows fit\'s shuffling of arrays; '
+                             'this fit has no sample count (a generator?)')
+        if self.sample_order is None:
+            self.sample_order = np.arange(samples)
+        elif len(self.sample_order) != samples:
+            raise ValueError('state holds the order of %d samples, fit has %d'
+                             % (len(self.sample_order), samples))
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.shuffle:        # called just before fit shuffles
+            self._epoch_start_random_state = np.random.get_state()
 
     def on_epoch_end(self, epoch, logs=None):
+        if self.shuffle:
+            replay = np.random.RandomState()
+            replay.set_state(self._epoch_start_random_state)
+            positions = np.arange(len(self.sample_order))
+            replay.shuffle(positions)               # what fit did to its order
+            self.sample_order = self.sample_order[positions]
         if (epoch + 1) % self.period == 0:
             logs = logs or {}
-            save_checkpoint(self.model, self.path, {
-                'epoch': epoch + 1,
-                'logs': {k: float(v) for k, v in logs.items()
-                         if isinstance(v, (int, float, np.floating, np.integer))}})
+            state = {'epoch': epoch + 1,
+                     'logs': {k: float(v) for k, v in logs.items()
+                              if isinstance(v, (int, float, np.floating, np.integer))}}
+            if self.shuffle:
+                state[SAMPLE_ORDER] = self.sample_order
+            save_checkpoint(self.model, self.path, state)
 
 
 def load_train_state(model_dir):

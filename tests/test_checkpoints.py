@@ -103,7 +103,7 @@ def file_digest(path):
         for layer_name in sorted(hidden):
             keys = sorted(hidden[layer_name], key=lambda k: tuple(int(p) for p in k.split('_')))
             arrays.extend(hidden[layer_name][k][()] for k in keys)
-        state = json.loads(checkpoint.attrs['train_state'])
+        state = json.loads(bytes(checkpoint['train_state'][()]).decode('utf-8'))
     h = hashlib.sha256()
     for array in arrays:
         h.update(np.ascontiguousarray(array).tobytes())

@@ -116,8 +116,7 @@ def _tiny_remembering_model():
 def test_callback_resume_equals_the_uninterrupted_run():
     """`Checkpoint` + `load_checkpoint`: dropout between the stacked LSTMs
     (Theano random streams) and remembered hidden states, which carry from
-    epoch to epoch. (`fit(shuffle=True)` reshuffles the previous epoch's
-    order, which no callback sees: the order after a resume differs.)"""
+    epoch to epoch."""
     from seq2seq import set_seed
     from seq2seq.callbacks import Checkpoint, load_checkpoint
     from seq2seq.conversation import get_hidden_state
@@ -150,6 +149,48 @@ def test_callback_resume_equals_the_uninterrupted_run():
             assert_allclose(a, b, **TOLERANCE)
         assert_same_arrays(checkpoint_arrays(os.path.join(folder, 'whole.h5')),
                            checkpoint_arrays(os.path.join(folder, 'parts.h5')), **TOLERANCE)
+    finally:
+        shutil.rmtree(folder)
+
+
+def _tiny_dropout_model():
+    from seq2seq.models import SimpleSeq2Seq
+    model = SimpleSeq2Seq(output_dim=3, output_length=3, hidden_dim=4, input_dim=2,
+                          input_length=3, depth=2, dropout=0.3)
+    model.compile(loss='mse', optimizer='adam')
+    return model
+
+
+@attr('slow')
+def test_callback_resume_with_keras_shuffling_equals_the_uninterrupted_run():
+    """fit(shuffle=True) reshuffles the previous epoch's order every epoch;
+    Checkpoint(shuffle=True) follows it, and fit on the samples in the saved
+    order continues the same sequence of batches."""
+    from seq2seq import set_seed
+    from seq2seq.callbacks import Checkpoint, load_checkpoint
+    folder = tempfile.mkdtemp()
+    try:
+        x = np.random.RandomState(0).uniform(size=(12, 3, 2)).astype('float32')
+        y = np.random.RandomState(1).uniform(size=(12, 3, 3)).astype('float32')
+        fit = dict(batch_size=4, shuffle=True, verbose=0)
+        path = os.path.join(folder, 'parts.h5')
+        set_seed(7)
+        whole = _tiny_dropout_model()
+        whole.fit(x, y, epochs=4, **fit)
+        set_seed(7)
+        first = _tiny_dropout_model()
+        first.fit(x, y, epochs=1, callbacks=[Checkpoint(path, shuffle=True)], **fit)
+        for stop in (1, 3):         # two resumes: the saved order composes
+            resumed, state = load_checkpoint(path)
+            assert_equal(state['epoch'], stop)
+            order = state['sample_order']
+            assert_equal(sorted(order), list(range(12)))
+            resumed.fit(x[order], y[order], epochs=stop + 2 if stop == 1 else 4,
+                        initial_epoch=stop, callbacks=[Checkpoint(path, shuffle=True,
+                                                                  state=state)], **fit)
+        for a, b in zip(whole.get_weights() + whole.optimizer.get_weights(),
+                        resumed.get_weights() + resumed.optimizer.get_weights()):
+            assert_allclose(a, b, **TOLERANCE)
     finally:
         shutil.rmtree(folder)
 
