@@ -22,8 +22,10 @@ The per-source products P = H U_a, H V and H C_y are computed once per batch
 (`seq2seq.inference.FusedAttentionStepper`), so the context's two GEMMs per
 step become weighted sums over the few memory steps of a word, and every
 hypothesis of a source reads its source's rows in place (no copy per beam).
-The energies' tanh is the LSTM Op's vectorised rational tanh in float32
-(within 3e-7 of tanhf), the C library's in float64 (the reference).
+In float32 the energies' tanh is the LSTM Op's vectorised rational tanh
+(within 3e-7 of tanhf) and the softmaxes' exp the loss Op's vectorised
+polynomial (within 2 ulp of expf); float64 uses the C library's (the
+reference).
 """
 from __future__ import absolute_import
 
@@ -34,7 +36,7 @@ from theano.gof import Apply, Op
 from theano.tensor.blas import ldflags
 from theano.tensor.blas_headers import blas_header_text, blas_header_version
 
-from . import fused_lstm
+from . import fused_lstm, fused_softmax
 from .c_helpers import VECTORISE_FLAGS, c_type_settings, cache_version, check_float_inputs
 from .fused_lstm import _activate, _split
 
@@ -262,7 +264,7 @@ static int decode_step(int kind, int readout, int typenum, PyArrayObject** in,
             || fused_prepare_output(&out[2], 2, state_dims, typenum)
             || fused_prepare_output(&out[3], 2, state_dims, typenum))
         return -1;
-    T* ZQ = decode_scratch<T>(B * N + 2 * L + a);
+    T* ZQ = decode_scratch<T>(B * N + L + (a > n ? a : n));
     if (!ZQ) {
         PyErr_NoMemory();
         return -1;
@@ -328,7 +330,7 @@ static int decode_step(int kind, int readout, int typenum, PyArrayObject** in,
         }
         T total = 0;
         for (npy_intp j = 0; j < L; ++j) {
-            const T w = Ms[j] ? (T)std::exp(alpha[j] - top) : (T)0;
+            const T w = Ms[j] ? xent_exp(alpha[j] - top) : (T)0;
             alpha[j] = w;
             total += w;
         }
@@ -351,7 +353,8 @@ static int decode_step(int kind, int readout, int typenum, PyArrayObject** in,
     /* logits += h_t W_y */
     if (iu > 0 && inn > 0)
         fused_gemm('N', 'N', inn, iB, iu, (T)1, WY, inn, HT, iu, (T)1, LP, inn);
-    for (npy_intp r = 0; r < B; ++r) {
+    /* log_softmax(logits), and the readout: the logits or their softmax */
+    for (npy_intp r = 0; r < B && n > 0; ++r) {
         T* lp = LP + r * n;
         T* xt = XT + r * n;
         if (readout == DECODE_LINEAR)
@@ -359,15 +362,18 @@ static int decode_step(int kind, int readout, int typenum, PyArrayObject** in,
         T top = lp[0];
         for (npy_intp k = 1; k < n; ++k)
             top = lp[k] > top ? lp[k] : top;
+        T* p = readout == DECODE_SOFTMAX ? xt : tmp;
+        for (npy_intp k = 0; k < n; ++k)
+            p[k] = xent_exp(lp[k] - top);
         T total = 0;
         for (npy_intp k = 0; k < n; ++k)
-            total += (T)std::exp(lp[k] - top);
-        const T log_total = (T)std::log(total);
+            total += p[k];
+        const T shift = top + (T)std::log(total);
         for (npy_intp k = 0; k < n; ++k)
-            lp[k] = lp[k] - top - log_total;
+            lp[k] -= shift;
         if (readout == DECODE_SOFTMAX)
             for (npy_intp k = 0; k < n; ++k)
-                xt[k] = (T)std::exp(lp[k]);
+                xt[k] /= total;
     }
     return 0;
 }
@@ -455,9 +461,10 @@ class AttentionDecodeStep(Op):
 
     # -- C ---------------------------------------------------------------------
     def c_support_code(self):
-        # The LSTM Op's C first: fused_gemm, fused_tanh, fused_forward_row and
-        # fused_prepare_output.
-        return blas_header_text() + fused_lstm._SUPPORT_CODE + _DECODE_C
+        # The LSTM Op's C (fused_gemm, fused_tanh, fused_forward_row,
+        # fused_prepare_output) and the loss Op's vectorised exp (xent_exp) first.
+        return (blas_header_text() + fused_lstm._SUPPORT_CODE + fused_softmax._SUPPORT_CODE
+                + _DECODE_C)
 
     def c_headers(self):
         return ['<limits.h>', '<cmath>', '<stdlib.h>', '<string.h>']
