@@ -56,7 +56,12 @@ def sparse_softmax_crossentropy(y_true, y_pred):
 
     # Arguments
         y_true: integer class indices (any numeric dtype), shape
-            `y_pred.shape[:-1]` or `y_pred.shape[:-1] + (1,)`.
+            `y_pred.shape[:-1]` or `y_pred.shape[:-1] + (1,)`. Keras feeds
+            `fit`/`evaluate` targets with y_pred's rank; the package's
+            input checks (`seq2seq.guards`) add the trailing 1 to targets
+            of shape (batch, length) and refuse targets that are not whole
+            numbers in [0, classes) (the Op would truncate 2.7 to 2 and
+            read a NaN as -2147483648).
         y_pred: probabilities over the last axis, 2 or more dimensions.
     """
     if y_pred.ndim < 2:

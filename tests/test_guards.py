@@ -76,7 +76,8 @@ def good_targets(n, seed=3):
 def snapshot(model):
     """Weights, optimizer weights and remembered states, as copies."""
     arrays = [w.copy() for w in model.get_weights()]
-    arrays += [w.copy() for w in model.optimizer.get_weights()]
+    if getattr(model, 'optimizer', None) is not None:
+        arrays += [w.copy() for w in model.optimizer.get_weights()]
     for layer in stateful_layers(model):
         arrays += [s.copy() for cell in layer.get_hidden_state() for s in cell]
     return arrays
@@ -207,6 +208,21 @@ def test_predict_without_batch_size_uses_the_state_batch_size():
     assert model.predict(good_x(3 * BATCH)).shape == (3 * BATCH, OUT_LENGTH, OUT_DIM)
     for old, new in zip(before, model.get_weights()):
         assert np.array_equal(old, new)
+
+
+def test_predict_uses_the_state_batch_size_when_the_input_has_none():
+    # Keras' default batch_size is 32 when the Input's batch size is not
+    # fixed; the remembered state holds 2 rows.
+    if 'free_input' not in _models:
+        source = Input(shape=(LENGTH, DIM))
+        output = Seq2seq(output_dim=OUT_DIM, hidden_dim=4, output_length=OUT_LENGTH,
+                         batch_size=BATCH, remember_state=True)(source)
+        _models['free_input'] = Model(source, output)
+    model = _models['free_input']
+    assert model.predict(good_x(3 * BATCH)).shape == (3 * BATCH, OUT_LENGTH, OUT_DIM)
+    model.reset_states()
+    assert_refused(model, lambda: model.predict(good_x(5)), ValueError, '5 samples',
+                   'multiple of 2')
 
 
 def test_another_batch_size_is_refused():
