@@ -64,6 +64,13 @@ class StatefulRNN(Layer):
     `stateful` layers). With `remember_state=False` every batch starts from
     zeros.
 
+    A final state with any NaN or inf entry is not written: every state of
+    the layer keeps its value and a counter records the refused batch, for
+    `seq2seq.state_checks.check_states_finite(model)` to raise on.
+    `set_hidden_state` checks every array before writing any. When the
+    layer is called on Keras tensors, `batch_size` (and `input_length`, for
+    layers taking it) must agree with the inputs' static shapes.
+
     # Arguments
         batch_size: the number of sequences in every batch; required with
             `remember_state=True`.
