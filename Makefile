@@ -19,7 +19,7 @@ endif
 PY := $(VENV)/bin/python
 export KERAS_BACKEND := theano
 
-.PHONY: demo test test-fast bench venv clean
+.PHONY: demo test test-fast test-older bench venv clean
 
 venv: $(VENV)/.installed
 
@@ -46,6 +46,17 @@ test: venv
 # The fast tier: every test not marked @attr('slow') (see tests/runner.py).
 test-fast: venv
 	$(PY) -m tests.runner --fast
+
+# The smaller set CI runs on the older Pythons (`make test-older PYTHON=3.6`,
+# `PYTHON=3.7`): the 2015-style scripts, remembered-state semantics, the seed
+# README example, load_model, and one learning test.
+OLDER_TESTS := tests/test_legacy.py tests/test_state.py \
+	tests.test_learning:test_seed_readme_example_runs_verbatim_and_trains \
+	tests.test_models:test_save_and_load_seed_layer_resets_the_remembered_state \
+	tests.test_losses:test_saved_model_loads_with_the_loss \
+	tests.test_model_learning:test_seq2seq_learns_to_reverse
+test-older: venv
+	$(PY) -m tests.runner $(OLDER_TESTS) --verbosity=2
 
 # `make bench`: the benchmarks of benchmarks/README.md, in .venv plus a Python
 # 3.11 venv for PyTorch (BENCH_ARGS passes options, e.g. BENCH_ARGS=--quick).

@@ -263,11 +263,16 @@ def test_pip_install_brings_mkl_on_x86_64_linux_and_names_the_tested_pythons():
 
 def test_make_python_selects_its_own_venv_and_requirements():
     import subprocess
-    output = subprocess.run(['make', '-n', '-B', 'venv', 'PYTHON=3.6'], cwd=ROOT,
+    # Run from `make test-older PYTHON=3.7`, make's own variables (MAKEFLAGS
+    # carries PYTHON=3.7) would reach these sub-makes: start them clean.
+    env = {k: v for k, v in os.environ.items()
+           if k not in ('MAKEFLAGS', 'MFLAGS', 'MAKELEVEL', 'MAKEOVERRIDES', 'PYTHON')}
+    output = subprocess.run(['make', '-n', '-B', 'venv', 'PYTHON=3.6'], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             universal_newlines=True).stdout
     assert '.venv-3.6/bin/python -m pip install --quiet -r requirements-3.6.txt' in output, \
         output
-    default = subprocess.run(['make', '-n', '-B', 'venv'], cwd=ROOT, stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, universal_newlines=True).stdout
+    default = subprocess.run(['make', '-n', '-B', 'venv'], cwd=ROOT, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             universal_newlines=True).stdout
     assert '.venv/bin/python -m pip install --quiet -r requirements.txt' in default, default
