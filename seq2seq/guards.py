@@ -457,20 +457,26 @@ def check_fit(model, plan, method, arguments):
         check_sample_count(plan, method, 'the validation_split of x', samples - train)
     else:
         check_sample_count(plan, method, 'x', samples)
-    validation = arguments.get('validation_data')
-    if validation is not None and not _is_generator(validation):
-        if not isinstance(validation, (list, tuple)) or len(validation) not in (2, 3):
-            raise ValueError('%s: validation_data must be (x, y) or (x, y, sample_weight), got %s'
-                             % (method, _describe(validation)))
-        val_x = check_inputs(model, plan, method, 'validation_data[0]', validation[0])
-        val_y = check_targets(model, method, 'validation_data[1]', validation[1])
-        val_samples = check_sample_counts(method, [('validation_data[0]', val_x[0]),
-                                                   ('validation_data[1]', val_y[0])])
-        if len(validation) == 3:
-            check_sample_weight(method, 'validation_data[2]', validation[2], val_samples)
-        check_sample_count(plan, method, 'validation_data[0]', val_samples)
-        arguments['validation_data'] = (val_x, val_y) + tuple(validation[2:])
+    check_validation_data(model, plan, method, arguments)
     arguments['x'], arguments['y'] = xs, ys
+
+
+def check_validation_data(model, plan, method, arguments):
+    """`validation_data` of fit and fit_generator, when it holds arrays."""
+    validation = arguments.get('validation_data')
+    if validation is None or _is_generator(validation):
+        return
+    if not isinstance(validation, (list, tuple)) or len(validation) not in (2, 3):
+        raise ValueError('%s: validation_data must be (x, y) or (x, y, sample_weight), got %s'
+                         % (method, _describe(validation)))
+    val_x = check_inputs(model, plan, method, 'validation_data[0]', validation[0])
+    val_y = check_targets(model, method, 'validation_data[1]', validation[1])
+    val_samples = check_sample_counts(method, [('validation_data[0]', val_x[0]),
+                                               ('validation_data[1]', val_y[0])])
+    if len(validation) == 3:
+        check_sample_weight(method, 'validation_data[2]', validation[2], val_samples)
+    check_sample_count(plan, method, 'validation_data[0]', val_samples)
+    arguments['validation_data'] = (val_x, val_y) + tuple(validation[2:])
 
 
 def check_evaluate(model, plan, method, arguments):
@@ -504,8 +510,11 @@ def check_on_batch(model, plan, method, arguments):
 
 def check_generator(model, plan, method, arguments):
     """The last batch of a `keras.utils.Sequence`, before the first runs;
-    every batch is checked again when it runs (the *_on_batch checks)."""
+    every batch is checked again when it runs (the *_on_batch checks).
+    Validation arrays of fit_generator, before the first batch."""
     from keras.utils import Sequence
+    if method == 'fit_generator':
+        check_validation_data(model, plan, method, arguments)
     sequence = arguments.get('generator')
     if not plan.remembers or not isinstance(sequence, Sequence):
         return

@@ -278,6 +278,20 @@ def test_a_partial_last_batch_of_a_sequence_is_refused_before_the_first_batch():
                    ValueError, 'predict_generator', '1 samples')
 
 
+def test_validation_arrays_of_fit_generator_are_checked_before_the_first_batch():
+    model = stateful_model()
+    val_y = good_y(BATCH)
+    val_y[0, 0, 0] = np.inf
+    assert_refused(model, lambda: model.fit_generator(_Batches([2, 2]), epochs=1, verbose=0,
+                                                      workers=0, shuffle=False,
+                                                      validation_data=(good_x(BATCH), val_y)),
+                   ValueError, 'fit_generator', 'validation_data[1]', 'inf')
+    assert_refused(model, lambda: model.fit_generator(_Batches([2, 2]), epochs=1, verbose=0,
+                                                      workers=0, shuffle=False,
+                                                      validation_data=(good_x(3), good_y(3))),
+                   ValueError, 'fit_generator', 'validation_data[0]', '3 samples')
+
+
 def test_a_partial_batch_of_a_generator_is_refused_before_it_runs():
     model = stateful_model()
 
