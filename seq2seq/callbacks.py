@@ -26,6 +26,8 @@ needs to continue exactly as the uninterrupted one would have:
                                                    every random state restored
     Checkpoint(path)                            a Keras callback writing one
                                                    after every epoch
+    set_seed(seed)                              seed numpy, Python and (through
+                                                   numpy) the dropout streams
 """
 from __future__ import absolute_import, print_function
 

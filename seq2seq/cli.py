@@ -213,14 +213,18 @@ def _resumed_run(args):
     optimizer state (`seq2seq.callbacks.save_checkpoint`); one an earlier
     version wrote holds the model only, and the state is read from
     train_state.json (the dropout masks then differ from an uninterrupted
-    run's)."""
-    from .callbacks import LAST_CHECKPOINT, TRAIN_STATE, load_checkpoint, load_train_state
+    run's, but are the same from one such resume to another)."""
+    from .callbacks import (LAST_CHECKPOINT, TRAIN_STATE, load_checkpoint, load_train_state,
+                            set_seed)
     from .model_dir import read_config
     config, source_vocab, target_vocab = read_config(args.model_dir)
     checkpoint = os.path.join(args.model_dir, LAST_CHECKPOINT)
     if not os.path.exists(checkpoint):
         raise CommandError('%s has no checkpoint to resume from (no epoch finished yet): '
                            'train again without --resume' % args.model_dir)
+    # What a checkpoint without random states (an earlier version's) leaves
+    # to numpy's generator (the dropout streams' seeds) is then still seeded.
+    set_seed(config.get('seed', 0))
     try:
         model, state = load_checkpoint(checkpoint)
     except Exception as error:  # h5py and Keras raise many kinds

@@ -6,8 +6,12 @@
     target_vocab.json
     model.h5             the best model by validation loss
                          (`keras.models.load_model` after `import seq2seq`)
-    last.h5              the last epoch's model and optimizer state
-    train_state.json     where training stands (for `train --resume`)
+    last.h5              the last epoch's checkpoint: model, optimizer state,
+                         training state, random states
+                         (`seq2seq.callbacks.load_checkpoint`)
+    train_state.json     where training stands (also in last.h5; read by
+                         `train --resume` when last.h5, from an earlier
+                         version, does not hold it)
     history.csv          loss, validation loss and token accuracy per epoch
     loss.png             the loss curve
 

@@ -345,3 +345,50 @@ def test_load_hidden_state_refuses_another_model():
                     assert_array_equal(a[1], b[1])
     finally:
         shutil.rmtree(folder)
+
+
+def test_set_seed_seeds_numpy_and_python_and_refuses_bad_seeds():
+    import random
+    from seq2seq import set_seed
+    set_seed(11)
+    first = (np.random.uniform(size=3), random.random())
+    set_seed(11)
+    assert_array_equal(np.random.uniform(size=3), first[0])
+    assert_equal(random.random(), first[1])
+    for bad in (-1, 2 ** 32, 1.5, '3', None, True):
+        try:
+            set_seed(bad)
+        except ValueError as error:
+            assert_true('seed' in str(error), error)
+        else:
+            raise AssertionError('set_seed(%r) was accepted' % (bad,))
+
+
+def test_checkpoint_arguments_are_checked():
+    from seq2seq.callbacks import Checkpoint
+    for kwargs in (dict(period=0), dict(period=1.5), dict(shuffle='batch'),
+                   dict(state=[1, 2])):
+        try:
+            Checkpoint('run.h5', **kwargs)
+        except (TypeError, ValueError) as error:
+            assert_true(list(kwargs)[0] in str(error), error)
+        else:
+            raise AssertionError('Checkpoint(%r) was accepted' % kwargs)
+
+
+def test_save_hidden_state_refuses_a_model_without_remembered_state():
+    from keras.layers import Dense, Input
+    from keras.models import Model
+    from seq2seq.conversation import save_hidden_state
+    inputs = Input(shape=(3,))
+    model = Model(inputs, Dense(2)(inputs))
+    folder = tempfile.mkdtemp()
+    try:
+        save_hidden_state(model, os.path.join(folder, 'state.h5'))
+    except ValueError as error:
+        assert_true('remember_state' in str(error), error)
+    else:
+        raise AssertionError('saved the hidden state of a model without one')
+    finally:
+        assert_equal(os.listdir(folder), [])
+        shutil.rmtree(folder)
