@@ -29,6 +29,13 @@ holding another model), and compiles two functions:
                      decoder (TimeDistributed(Dense), Activation, Dropout)
                      applied to that step, giving log-probabilities
 
+For an `AttentionDecoder` of one LSTM cell whose output is the model's
+output (`AttentionSeq2Seq`, the command line's attention model),
+`FusedAttentionStepper` replaces the compiled step by one C Op
+(`seq2seq.ops.fused_decode`), with the same values within float32 rounding;
+a decoder built with implementation='scan' keeps the layer's own step, the
+reference (`fused_step_reason` says which applies).
+
 The per-batch constants stay in Theano shared variables for the whole search;
 each hypothesis carries the index of its source (`rows`) and the compiled step
 gathers the constants it needs, so a step transfers only the small states.
