@@ -12,6 +12,10 @@ import inspect
 import sys
 
 import theano.tensor as T
+from theano.gof import Op
+from theano.gradient import DisconnectedType
+from theano.tensor.blas import ldflags
+from theano.tensor.blas_headers import blas_header_text, blas_header_version
 
 # The float dtypes the fused Ops compute in, and their C and NumPy names.
 DTYPES = ('float32', 'float64')
@@ -128,3 +132,120 @@ def cache_version(op, *extra):
     if key not in _versions:
         _versions[key] = (source_digest(*c_source_text(op)),) + tuple(extra)
     return _versions[key]
+
+
+# -- what the BLAS-calling Ops (the LSTM, the attention decoder) share --------
+
+def check_choice(name, value, choices):
+    """`value` if it is one of `choices`, else a ValueError naming `name`."""
+    if value not in choices:
+        raise ValueError('%s must be one of %s, got %r'
+                         % (name, ', '.join(repr(c) for c in choices), value))
+    return value
+
+
+def int8_mask_input(mask, name, axes):
+    """`mask` as an int8 tensor; TypeError unless it is 2-d (`axes`, e.g.
+    '(time, batch)', says what its dimensions are)."""
+    mask = T.as_tensor_variable(mask)
+    if mask.ndim != 2:
+        raise TypeError('%s must be a 2-d %s tensor, got %d-d' % (name, axes, mask.ndim))
+    return T.cast(mask, 'int8')
+
+
+def output_grad_or_zeros(grad, output):
+    """The gradient reaching `output`, zeros when nothing uses it."""
+    if isinstance(grad.type, DisconnectedType):
+        return T.zeros_like(output)
+    return T.cast(grad, output.dtype)
+
+
+CHECK_SHAPE_C = r"""#ifndef SEQ2SEQ_CHECK_SHAPE
+#define SEQ2SEQ_CHECK_SHAPE
+/* 0 when a has nd dimensions equal to dims; else a ValueError
+   "<op>: <name> has the wrong shape (...)" and -1. */
+static int fused_check_dims(const char* op, PyArrayObject* a, const char* name, int nd,
+                            const npy_intp* dims)
+{
+    int ok = PyArray_NDIM(a) == nd;
+    for (int d = 0; ok && d < nd; ++d)
+        ok = PyArray_DIMS(a)[d] == dims[d];
+    if (!ok) {
+        PyErr_Format(PyExc_ValueError, "%s: %s has the wrong shape "
+                     "(expected %d dimensions matching the other inputs)", op, name, nd);
+        return -1;
+    }
+    return 0;
+}
+#endif
+
+"""
+
+HELD_ARRAYS_C = r"""#ifndef SEQ2SEQ_HELD_ARRAYS
+#define SEQ2SEQ_HELD_ARRAYS
+/* Holds C-contiguous views (or copies) of an Op's inputs, and its scratch
+   arrays, and drops them all when it goes out of scope. */
+struct FusedHeldArrays {
+    PyArrayObject* arrays[32];
+    int n;
+    FusedHeldArrays() : n(0) {}
+    ~FusedHeldArrays() { for (int k = 0; k < n; ++k) Py_XDECREF(arrays[k]); }
+    /* A C-contiguous a (NULL for a NULL a, or on failure). */
+    PyArrayObject* add(PyArrayObject* a)
+    {
+        return hold(a ? PyArray_GETCONTIGUOUS(a) : NULL);
+    }
+    /* add() of each of the count arrays in[]; false as soon as one fails. */
+    bool add_all(PyArrayObject** in, int count)
+    {
+        for (int k = 0; k < count; ++k)
+            if (!add(in[k]))
+                return false;
+        return true;
+    }
+    /* A new zeroed array released with the others. */
+    PyArrayObject* scratch(int nd, const npy_intp* dims, int typenum)
+    {
+        return hold((PyArrayObject*)PyArray_ZEROS(nd, (npy_intp*)dims, typenum, 0));
+    }
+    /* a (a new reference, or NULL), released with the others. */
+    PyArrayObject* hold(PyArrayObject* a)
+    {
+        arrays[n++] = a;
+        return a;
+    }
+};
+#endif
+
+"""
+
+
+class BlasOp(Op):
+    """An Op whose C code calls BLAS's GEMM: Theano's BLAS header, library
+    and flags, VECTORISE_FLAGS, and a cache version that also follows the
+    BLAS header's. A subclass gives its C in `_support_code_text()`."""
+
+    def _support_code_text(self):
+        raise NotImplementedError
+
+    def c_support_code(self):
+        return blas_header_text() + self._support_code_text()
+
+    def c_headers(self):
+        return ['<limits.h>', '<cmath>', '<stdlib.h>', '<string.h>']
+
+    def c_libraries(self):
+        return ldflags()
+
+    def c_compile_args(self):
+        return ldflags(libs=False, flags=True) + VECTORISE_FLAGS
+
+    def c_lib_dirs(self):
+        return ldflags(libs=False, libs_dir=True)
+
+    def c_header_dirs(self):
+        return ldflags(libs=False, include_dir=True)
+
+    def c_code_cache_version(self):
+        # A digest of the C source: any edit of it gets a new module.
+        return cache_version(self, blas_header_version())

@@ -34,17 +34,15 @@ rational tanh, within 3e-7 of tanhf; float64 the C library's).
 """
 from __future__ import absolute_import
 
-import hashlib
-
 import numpy as np
 import theano.tensor as T
-from theano.gof import Apply, Op
+from theano.gof import Apply
 from theano.gradient import DisconnectedType, grad_not_implemented
-from theano.tensor.blas import ldflags
-from theano.tensor.blas_headers import blas_header_text, blas_header_version
 
 from . import fused_lstm
-from .fused_lstm import (DTYPES, _activate, _activation_derivative, _split,
+from .c_helpers import (BlasOp, c_type_settings, check_choice, int8_mask_input,
+                        output_grad_or_zeros)
+from .fused_lstm import (DTYPES, _numpy_step, _numpy_step_backward,  # noqa: F401
                          check_float_inputs, inner_activation_name)
 
 INNER_ACTIVATIONS = fused_lstm.INNER_ACTIVATIONS
@@ -141,15 +139,8 @@ def numpy_forward(projected, h0, c0, recurrent_kernel, context_kernel, memory,
         alpha = _masked_softmax(energy.dot(attention_vector), mask)  # (batch, L)
         context = np.einsum('bl,blm->bm', alpha, memory)              # (batch, m)
         z = projected[t] + h.dot(recurrent_kernel) + context.dot(context_kernel)
-        z_i, z_f, z_c, z_o = _split(z, units)
-        i = _activate(z_i, inner_activation)
-        f = _activate(z_f, inner_activation)
-        g = np.tanh(z_c)
-        o = _activate(z_o, inner_activation)
-        c = f * c + i * g
-        h = o * np.tanh(c)
+        h, c, gates[t] = _numpy_step(z, c, inner_activation)
         h_seq[t], c_seq[t], context_seq[t], alpha_seq[t] = h, c, context, alpha
-        gates[t] = np.concatenate([z_i, z_f, g, z_o], axis=1)
         energies[t] = energy
     return h_seq, c_seq, context_seq, alpha_seq, gates, energies
 
@@ -178,18 +169,9 @@ def numpy_backward(h0, c0, recurrent_kernel, context_kernel, memory, query_kerne
     for t in reversed(range(time)):
         h_prev = h_seq[t - 1] if t > 0 else h0
         c_prev = c_seq[t - 1] if t > 0 else c0
-        z_i, z_f, g, z_o = _split(gates[t], units)
-        i = _activate(z_i, inner_activation)
-        f = _activate(z_f, inner_activation)
-        o = _activate(z_o, inner_activation)
         dh = dh_seq[t] + dh_next
-        tanh_c = np.tanh(c_seq[t])
-        dc = dc_seq[t] + dc_next + dh * o * (1 - tanh_c * tanh_c)
-        dz = np.concatenate([
-            dc * g * _activation_derivative(z_i, i, inner_activation),
-            dc * c_prev * _activation_derivative(z_f, f, inner_activation),
-            dc * i * (1 - g * g),
-            dh * tanh_c * _activation_derivative(z_o, o, inner_activation)], axis=1)
+        dz, dc_next = _numpy_step_backward(gates[t], c_seq[t], c_prev, dh,
+                                           dc_seq[t] + dc_next, inner_activation)
         d_projected[t] = dz
         d_recurrent += h_prev.T.dot(dz)
         d_context_kernel += context_seq[t].T.dot(dz)
@@ -207,7 +189,6 @@ def numpy_backward(h0, c0, recurrent_kernel, context_kernel, memory, query_kerne
         d_query = d_pre.sum(axis=1)                                         # (batch, a)
         d_query_kernel += h_prev.T.dot(d_query)
         dh_next = dz.dot(recurrent_kernel.T) + d_query.dot(query_kernel.T)
-        dc_next = dc * f
     return (d_projected, dh_next, dc_next, d_recurrent, d_context_kernel, d_memory,
             d_projection, d_query_kernel, d_vector)
 
@@ -220,27 +201,6 @@ def numpy_backward(h0, c0, recurrent_kernel, context_kernel, memory, query_kerne
 _ATTENTION_C = r"""
 #ifndef SEQ2SEQ_FUSED_ATTENTION
 #define SEQ2SEQ_FUSED_ATTENTION
-
-/* Holds C-contiguous views (or copies) of the inputs and drops them. */
-struct AttentionArrays {
-    PyArrayObject* arrays[32];
-    int n;
-    AttentionArrays() : n(0) {}
-    ~AttentionArrays() { for (int k = 0; k < n; ++k) Py_XDECREF(arrays[k]); }
-    PyArrayObject* add(PyArrayObject* a)
-    {
-        PyArrayObject* c = a ? PyArray_GETCONTIGUOUS(a) : NULL;
-        arrays[n++] = c;
-        return c;
-    }
-    /* A new array released with the others. */
-    PyArrayObject* scratch(int nd, const npy_intp* dims, int typenum)
-    {
-        PyArrayObject* a = (PyArrayObject*)PyArray_ZEROS(nd, (npy_intp*)dims, typenum, 0);
-        arrays[n++] = a;
-        return a;
-    }
-};
 
 /* x . y, with eight partial sums so that GCC vectorises it. */
 template <typename T>
@@ -344,82 +304,91 @@ static void attention_row_backward(const T* H, const T* E, const T* alpha, const
 
 static int attention_check(PyArrayObject* a, const char* name, int nd, const npy_intp* dims)
 {
-    int ok = PyArray_NDIM(a) == nd;
-    for (int d = 0; ok && d < nd; ++d)
-        ok = PyArray_DIMS(a)[d] == dims[d];
-    if (!ok) {
-        PyErr_Format(PyExc_ValueError, "fused attention: %s has the wrong shape "
-                     "(expected %d dimensions matching the other inputs)", name, nd);
-        return -1;
-    }
-    return 0;
+    return fused_check_dims("fused attention", a, name, nd, dims);
 }
 
-/* The sizes every call checks: time, batch, units, memory length L, memory
-   width m, attention width a. */
+static void attention_set_dims(npy_intp* dims, npy_intp d0, npy_intp d1, npy_intp d2 = 0,
+                               npy_intp d3 = 0)
+{
+    dims[0] = d0;
+    dims[1] = d1;
+    dims[2] = d2;
+    dims[3] = d3;
+}
+
+/* The sizes of a call: time, batch, units, memory length L, memory width m,
+   attention width a (time from the caller, the others from h0, U, H, W_a),
+   and the shape each array of the forward and the backward pass has. */
 struct AttentionSizes {
-    npy_intp time, batch, units, length, m, a;
+    npy_intp time, batch, units, length, m, a, G;
+    /* Four slots each, the ones past an array's dimensions unused. */
+    npy_intp gates[4], state[4], kernel[4], ctx_kernel[4], memory[4], projection[4];
+    npy_intp query[4], vector[4], mask[4], seq[4], ctx[4], alpha[4], energy[4];
+
+    AttentionSizes(npy_intp time_, PyArrayObject* h0, PyArrayObject* recurrent_kernel,
+                   PyArrayObject* memory_, PyArrayObject* query_kernel)
+        : time(time_), batch(PyArray_DIMS(h0)[0]), units(PyArray_DIMS(recurrent_kernel)[0]),
+          length(PyArray_DIMS(memory_)[1]), m(PyArray_DIMS(memory_)[2]),
+          a(PyArray_DIMS(query_kernel)[1]), G(4 * units)
+    {
+        attention_set_dims(gates, time, batch, G);
+        attention_set_dims(state, batch, units);
+        attention_set_dims(kernel, units, G);
+        attention_set_dims(ctx_kernel, m, G);
+        attention_set_dims(memory, batch, length, m);
+        attention_set_dims(projection, batch, length, a);
+        attention_set_dims(query, units, a);
+        attention_set_dims(vector, a, 0);
+        attention_set_dims(mask, batch, length);
+        attention_set_dims(seq, time, batch, units);
+        attention_set_dims(ctx, time, batch, m);
+        attention_set_dims(alpha, time, batch, length);
+        attention_set_dims(energy, time, batch, length, a);
+    }
+
+    /* 0, or a ValueError when the GEMMs' sizes do not fit a BLAS int. */
+    int check_blas_ints() const
+    {
+        if (time * batch > INT_MAX || G > INT_MAX || m > INT_MAX) {
+            PyErr_SetString(PyExc_ValueError, "fused attention: too large for a BLAS int");
+            return -1;
+        }
+        return 0;
+    }
 };
 
 template <typename T>
 static int attention_forward(int kind, int typenum, PyArrayObject** in, PyArrayObject** out)
 {
-    AttentionArrays held;
-    PyArrayObject* projected = held.add(in[0]);
-    PyArrayObject* h0 = held.add(in[1]);
-    PyArrayObject* c0 = held.add(in[2]);
-    PyArrayObject* kernel = held.add(in[3]);
-    PyArrayObject* ctx_kernel = held.add(in[4]);
-    PyArrayObject* memory = held.add(in[5]);
-    PyArrayObject* projection = held.add(in[6]);
-    PyArrayObject* query_kernel = held.add(in[7]);
-    PyArrayObject* vector = held.add(in[8]);
-    PyArrayObject* mask = held.add(in[9]);
-    for (int k = 0; k < 10; ++k)
-        if (!held.arrays[k])
-            return -1;
-    AttentionSizes s;
-    s.time = PyArray_DIMS(projected)[0];
-    s.batch = PyArray_DIMS(h0)[0];
-    s.units = PyArray_DIMS(kernel)[0];
-    s.length = PyArray_DIMS(memory)[1];
-    s.m = PyArray_DIMS(memory)[2];
-    s.a = PyArray_DIMS(query_kernel)[1];
-    const npy_intp G = 4 * s.units;
-    const npy_intp gates_dims[3] = {s.time, s.batch, G}, state_dims[2] = {s.batch, s.units};
-    const npy_intp kernel_dims[2] = {s.units, G}, ctx_kernel_dims[2] = {s.m, G};
-    const npy_intp memory_dims[3] = {s.batch, s.length, s.m};
-    const npy_intp projection_dims[3] = {s.batch, s.length, s.a};
-    const npy_intp query_dims[2] = {s.units, s.a}, vector_dims[1] = {s.a};
-    const npy_intp mask_dims[2] = {s.batch, s.length};
-    if (attention_check(projected, "projected (time, batch, 4 units)", 3, gates_dims)
-            || attention_check(h0, "h0 (batch, units)", 2, state_dims)
-            || attention_check(c0, "c0 (batch, units)", 2, state_dims)
-            || attention_check(kernel, "recurrent_kernel (units, 4 units)", 2, kernel_dims)
+    FusedHeldArrays held;
+    if (!held.add_all(in, 10))
+        return -1;
+    PyArrayObject** x = held.arrays;
+    PyArrayObject *projected = x[0], *h0 = x[1], *c0 = x[2], *kernel = x[3];
+    PyArrayObject *ctx_kernel = x[4], *memory = x[5], *projection = x[6];
+    PyArrayObject *query_kernel = x[7], *vector = x[8], *mask = x[9];
+    const AttentionSizes s(PyArray_DIMS(projected)[0], h0, kernel, memory, query_kernel);
+    const npy_intp G = s.G;
+    if (attention_check(projected, "projected (time, batch, 4 units)", 3, s.gates)
+            || attention_check(h0, "h0 (batch, units)", 2, s.state)
+            || attention_check(c0, "c0 (batch, units)", 2, s.state)
+            || attention_check(kernel, "recurrent_kernel (units, 4 units)", 2, s.kernel)
             || attention_check(ctx_kernel, "context_kernel (memory dim, 4 units)", 2,
-                               ctx_kernel_dims)
-            || attention_check(memory, "memory (batch, length, dim)", 3, memory_dims)
+                               s.ctx_kernel)
+            || attention_check(memory, "memory (batch, length, dim)", 3, s.memory)
             || attention_check(projection, "memory_projection (batch, length, attention dim)",
-                               3, projection_dims)
-            || attention_check(query_kernel, "query_kernel (units, attention dim)", 2,
-                               query_dims)
-            || attention_check(vector, "attention_vector (attention dim)", 1, vector_dims)
-            || attention_check(mask, "memory_mask (batch, length)", 2, mask_dims))
+                               3, s.projection)
+            || attention_check(query_kernel, "query_kernel (units, attention dim)", 2, s.query)
+            || attention_check(vector, "attention_vector (attention dim)", 1, s.vector)
+            || attention_check(mask, "memory_mask (batch, length)", 2, s.mask)
+            || s.check_blas_ints())
         return -1;
-    if (s.time * s.batch > INT_MAX || G > INT_MAX || s.m > INT_MAX) {
-        PyErr_SetString(PyExc_ValueError, "fused attention: too large for a BLAS int");
-        return -1;
-    }
-    const npy_intp seq_dims[3] = {s.time, s.batch, s.units};
-    const npy_intp ctx_dims[3] = {s.time, s.batch, s.m};
-    const npy_intp alpha_dims[3] = {s.time, s.batch, s.length};
-    const npy_intp energy_dims[4] = {s.time, s.batch, s.length, s.a};
-    if (fused_prepare_output(&out[0], 3, seq_dims, typenum)
-            || fused_prepare_output(&out[1], 3, seq_dims, typenum)
-            || fused_prepare_output(&out[2], 3, ctx_dims, typenum)
-            || fused_prepare_output(&out[3], 3, alpha_dims, typenum)
-            || fused_prepare_output(&out[4], 3, gates_dims, typenum)
-            || fused_prepare_output(&out[5], 4, energy_dims, typenum))
+    if (fused_prepare_output(&out[0], 3, s.seq, typenum)
+            || fused_prepare_output(&out[1], 3, s.seq, typenum)
+            || fused_prepare_output(&out[2], 3, s.ctx, typenum)
+            || fused_prepare_output(&out[3], 3, s.alpha, typenum)
+            || fused_prepare_output(&out[4], 3, s.gates, typenum)
+            || fused_prepare_output(&out[5], 4, s.energy, typenum))
         return -1;
     const npy_intp q_dims[2] = {s.batch, s.a};
     PyArrayObject* q_array = held.scratch(2, q_dims, typenum);
@@ -467,16 +436,9 @@ static int attention_forward(int kind, int typenum, PyArrayObject** in, PyArrayO
         /* z += ctx V */
         if (im > 0)
             fused_gemm('N', 'N', iG, iB, im, (T)1, V, iG, ctx, im, (T)1, z, iG);
-        for (npy_intp b = 0; b < B; ++b) {
-            if (kind == FUSED_HARD_SIGMOID)
-                fused_forward_row<T, FUSED_HARD_SIGMOID>(z + b * G, c_prev + b * u,
-                                                         C + (t * B + b) * u,
-                                                         H + (t * B + b) * u, u);
-            else
-                fused_forward_row<T, FUSED_SIGMOID>(z + b * G, c_prev + b * u,
-                                                    C + (t * B + b) * u,
-                                                    H + (t * B + b) * u, u);
-        }
+        for (npy_intp b = 0; b < B; ++b)
+            fused_forward_row_of<T>(kind, z + b * G, c_prev + b * u, C + (t * B + b) * u,
+                                    H + (t * B + b) * u, u);
     }
     return 0;
 }
@@ -487,64 +449,44 @@ static int attention_forward(int kind, int typenum, PyArrayObject** in, PyArrayO
 template <typename T>
 static int attention_backward(int kind, int typenum, PyArrayObject** in, PyArrayObject** out)
 {
-    AttentionArrays held;
-    for (int k = 0; k < 18; ++k)
-        if (!held.add(in[k]))
-            return -1;
+    FusedHeldArrays held;
+    if (!held.add_all(in, 18))
+        return -1;
     PyArrayObject** x = held.arrays;
     PyArrayObject *h0 = x[0], *c0 = x[1], *kernel = x[2], *ctx_kernel = x[3], *memory = x[4];
     PyArrayObject *query_kernel = x[5], *vector = x[6], *mask = x[7], *h_seq = x[8];
     PyArrayObject *c_seq = x[9], *ctx_seq = x[10], *alpha_seq = x[11], *gates = x[12];
     PyArrayObject *energies = x[13], *dh_seq = x[14], *dc_seq = x[15], *dctx_seq = x[16];
     PyArrayObject* dalpha_seq = x[17];
-    AttentionSizes s;
-    s.time = PyArray_DIMS(gates)[0];
-    s.batch = PyArray_DIMS(h0)[0];
-    s.units = PyArray_DIMS(kernel)[0];
-    s.length = PyArray_DIMS(memory)[1];
-    s.m = PyArray_DIMS(memory)[2];
-    s.a = PyArray_DIMS(query_kernel)[1];
-    const npy_intp G = 4 * s.units;
-    const npy_intp gates_dims[3] = {s.time, s.batch, G}, state_dims[2] = {s.batch, s.units};
-    const npy_intp kernel_dims[2] = {s.units, G}, ctx_kernel_dims[2] = {s.m, G};
-    const npy_intp memory_dims[3] = {s.batch, s.length, s.m};
-    const npy_intp projection_dims[3] = {s.batch, s.length, s.a};
-    const npy_intp query_dims[2] = {s.units, s.a}, vector_dims[1] = {s.a};
-    const npy_intp mask_dims[2] = {s.batch, s.length};
-    const npy_intp seq_dims[3] = {s.time, s.batch, s.units};
-    const npy_intp ctx_dims[3] = {s.time, s.batch, s.m};
-    const npy_intp alpha_dims[3] = {s.time, s.batch, s.length};
-    const npy_intp energy_dims[4] = {s.time, s.batch, s.length, s.a};
-    if (attention_check(gates, "gates (time, batch, 4 units)", 3, gates_dims)
-            || attention_check(h0, "h0 (batch, units)", 2, state_dims)
-            || attention_check(c0, "c0 (batch, units)", 2, state_dims)
+    const AttentionSizes s(PyArray_DIMS(gates)[0], h0, kernel, memory, query_kernel);
+    const npy_intp G = s.G;
+    if (attention_check(gates, "gates (time, batch, 4 units)", 3, s.gates)
+            || attention_check(h0, "h0 (batch, units)", 2, s.state)
+            || attention_check(c0, "c0 (batch, units)", 2, s.state)
             || attention_check(ctx_kernel, "context_kernel (memory dim, 4 units)", 2,
-                               ctx_kernel_dims)
-            || attention_check(vector, "attention_vector (attention dim)", 1, vector_dims)
-            || attention_check(mask, "memory_mask (batch, length)", 2, mask_dims)
-            || attention_check(h_seq, "h_seq", 3, seq_dims)
-            || attention_check(c_seq, "c_seq", 3, seq_dims)
-            || attention_check(dh_seq, "dh_seq", 3, seq_dims)
-            || attention_check(dc_seq, "dc_seq", 3, seq_dims)
-            || attention_check(ctx_seq, "context_seq", 3, ctx_dims)
-            || attention_check(dctx_seq, "d context_seq", 3, ctx_dims)
-            || attention_check(alpha_seq, "alpha_seq", 3, alpha_dims)
-            || attention_check(dalpha_seq, "d alpha_seq", 3, alpha_dims)
-            || attention_check(energies, "energies", 4, energy_dims))
+                               s.ctx_kernel)
+            || attention_check(vector, "attention_vector (attention dim)", 1, s.vector)
+            || attention_check(mask, "memory_mask (batch, length)", 2, s.mask)
+            || attention_check(h_seq, "h_seq", 3, s.seq)
+            || attention_check(c_seq, "c_seq", 3, s.seq)
+            || attention_check(dh_seq, "dh_seq", 3, s.seq)
+            || attention_check(dc_seq, "dc_seq", 3, s.seq)
+            || attention_check(ctx_seq, "context_seq", 3, s.ctx)
+            || attention_check(dctx_seq, "d context_seq", 3, s.ctx)
+            || attention_check(alpha_seq, "alpha_seq", 3, s.alpha)
+            || attention_check(dalpha_seq, "d alpha_seq", 3, s.alpha)
+            || attention_check(energies, "energies", 4, s.energy)
+            || s.check_blas_ints())
         return -1;
-    if (s.time * s.batch > INT_MAX || G > INT_MAX || s.m > INT_MAX) {
-        PyErr_SetString(PyExc_ValueError, "fused attention: too large for a BLAS int");
-        return -1;
-    }
-    if (fused_prepare_output(&out[0], 3, gates_dims, typenum)
-            || fused_prepare_output(&out[1], 2, state_dims, typenum)
-            || fused_prepare_output(&out[2], 2, state_dims, typenum)
-            || fused_prepare_output(&out[3], 2, kernel_dims, typenum)
-            || fused_prepare_output(&out[4], 2, ctx_kernel_dims, typenum)
-            || fused_prepare_output(&out[5], 3, memory_dims, typenum)
-            || fused_prepare_output(&out[6], 3, projection_dims, typenum)
-            || fused_prepare_output(&out[7], 2, query_dims, typenum)
-            || fused_prepare_output(&out[8], 1, vector_dims, typenum))
+    if (fused_prepare_output(&out[0], 3, s.gates, typenum)
+            || fused_prepare_output(&out[1], 2, s.state, typenum)
+            || fused_prepare_output(&out[2], 2, s.state, typenum)
+            || fused_prepare_output(&out[3], 2, s.kernel, typenum)
+            || fused_prepare_output(&out[4], 2, s.ctx_kernel, typenum)
+            || fused_prepare_output(&out[5], 3, s.memory, typenum)
+            || fused_prepare_output(&out[6], 3, s.projection, typenum)
+            || fused_prepare_output(&out[7], 2, s.query, typenum)
+            || fused_prepare_output(&out[8], 1, s.vector, typenum))
         return -1;
     const npy_intp dq_dims[3] = {s.time, s.batch, s.a};
     const npy_intp dctx_dims[2] = {s.batch, s.m};
@@ -599,14 +541,9 @@ static int attention_backward(int kind, int typenum, PyArrayObject** in, PyArray
         T* dq = DQ + t * B * a;
         for (npy_intp b = 0; b < B; ++b) {
             const npy_intp row = t * B + b;
-            if (kind == FUSED_HARD_SIGMOID)
-                fused_backward_row<T, FUSED_HARD_SIGMOID>(
-                    Z + row * G, C + row * u, c_prev + b * u, DH + row * u, DC + row * u,
-                    dz + b * G, dh_next + b * u, dc_next + b * u, u);
-            else
-                fused_backward_row<T, FUSED_SIGMOID>(
-                    Z + row * G, C + row * u, c_prev + b * u, DH + row * u, DC + row * u,
-                    dz + b * G, dh_next + b * u, dc_next + b * u, u);
+            fused_backward_row_of<T>(kind, Z + row * G, C + row * u, c_prev + b * u,
+                                     DH + row * u, DC + row * u, dz + b * G, dh_next + b * u,
+                                     dc_next + b * u, u);
         }
         /* d ctx = dctx_seq_t + dz V^T */
         memcpy(dctx, DCTX + t * B * m, sizeof(T) * B * m);
@@ -659,72 +596,32 @@ _FORWARD_NAMES = ('projected', 'h0', 'c0', 'recurrent_kernel', 'context_kernel',
 _FORWARD_NDIMS = (3, 2, 2, 2, 2, 3, 3, 2, 1)
 
 
-def _version_from(*texts):
-    """A cache version that changes with any change to the C text."""
-    digest = hashlib.sha1(''.join(texts).encode('utf-8')).hexdigest()
-    return tuple(int(digest[k:k + 8], 16) for k in range(0, 40, 8))
-
-
-class _FusedAttentionOp(Op):
+class _FusedAttentionOp(BlasOp):
     """What the forward and the gradient Op share: parameters and C setup."""
 
     __props__ = ('inner_activation',)
 
     def __init__(self, inner_activation='hard_sigmoid'):
-        if inner_activation not in INNER_ACTIVATIONS:
-            raise ValueError('inner_activation must be one of %s, got %r'
-                             % (', '.join(repr(a) for a in INNER_ACTIVATIONS), inner_activation))
-        self.inner_activation = inner_activation
+        self.inner_activation = check_choice('inner_activation', inner_activation,
+                                             INNER_ACTIVATIONS)
         super(_FusedAttentionOp, self).__init__()
 
     @staticmethod
     def _mask_input(mask):
-        mask = T.as_tensor_variable(mask)
-        if mask.ndim != 2:
-            raise TypeError('memory_mask must be a 2-d (batch, length) tensor, got %d-d'
-                            % mask.ndim)
-        return T.cast(mask, 'int8')
+        return int8_mask_input(mask, 'memory_mask', '(batch, length)')
 
     @staticmethod
     def _tensor_type(dtype, ndim):
         return T.TensorType(dtype, (False,) * ndim)
 
-    # -- C -------------------------------------------------------------------
+    # -- C (BlasOp: BLAS, VECTORISE_FLAGS as the LSTM Op) ---------------------
     def _support_code_text(self):
         return fused_lstm._SUPPORT_CODE + _ATTENTION_C
 
-    def c_support_code(self):
-        return blas_header_text() + self._support_code_text()
-
-    def c_headers(self):
-        return ['<limits.h>', '<cmath>', '<stdlib.h>', '<string.h>']
-
-    def c_libraries(self):
-        return ldflags()
-
-    def c_compile_args(self):
-        # As the LSTM Op: lets GCC if-convert the clamps and vectorise.
-        return ldflags(libs=False, flags=True) + ['-fno-trapping-math']
-
-    def c_lib_dirs(self):
-        return ldflags(libs=False, libs_dir=True)
-
-    def c_header_dirs(self):
-        return ldflags(libs=False, include_dir=True)
-
-    def c_code_cache_version(self):
-        # From the C text itself: an edit can never reuse a stale module.
-        return _version_from(self._support_code_text(), self._c_call_template) + (
-            blas_header_version(),)
-
     def _c_call(self, node, inputs, outputs, sub, function):
-        dtype = node.outputs[0].dtype
-        ctype = {'float32': 'float', 'float64': 'double'}[dtype]
-        typenum = {'float32': 'NPY_FLOAT32', 'float64': 'NPY_FLOAT64'}[dtype]
-        kind = {'hard_sigmoid': 'FUSED_HARD_SIGMOID',
-                'sigmoid': 'FUSED_SIGMOID'}[self.inner_activation]
         return self._c_call_template % dict(
-            ctype=ctype, typenum=typenum, kind=kind, function=function,
+            c_type_settings(node.outputs[0].dtype),
+            kind=fused_lstm.GATE_KINDS[self.inner_activation], function=function,
             n_in=len(inputs), n_out=len(outputs), inputs=', '.join(inputs),
             outputs=', '.join(outputs),
             copy_back='\n'.join('%s = out_arrays[%d];' % (o, k) for k, o in enumerate(outputs)),
@@ -796,7 +693,7 @@ class AttentionForward(_FusedAttentionOp):
                                              'AttentionForward are for its gradient only')
                         for k, x in enumerate(differentiable)] + [DisconnectedType()()]
         h_seq, c_seq, context_seq, alpha_seq, gates, energies = outputs
-        grads_in = [self._output_grad(g, o) for g, o in zip(output_grads[:4], outputs[:4])]
+        grads_in = [output_grad_or_zeros(g, o) for g, o in zip(output_grads[:4], outputs[:4])]
         (_, h0, c0, recurrent_kernel, context_kernel, memory, _, query_kernel,
          attention_vector) = differentiable
         mask = inputs[9]
@@ -805,13 +702,6 @@ class AttentionForward(_FusedAttentionOp):
             mask, h_seq, c_seq, context_seq, alpha_seq, gates, energies, *grads_in)
         grads = [T.patternbroadcast(g, x.broadcastable) for g, x in zip(grads, differentiable)]
         return grads + [DisconnectedType()()]
-
-    @staticmethod
-    def _output_grad(grad, output):
-        """The gradient reaching `output`, zeros when nothing uses it."""
-        if isinstance(grad.type, DisconnectedType):
-            return T.zeros_like(output)
-        return T.cast(grad, output.dtype)
 
     def c_code(self, node, name, inputs, outputs, sub):
         return self._c_call(node, inputs, outputs, sub, 'attention_forward')

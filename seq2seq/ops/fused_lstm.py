@@ -33,16 +33,19 @@ from __future__ import absolute_import
 import numpy as np
 import theano.tensor as T
 from keras import activations
-from theano.gof import Apply, Op
+from theano.gof import Apply
 from theano.gradient import DisconnectedType, grad_not_implemented
-from theano.tensor.blas import ldflags
-from theano.tensor.blas_headers import blas_header_text, blas_header_version
 
 # The shared helpers, importable from here too (other fused Ops import them).
-from .c_helpers import (DTYPES, PREPARE_OUTPUT_C, SHARED_C, VECTORISE_FLAGS,  # noqa: F401
-                        c_type_settings, cache_version, check_float_inputs)
+from .c_helpers import (CHECK_SHAPE_C, DTYPES, HELD_ARRAYS_C, PREPARE_OUTPUT_C,  # noqa: F401
+                        SHARED_C, VECTORISE_FLAGS, BlasOp, c_type_settings, cache_version,
+                        check_choice, check_float_inputs, int8_mask_input,
+                        output_grad_or_zeros)
 
 INNER_ACTIVATIONS = ('hard_sigmoid', 'sigmoid')
+
+# Each inner activation's constant in the C code (fused_gate's KIND).
+GATE_KINDS = {'hard_sigmoid': 'FUSED_HARD_SIGMOID', 'sigmoid': 'FUSED_SIGMOID'}
 
 # Theano's own functions count as well as Keras' wrappers of them.
 _TANH = (activations.tanh, T.tanh)
@@ -152,6 +155,37 @@ def _split(gates, units):
             gates[..., 2 * units:3 * units], gates[..., 3 * units:])
 
 
+def _numpy_step(z, c_prev, inner_activation):
+    """One step of the cell from its pre-activations z (batch, 4u) and
+    c_{t-1}: (h_t, c_t, gates), gates = (z_i, z_f, tanh(z_c), z_o)."""
+    z_i, z_f, z_c, z_o = _split(z, z.shape[-1] // 4)
+    i = _activate(z_i, inner_activation)
+    f = _activate(z_f, inner_activation)
+    g = np.tanh(z_c)
+    o = _activate(z_o, inner_activation)
+    c = f * c_prev + i * g
+    h = o * np.tanh(c)
+    return h, c, np.concatenate([z_i, z_f, g, z_o], axis=1)
+
+
+def _numpy_step_backward(gates, c, c_prev, dh, dc, inner_activation):
+    """The backward of `_numpy_step`: from the step's gates, c_t and c_{t-1},
+    and the gradients dh of h_t and dc of c_t (from outside and from step
+    t+1; not yet through h_t), (dz (batch, 4u), dL/dc_{t-1} through f)."""
+    z_i, z_f, g, z_o = _split(gates, gates.shape[-1] // 4)
+    i = _activate(z_i, inner_activation)
+    f = _activate(z_f, inner_activation)
+    o = _activate(z_o, inner_activation)
+    tanh_c = np.tanh(c)
+    dc = dc + dh * o * (1 - tanh_c * tanh_c)
+    dz = np.concatenate([
+        dc * g * _activation_derivative(z_i, i, inner_activation),
+        dc * c_prev * _activation_derivative(z_f, f, inner_activation),
+        dc * i * (1 - g * g),
+        dh * tanh_c * _activation_derivative(z_o, o, inner_activation)], axis=1)
+    return dz, dc * f
+
+
 def numpy_forward(projected, h0, c0, recurrent_kernel, mask, inner_activation):
     """The forward recurrence in numpy: (h_seq, c_seq, gates).
 
@@ -169,20 +203,13 @@ def numpy_forward(projected, h0, c0, recurrent_kernel, mask, inner_activation):
     h, c = h0, c0
     for t in range(time):
         z = projected[t] + h.dot(recurrent_kernel)                # (batch, 4u)
-        z_i, z_f, z_c, z_o = _split(z, units)
-        i = _activate(z_i, inner_activation)
-        f = _activate(z_f, inner_activation)
-        g = np.tanh(z_c)
-        o = _activate(z_o, inner_activation)
-        c_new = f * c + i * g
-        h_new = o * np.tanh(c_new)
+        h_new, c_new, gates[t] = _numpy_step(z, c, inner_activation)
         if mask is not None:
             keep = mask[t][:, None] != 0                          # (batch, 1)
             h_new = np.where(keep, h_new, h)
             c_new = np.where(keep, c_new, c)
         h, c = h_new, c_new
         h_seq[t], c_seq[t] = h, c
-        gates[t] = np.concatenate([z_i, z_f, g, z_o], axis=1)
     return h_seq, c_seq, gates
 
 
@@ -201,21 +228,9 @@ def numpy_backward(h0, c0, recurrent_kernel, h_seq, c_seq, gates, dh_seq, dc_seq
     for t in reversed(range(time)):
         h_prev = h_seq[t - 1] if t > 0 else h0
         c_prev = c_seq[t - 1] if t > 0 else c0
-        z_i, z_f, g, z_o = _split(gates[t], units)
-        i = _activate(z_i, inner_activation)
-        f = _activate(z_f, inner_activation)
-        o = _activate(z_o, inner_activation)
         dh = dh_seq[t] + dh_next
-        dc = dc_seq[t] + dc_next
-        tanh_c = np.tanh(c_seq[t])
-        d_o = dh * tanh_c
-        dc = dc + dh * o * (1 - tanh_c * tanh_c)
-        dz = np.concatenate([
-            dc * g * _activation_derivative(z_i, i, inner_activation),
-            dc * c_prev * _activation_derivative(z_f, f, inner_activation),
-            dc * i * (1 - g * g),
-            d_o * _activation_derivative(z_o, o, inner_activation)], axis=1)
-        dc_prev = dc * f
+        dz, dc_prev = _numpy_step_backward(gates[t], c_seq[t], c_prev, dh,
+                                           dc_seq[t] + dc_next, inner_activation)
         dh_prev = np.zeros_like(dh)
         if mask is not None:
             # A padded step passed h and c through unchanged: so does its
@@ -360,6 +375,31 @@ static void fused_backward_row(const T* __restrict z, const T* __restrict c,
     }
 }
 
+/* fused_forward_row and fused_backward_row for the gate activation `kind`
+   (FUSED_HARD_SIGMOID or FUSED_SIGMOID) chosen at run time. */
+template <typename T>
+static inline void fused_forward_row_of(int kind, T* z, const T* c_prev, T* c, T* h,
+                                        npy_intp units)
+{
+    if (kind == FUSED_HARD_SIGMOID)
+        fused_forward_row<T, FUSED_HARD_SIGMOID>(z, c_prev, c, h, units);
+    else
+        fused_forward_row<T, FUSED_SIGMOID>(z, c_prev, c, h, units);
+}
+
+template <typename T>
+static inline void fused_backward_row_of(int kind, const T* z, const T* c, const T* c_prev,
+                                         const T* dh_out, const T* dc_out, T* dz,
+                                         T* dh_next, T* dc_next, npy_intp units)
+{
+    if (kind == FUSED_HARD_SIGMOID)
+        fused_backward_row<T, FUSED_HARD_SIGMOID>(z, c, c_prev, dh_out, dc_out, dz, dh_next,
+                                                  dc_next, units);
+    else
+        fused_backward_row<T, FUSED_SIGMOID>(z, c, c_prev, dh_out, dc_out, dz, dh_next,
+                                             dc_next, units);
+}
+
 /* out = a + b, row by row. */
 template <typename T>
 static void fused_add_rows(T* __restrict out, const T* __restrict a, const T* __restrict b,
@@ -369,32 +409,11 @@ static void fused_add_rows(T* __restrict out, const T* __restrict a, const T* __
         out[j] = a[j] + b[j];
 }
 
-""" + SHARED_C + r"""static int fused_check_shape(PyArrayObject* a, const char* name, int nd, const npy_intp* dims)
+""" + SHARED_C + CHECK_SHAPE_C + HELD_ARRAYS_C + r"""
+static int fused_check_shape(PyArrayObject* a, const char* name, int nd, const npy_intp* dims)
 {
-    int ok = PyArray_NDIM(a) == nd;
-    for (int d = 0; ok && d < nd; ++d)
-        ok = PyArray_DIMS(a)[d] == dims[d];
-    if (!ok) {
-        PyErr_Format(PyExc_ValueError, "fused LSTM: %s has the wrong shape "
-                     "(expected %d dimensions matching the other inputs)", name, nd);
-        return -1;
-    }
-    return 0;
+    return fused_check_dims("fused LSTM", a, name, nd, dims);
 }
-
-/* Holds C-contiguous views (or copies) of the inputs and drops them. */
-struct FusedInputs {
-    PyArrayObject* arrays[12];
-    int n;
-    FusedInputs() : n(0) {}
-    ~FusedInputs() { for (int k = 0; k < n; ++k) Py_XDECREF(arrays[k]); }
-    PyArrayObject* add(PyArrayObject* a)
-    {
-        PyArrayObject* c = a ? PyArray_GETCONTIGUOUS(a) : NULL;
-        arrays[n++] = c;
-        return c;
-    }
-};
 
 /* Forward: fills h_seq, c_seq (time, batch, units) and gates
    (time, batch, 4 units) = (z_i, z_f, tanh(z_c), z_o) per step, where
@@ -409,7 +428,7 @@ static int fused_lstm_forward(int kind, int typenum, int broadcast_time, int bro
                               PyArrayObject* mask_in, PyArrayObject** h_seq_out,
                               PyArrayObject** c_seq_out, PyArrayObject** gates_out)
 {
-    FusedInputs held;
+    FusedHeldArrays held;
     PyArrayObject* projected = held.add(projected_in);
     PyArrayObject* bias = held.add(bias_in);
     PyArrayObject* h0 = held.add(h0_in);
@@ -485,10 +504,7 @@ static int fused_lstm_forward(int kind, int typenum, int broadcast_time, int bro
                 }
                 continue;
             }
-            if (kind == FUSED_HARD_SIGMOID)
-                fused_forward_row<T, FUSED_HARD_SIGMOID>(zb, cpb, cb, hb, units);
-            else
-                fused_forward_row<T, FUSED_SIGMOID>(zb, cpb, cb, hb, units);
+            fused_forward_row_of<T>(kind, zb, cpb, cb, hb, units);
         }
     }
     return 0;
@@ -508,7 +524,7 @@ static int fused_lstm_backward(int kind, int typenum, int broadcast_time, int br
                                PyArrayObject** d_bias_out, PyArrayObject** dh0_out,
                                PyArrayObject** dc0_out, PyArrayObject** d_kernel_out)
 {
-    FusedInputs held;
+    FusedHeldArrays held;
     PyArrayObject* h0 = held.add(h0_in);
     PyArrayObject* c0 = held.add(c0_in);
     PyArrayObject* kernel = held.add(kernel_in);
@@ -551,12 +567,10 @@ static int fused_lstm_backward(int kind, int typenum, int broadcast_time, int br
         return -1;
     /* dz for every step: the projected gradient itself, or a scratch array
        that is then summed over projected's broadcast dimensions. */
-    PyArrayObject* dz_all = reduced
-        ? (PyArrayObject*)PyArray_EMPTY(3, (npy_intp*)gates_dims, typenum, 0) : NULL;
+    PyArrayObject* dz_all = reduced       /* released with the inputs */
+        ? held.hold((PyArrayObject*)PyArray_EMPTY(3, (npy_intp*)gates_dims, typenum, 0)) : NULL;
     if (reduced && !dz_all)
         return -1;
-    if (dz_all)
-        held.arrays[held.n++] = dz_all;      /* released with the inputs */
 
     const T* U = (const T*)PyArray_DATA(kernel);
     const T* H = (const T*)PyArray_DATA(h_seq);
@@ -599,10 +613,7 @@ static int fused_lstm_backward(int kind, int typenum, int broadcast_time, int br
                 memset(dzb, 0, sizeof(T) * n_gates);
                 continue;
             }
-            if (kind == FUSED_HARD_SIGMOID)
-                fused_backward_row<T, FUSED_HARD_SIGMOID>(zb, cb, cpb, dhb, dcb, dzb, dhn, dcn, units);
-            else
-                fused_backward_row<T, FUSED_SIGMOID>(zb, cb, cpb, dhb, dcb, dzb, dhn, dcn, units);
+            fused_backward_row_of<T>(kind, zb, cb, cpb, dhb, dcb, dzb, dhn, dcn, units);
         }
         /* dh_next += dz U^T, i.e. dh_next^T += U dz^T. Padded rows keep the
            gradient passed through above (their dz is 0). */
@@ -664,7 +675,7 @@ static int fused_lstm_backward(int kind, int typenum, int broadcast_time, int br
 """
 
 
-class _FusedLSTMOp(Op):
+class _FusedLSTMOp(BlasOp):
     """What the forward and the gradient Op share: parameters and C setup.
 
     `broadcast_time`, `broadcast_batch`: whether `projected` is one row
@@ -675,9 +686,7 @@ class _FusedLSTMOp(Op):
 
     def __init__(self, inner_activation='hard_sigmoid', masked=False,
                  broadcast_time=False, broadcast_batch=False):
-        if inner_activation not in INNER_ACTIVATIONS:
-            raise ValueError('inner_activation must be one of %s, got %r'
-                             % (', '.join(repr(a) for a in INNER_ACTIVATIONS), inner_activation))
+        check_choice('inner_activation', inner_activation, INNER_ACTIVATIONS)
         for name, value in [('masked', masked), ('broadcast_time', broadcast_time),
                             ('broadcast_batch', broadcast_batch)]:
             if not isinstance(value, bool):
@@ -700,10 +709,7 @@ class _FusedLSTMOp(Op):
         if not self.masked:
             raise TypeError('this %s was built with masked=False: pass no mask'
                             % type(self).__name__)
-        mask = T.as_tensor_variable(mask)
-        if mask.ndim != 2:
-            raise TypeError('mask must be a 2-d (time, batch) tensor, got %d-d' % mask.ndim)
-        return [T.cast(mask, 'int8')]
+        return [int8_mask_input(mask, 'mask', '(time, batch)')]
 
     @staticmethod
     def _sequence_type(dtype, ndim=3):
@@ -712,35 +718,13 @@ class _FusedLSTMOp(Op):
     def _projected_type(self, dtype):
         return T.TensorType(dtype, (self.broadcast_time, self.broadcast_batch, False))
 
-    # -- C -------------------------------------------------------------------
-    def c_support_code(self):
-        return blas_header_text() + _SUPPORT_CODE
-
-    def c_headers(self):
-        return ['<limits.h>', '<cmath>', '<stdlib.h>', '<string.h>']
-
-    def c_libraries(self):
-        return ldflags()
-
-    def c_compile_args(self):
-        # (VECTORISE_FLAGS: lets GCC vectorise the gates' clamps.)
-        return ldflags(libs=False, flags=True) + VECTORISE_FLAGS
-
-    def c_lib_dirs(self):
-        return ldflags(libs=False, libs_dir=True)
-
-    def c_header_dirs(self):
-        return ldflags(libs=False, include_dir=True)
-
-    def c_code_cache_version(self):
-        # A digest of the C source: any edit of it gets a new module.
-        return cache_version(self, blas_header_version())
+    # -- C (BlasOp: BLAS, VECTORISE_FLAGS for the gates' clamps) ---------------
+    def _support_code_text(self):
+        return _SUPPORT_CODE
 
     def _c_settings(self, node):
         dtype = node.outputs[0].dtype
-        return dict(c_type_settings(dtype),
-                    kind={'hard_sigmoid': 'FUSED_HARD_SIGMOID',
-                          'sigmoid': 'FUSED_SIGMOID'}[self.inner_activation],
+        return dict(c_type_settings(dtype), kind=GATE_KINDS[self.inner_activation],
                     broadcast_time=int(self.broadcast_time),
                     broadcast_batch=int(self.broadcast_batch))
 
@@ -804,8 +788,8 @@ class LSTMForward(_FusedLSTMOp):
             return [grad_not_implemented(self, k, x, 'the gates output of LSTMForward '
                                          'is for its own gradient only')
                     for k, x in enumerate(differentiable)] + self._disconnected_grads()
-        dh_seq = self._output_grad(dh_seq, h_seq)
-        dc_seq = self._output_grad(dc_seq, c_seq)
+        dh_seq = output_grad_or_zeros(dh_seq, h_seq)
+        dc_seq = output_grad_or_zeros(dc_seq, c_seq)
         projected, bias, h0, c0, recurrent_kernel = differentiable
         mask = inputs[6:]
         grads = LSTMGrad(self.inner_activation, self.masked, self.broadcast_time,
@@ -816,13 +800,6 @@ class LSTMForward(_FusedLSTMOp):
 
     def _disconnected_grads(self):
         return [DisconnectedType()() for _ in range(2 if self.masked else 1)]
-
-    @staticmethod
-    def _output_grad(grad, output):
-        """The gradient reaching `output`, zeros when nothing uses it."""
-        if isinstance(grad.type, DisconnectedType):
-            return T.zeros_like(output)
-        return T.cast(grad, output.dtype)
 
     def c_code(self, node, name, inputs, outputs, sub):
         settings = self._c_settings(node)

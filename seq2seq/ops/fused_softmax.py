@@ -44,8 +44,8 @@ from theano.gof import Apply, Op, ParamsType
 from theano.gradient import DisconnectedType
 from theano.tensor.nnet.nnet import softmax_grad
 
-from .c_helpers import (DTYPES, SHARED_C, VECTORISE_FLAGS, c_type_settings,  # noqa: F401
-                        cache_version, check_float_inputs)
+from .c_helpers import (DTYPES, HELD_ARRAYS_C, SHARED_C, VECTORISE_FLAGS,  # noqa: F401
+                        c_type_settings, cache_version, check_float_inputs)
 
 _SUPPORT_CODE = r"""
 #ifndef SEQ2SEQ_FUSED_SOFTMAX
@@ -123,7 +123,8 @@ static void xent_scale(T* __restrict p, T factor, npy_intp n)
         p[j] *= factor;
 }
 
-""" + SHARED_C + r"""/* Every target in [0, classes), or a ValueError naming the first that is not. */
+""" + SHARED_C + HELD_ARRAYS_C + r"""
+/* Every target in [0, classes), or a ValueError naming the first that is not. */
 static int xent_check_targets(const npy_int32* y, npy_intp positions, npy_intp classes)
 {
     for (npy_intp n = 0; n < positions; ++n)
@@ -144,55 +145,7 @@ static inline bool xent_clipped(T q, double lo, double hi)
     return (double)q < lo || (double)q > hi;
 }
 
-template <typename T>
-static int xent_forward(int typenum, PyArrayObject* logits_in, PyArrayObject* bias_in,
-                        PyArrayObject* targets_in, PyArrayObject** nll_out,
-                        PyArrayObject** probs_out, int clip, double clip_lo, double clip_hi)
-{
-    const npy_intp positions = PyArray_DIMS(logits_in)[0], classes = PyArray_DIMS(logits_in)[1];
-    if (PyArray_DIMS(bias_in)[0] != classes || PyArray_DIMS(targets_in)[0] != positions) {
-        PyErr_Format(PyExc_ValueError, "sparse_softmax_crossentropy: logits (%ld, %ld) need "
-                     "a bias of %ld classes and %ld targets, got %ld and %ld",
-                     (long)positions, (long)classes, (long)classes, (long)positions,
-                     (long)PyArray_DIMS(bias_in)[0], (long)PyArray_DIMS(targets_in)[0]);
-        return -1;
-    }
-    PyArrayObject* logits = PyArray_GETCONTIGUOUS(logits_in);
-    PyArrayObject* bias = PyArray_GETCONTIGUOUS(bias_in);
-    PyArrayObject* targets = PyArray_GETCONTIGUOUS(targets_in);
-    const npy_intp nll_dims[1] = {positions}, probs_dims[2] = {positions, classes};
-    int status = -1;
-    if (logits && bias && targets
-            && xent_check_targets((const npy_int32*)PyArray_DATA(targets), positions, classes) == 0
-            && fused_prepare_output(nll_out, 1, nll_dims, typenum) == 0
-            && fused_prepare_output(probs_out, 2, probs_dims, typenum) == 0) {
-        const T* Z = (const T*)PyArray_DATA(logits);
-        const T* b = (const T*)PyArray_DATA(bias);
-        const npy_int32* y = (const npy_int32*)PyArray_DATA(targets);
-        T* nll = (T*)PyArray_DATA(*nll_out);
-        T* P = (T*)PyArray_DATA(*probs_out);
-        for (npy_intp n = 0; n < positions; ++n) {
-            const T* z = Z + n * classes;
-            T* p = P + n * classes;
-            T m;
-            const double sum = xent_row_exp<T>(z, b, p, classes, &m);
-            nll[n] = (T)(std::log(sum) - ((double)z[y[n]] + b[y[n]] - m));
-            xent_scale<T>(p, (T)(1.0 / sum), classes);
-            /* Keras' clip of the target's probability, decided on the stored
-               probability that the gradient tests too. */
-            if (clip && xent_clipped<T>(p[y[n]], clip_lo, clip_hi))
-                nll[n] = (T)(-std::log(p[y[n]] < clip_lo ? clip_lo : clip_hi));
-        }
-        status = 0;
-    }
-    Py_XDECREF(logits);
-    Py_XDECREF(bias);
-    Py_XDECREF(targets);
-    return status;
-}
-
-/* d z = d nll * (p - one_hot(y)), row by row, or 0 on a clipped row;
-   d b = sum over rows, in double. */
+/* dz = scale * p: the row's gradient before the target's -scale. */
 template <typename T>
 static void xent_grad_row(T* __restrict dz, const T* __restrict p, T scale, npy_intp classes)
 {
@@ -200,169 +153,223 @@ static void xent_grad_row(T* __restrict dz, const T* __restrict p, T scale, npy_
         dz[j] = scale * p[j];
 }
 
+/* What the kind of targets changes in the loss: the shapes they need, the
+   check of their values, and one row's nll and gradient. Integer targets
+   y (positions,): */
 template <typename T>
+struct xent_sparse_targets {
+    typedef npy_int32 value_type;
+
+    /* Where row n's targets start. */
+    static npy_intp row_stride(npy_intp classes) { return 1; }
+
+    static int check_forward_shapes(PyArrayObject* bias, PyArrayObject* targets,
+                                    npy_intp positions, npy_intp classes)
+    {
+        if (PyArray_DIMS(bias)[0] != classes || PyArray_DIMS(targets)[0] != positions) {
+            PyErr_Format(PyExc_ValueError, "sparse_softmax_crossentropy: logits (%ld, %ld) "
+                         "need a bias of %ld classes and %ld targets, got %ld and %ld",
+                         (long)positions, (long)classes, (long)classes, (long)positions,
+                         (long)PyArray_DIMS(bias)[0], (long)PyArray_DIMS(targets)[0]);
+            return -1;
+        }
+        return 0;
+    }
+
+    static int check_backward_shapes(PyArrayObject* dnll, PyArrayObject* targets,
+                                     npy_intp positions, npy_intp classes)
+    {
+        if (PyArray_DIMS(dnll)[0] != positions || PyArray_DIMS(targets)[0] != positions) {
+            PyErr_SetString(PyExc_ValueError, "sparse_softmax_crossentropy gradient: d nll, "
+                            "probabilities and targets disagree on the number of positions");
+            return -1;
+        }
+        return 0;
+    }
+
+    static int check_values(const npy_int32* y, npy_intp positions, npy_intp classes)
+    {
+        return xent_check_targets(y, positions, classes);
+    }
+
+    /* nll = log(sum) - (z_y + b_y - m), or Keras' clip of p_y: decided on
+       the stored probability that the gradient tests too. */
+    static T row_nll(const T* z, const T* b, T m, double log_sum, const T* p,
+                     const npy_int32* y, npy_intp classes, int clip, double clip_lo,
+                     double clip_hi)
+    {
+        const npy_int32 k = *y;
+        if (clip && xent_clipped<T>(p[k], clip_lo, clip_hi))
+            return (T)(-std::log(p[k] < clip_lo ? clip_lo : clip_hi));
+        return (T)(log_sum - ((double)z[k] + b[k] - m));
+    }
+
+    /* d z = d nll * (p - one_hot(y)), or 0 on a clipped row (then false:
+       nothing to add to d b). */
+    static bool row_grad(T* dz, const T* p, T g, const npy_int32* y, npy_intp classes,
+                         int clip, double clip_lo, double clip_hi)
+    {
+        const npy_int32 k = *y;
+        if (clip && xent_clipped<T>(p[k], clip_lo, clip_hi)) {
+            memset(dz, 0, classes * sizeof(T));
+            return false;
+        }
+        xent_grad_row<T>(dz, p, g, classes);
+        dz[k] -= g;
+        return true;
+    }
+};
+
+/* Dense targets t (positions, classes), e.g. one-hot rows. */
+template <typename T>
+struct xent_dense_targets {
+    typedef T value_type;
+
+    static npy_intp row_stride(npy_intp classes) { return classes; }
+
+    static int check_forward_shapes(PyArrayObject* bias, PyArrayObject* targets,
+                                    npy_intp positions, npy_intp classes)
+    {
+        if (PyArray_DIMS(bias)[0] != classes || PyArray_DIMS(targets)[0] != positions
+                || PyArray_DIMS(targets)[1] != classes) {
+            PyErr_Format(PyExc_ValueError, "categorical softmax crossentropy: logits (%ld, %ld) "
+                         "need a bias of %ld classes and targets of the same shape, got %ld and "
+                         "(%ld, %ld)", (long)positions, (long)classes, (long)classes,
+                         (long)PyArray_DIMS(bias)[0], (long)PyArray_DIMS(targets)[0],
+                         (long)PyArray_DIMS(targets)[1]);
+            return -1;
+        }
+        return 0;
+    }
+
+    static int check_backward_shapes(PyArrayObject* dnll, PyArrayObject* targets,
+                                     npy_intp positions, npy_intp classes)
+    {
+        if (PyArray_DIMS(dnll)[0] != positions || PyArray_DIMS(targets)[0] != positions
+                || PyArray_DIMS(targets)[1] != classes) {
+            PyErr_SetString(PyExc_ValueError, "categorical softmax crossentropy gradient: d nll, "
+                            "probabilities and targets disagree on their shapes");
+            return -1;
+        }
+        return 0;
+    }
+
+    /* Any values: a distribution, or not. */
+    static int check_values(const T* t, npy_intp positions, npy_intp classes) { return 0; }
+
+    /* nll = -sum_k t_k log(clip(p_k)), a term only where t_k != 0 (Keras'
+       product is 0 there: its clipped log is finite). log p from the logits. */
+    static T row_nll(const T* z, const T* b, T m, double log_sum, const T* p, const T* t,
+                     npy_intp classes, int clip, double clip_lo, double clip_hi)
+    {
+        double total = 0;
+        for (npy_intp k = 0; k < classes; ++k) {
+            if (t[k] == 0)
+                continue;
+            double log_p = ((double)z[k] + b[k] - m) - log_sum;
+            if (clip && xent_clipped<T>(p[k], clip_lo, clip_hi))
+                log_p = std::log(p[k] < clip_lo ? clip_lo : clip_hi);
+            total -= t[k] * log_p;
+        }
+        return (T)total;
+    }
+
+    /* d z_k = d nll * (p_k * sum_j a_j - a_k), a_k = t_k where p_k is not
+       clipped, else 0 (the clip's zero gradient). */
+    static bool row_grad(T* dz, const T* p, T g, const T* t, npy_intp classes, int clip,
+                         double clip_lo, double clip_hi)
+    {
+        double kept = 0;
+        for (npy_intp k = 0; k < classes; ++k) {
+            const bool keep = t[k] != 0 && !(clip && xent_clipped<T>(p[k], clip_lo, clip_hi));
+            dz[k] = keep ? t[k] : (T)0;
+            kept += dz[k];
+        }
+        const T scale = (T)(g * kept);
+        for (npy_intp k = 0; k < classes; ++k)
+            dz[k] = scale * p[k] - g * dz[k];
+        return true;
+    }
+};
+
+/* The forward: nll (positions,) and the probabilities (positions, classes),
+   row by row; Targets: xent_sparse_targets<T> or xent_dense_targets<T>. */
+template <typename T, typename Targets>
+static int xent_forward(int typenum, PyArrayObject* logits_in, PyArrayObject* bias_in,
+                        PyArrayObject* targets_in, PyArrayObject** nll_out,
+                        PyArrayObject** probs_out, int clip, double clip_lo, double clip_hi)
+{
+    typedef typename Targets::value_type Target;
+    const npy_intp positions = PyArray_DIMS(logits_in)[0], classes = PyArray_DIMS(logits_in)[1];
+    if (Targets::check_forward_shapes(bias_in, targets_in, positions, classes) != 0)
+        return -1;
+    FusedHeldArrays held;
+    PyArrayObject* logits = held.add(logits_in);
+    PyArrayObject* bias = held.add(bias_in);
+    PyArrayObject* targets = held.add(targets_in);
+    const npy_intp nll_dims[1] = {positions}, probs_dims[2] = {positions, classes};
+    if (!(logits && bias && targets
+            && Targets::check_values((const Target*)PyArray_DATA(targets), positions, classes) == 0
+            && fused_prepare_output(nll_out, 1, nll_dims, typenum) == 0
+            && fused_prepare_output(probs_out, 2, probs_dims, typenum) == 0))
+        return -1;
+    const T* Z = (const T*)PyArray_DATA(logits);
+    const T* b = (const T*)PyArray_DATA(bias);
+    const Target* Y = (const Target*)PyArray_DATA(targets);
+    const npy_intp stride = Targets::row_stride(classes);
+    T* nll = (T*)PyArray_DATA(*nll_out);
+    T* P = (T*)PyArray_DATA(*probs_out);
+    for (npy_intp n = 0; n < positions; ++n) {
+        const T* z = Z + n * classes;
+        T* p = P + n * classes;
+        T m;
+        const double sum = xent_row_exp<T>(z, b, p, classes, &m);
+        const double log_sum = std::log(sum);
+        xent_scale<T>(p, (T)(1.0 / sum), classes);
+        nll[n] = Targets::row_nll(z, b, m, log_sum, p, Y + n * stride, classes, clip,
+                                  clip_lo, clip_hi);
+    }
+    return 0;
+}
+
+/* The gradient: d logits row by row (Targets::row_grad), d b = the sum of
+   the rows, in double. */
+template <typename T, typename Targets>
 static int xent_backward(int typenum, PyArrayObject* dnll_in, PyArrayObject* probs_in,
                          PyArrayObject* targets_in, PyArrayObject** dlogits_out,
                          PyArrayObject** dbias_out, int clip, double clip_lo, double clip_hi)
 {
+    typedef typename Targets::value_type Target;
     const npy_intp positions = PyArray_DIMS(probs_in)[0], classes = PyArray_DIMS(probs_in)[1];
-    if (PyArray_DIMS(dnll_in)[0] != positions || PyArray_DIMS(targets_in)[0] != positions) {
-        PyErr_SetString(PyExc_ValueError, "sparse_softmax_crossentropy gradient: d nll, "
-                        "probabilities and targets disagree on the number of positions");
+    if (Targets::check_backward_shapes(dnll_in, targets_in, positions, classes) != 0)
         return -1;
-    }
-    PyArrayObject* dnll = PyArray_GETCONTIGUOUS(dnll_in);
-    PyArrayObject* probs = PyArray_GETCONTIGUOUS(probs_in);
-    PyArrayObject* targets = PyArray_GETCONTIGUOUS(targets_in);
+    FusedHeldArrays held;
+    PyArrayObject* dnll = held.add(dnll_in);
+    PyArrayObject* probs = held.add(probs_in);
+    PyArrayObject* targets = held.add(targets_in);
     const npy_intp dz_dims[2] = {positions, classes}, db_dims[1] = {classes};
-    double* db = (double*)calloc(classes > 0 ? classes : 1, sizeof(double));
-    int status = -1;
-    if (!db)
-        PyErr_NoMemory();
-    else if (dnll && probs && targets
-            && xent_check_targets((const npy_int32*)PyArray_DATA(targets), positions, classes) == 0
+    PyArrayObject* db_array = held.scratch(1, db_dims, NPY_FLOAT64);
+    if (!(db_array && dnll && probs && targets
+            && Targets::check_values((const Target*)PyArray_DATA(targets), positions, classes) == 0
             && fused_prepare_output(dlogits_out, 2, dz_dims, typenum) == 0
-            && fused_prepare_output(dbias_out, 1, db_dims, typenum) == 0) {
-        const T* g = (const T*)PyArray_DATA(dnll);
-        const T* P = (const T*)PyArray_DATA(probs);
-        const npy_int32* y = (const npy_int32*)PyArray_DATA(targets);
-        T* dZ = (T*)PyArray_DATA(*dlogits_out);
-        for (npy_intp n = 0; n < positions; ++n) {
-            T* dz = dZ + n * classes;
-            if (clip && xent_clipped<T>(P[n * classes + y[n]], clip_lo, clip_hi)) {
-                memset(dz, 0, classes * sizeof(T));
-                continue;
-            }
-            xent_grad_row<T>(dz, P + n * classes, g[n], classes);
-            dz[y[n]] -= g[n];
-            fused_accumulate<T>(db, dz, classes);
-        }
-        T* dbias = (T*)PyArray_DATA(*dbias_out);
-        for (npy_intp j = 0; j < classes; ++j)
-            dbias[j] = (T)db[j];
-        status = 0;
-    }
-    free(db);
-    Py_XDECREF(dnll);
-    Py_XDECREF(probs);
-    Py_XDECREF(targets);
-    return status;
-}
-
-/* Dense targets t (positions, classes), e.g. one-hot rows:
-   nll_n = -sum_k t_nk log(clip(p_nk)), a term only where t_nk != 0 (Keras'
-   product is 0 there: its clipped log is finite). log p from the logits. */
-template <typename T>
-static int xent_forward_dense(int typenum, PyArrayObject* logits_in, PyArrayObject* bias_in,
-                              PyArrayObject* targets_in, PyArrayObject** nll_out,
-                              PyArrayObject** probs_out, int clip, double clip_lo,
-                              double clip_hi)
-{
-    const npy_intp positions = PyArray_DIMS(logits_in)[0], classes = PyArray_DIMS(logits_in)[1];
-    if (PyArray_DIMS(bias_in)[0] != classes || PyArray_DIMS(targets_in)[0] != positions
-            || PyArray_DIMS(targets_in)[1] != classes) {
-        PyErr_Format(PyExc_ValueError, "categorical softmax crossentropy: logits (%ld, %ld) "
-                     "need a bias of %ld classes and targets of the same shape, got %ld and "
-                     "(%ld, %ld)", (long)positions, (long)classes, (long)classes,
-                     (long)PyArray_DIMS(bias_in)[0], (long)PyArray_DIMS(targets_in)[0],
-                     (long)PyArray_DIMS(targets_in)[1]);
+            && fused_prepare_output(dbias_out, 1, db_dims, typenum) == 0))
         return -1;
-    }
-    PyArrayObject* logits = PyArray_GETCONTIGUOUS(logits_in);
-    PyArrayObject* bias = PyArray_GETCONTIGUOUS(bias_in);
-    PyArrayObject* targets = PyArray_GETCONTIGUOUS(targets_in);
-    const npy_intp nll_dims[1] = {positions}, probs_dims[2] = {positions, classes};
-    int status = -1;
-    if (logits && bias && targets
-            && fused_prepare_output(nll_out, 1, nll_dims, typenum) == 0
-            && fused_prepare_output(probs_out, 2, probs_dims, typenum) == 0) {
-        const T* Z = (const T*)PyArray_DATA(logits);
-        const T* b = (const T*)PyArray_DATA(bias);
-        const T* Y = (const T*)PyArray_DATA(targets);
-        T* nll = (T*)PyArray_DATA(*nll_out);
-        T* P = (T*)PyArray_DATA(*probs_out);
-        for (npy_intp n = 0; n < positions; ++n) {
-            const T* z = Z + n * classes;
-            const T* t = Y + n * classes;
-            T* p = P + n * classes;
-            T m;
-            const double sum = xent_row_exp<T>(z, b, p, classes, &m);
-            const double log_sum = std::log(sum);
-            xent_scale<T>(p, (T)(1.0 / sum), classes);
-            double total = 0;
-            for (npy_intp k = 0; k < classes; ++k) {
-                if (t[k] == 0)
-                    continue;
-                double log_p = ((double)z[k] + b[k] - m) - log_sum;
-                if (clip && xent_clipped<T>(p[k], clip_lo, clip_hi))
-                    log_p = std::log(p[k] < clip_lo ? clip_lo : clip_hi);
-                total -= t[k] * log_p;
-            }
-            nll[n] = (T)total;
-        }
-        status = 0;
-    }
-    Py_XDECREF(logits);
-    Py_XDECREF(bias);
-    Py_XDECREF(targets);
-    return status;
-}
-
-/* d z_nk = d nll_n * (p_nk * sum_j a_nj - a_nk), a_nk = t_nk where p_nk is not
-   clipped, else 0 (the clip's zero gradient); d b = sum over rows. */
-template <typename T>
-static int xent_backward_dense(int typenum, PyArrayObject* dnll_in, PyArrayObject* probs_in,
-                               PyArrayObject* targets_in, PyArrayObject** dlogits_out,
-                               PyArrayObject** dbias_out, int clip, double clip_lo,
-                               double clip_hi)
-{
-    const npy_intp positions = PyArray_DIMS(probs_in)[0], classes = PyArray_DIMS(probs_in)[1];
-    if (PyArray_DIMS(dnll_in)[0] != positions || PyArray_DIMS(targets_in)[0] != positions
-            || PyArray_DIMS(targets_in)[1] != classes) {
-        PyErr_SetString(PyExc_ValueError, "categorical softmax crossentropy gradient: d nll, "
-                        "probabilities and targets disagree on their shapes");
-        return -1;
-    }
-    PyArrayObject* dnll = PyArray_GETCONTIGUOUS(dnll_in);
-    PyArrayObject* probs = PyArray_GETCONTIGUOUS(probs_in);
-    PyArrayObject* targets = PyArray_GETCONTIGUOUS(targets_in);
-    const npy_intp dz_dims[2] = {positions, classes}, db_dims[1] = {classes};
-    double* db = (double*)calloc(classes > 0 ? classes : 1, sizeof(double));
-    int status = -1;
-    if (!db)
-        PyErr_NoMemory();
-    else if (dnll && probs && targets
-            && fused_prepare_output(dlogits_out, 2, dz_dims, typenum) == 0
-            && fused_prepare_output(dbias_out, 1, db_dims, typenum) == 0) {
-        const T* g = (const T*)PyArray_DATA(dnll);
-        const T* P = (const T*)PyArray_DATA(probs);
-        const T* Y = (const T*)PyArray_DATA(targets);
-        T* dZ = (T*)PyArray_DATA(*dlogits_out);
-        for (npy_intp n = 0; n < positions; ++n) {
-            const T* p = P + n * classes;
-            const T* t = Y + n * classes;
-            T* dz = dZ + n * classes;
-            double kept = 0;
-            for (npy_intp k = 0; k < classes; ++k) {
-                const bool keep = t[k] != 0 && !(clip && xent_clipped<T>(p[k], clip_lo, clip_hi));
-                dz[k] = keep ? t[k] : (T)0;
-                kept += dz[k];
-            }
-            const T scale = (T)(g[n] * kept);
-            for (npy_intp k = 0; k < classes; ++k)
-                dz[k] = scale * p[k] - g[n] * dz[k];
+    double* db = (double*)PyArray_DATA(db_array);
+    const T* g = (const T*)PyArray_DATA(dnll);
+    const T* P = (const T*)PyArray_DATA(probs);
+    const Target* Y = (const Target*)PyArray_DATA(targets);
+    const npy_intp stride = Targets::row_stride(classes);
+    T* dZ = (T*)PyArray_DATA(*dlogits_out);
+    for (npy_intp n = 0; n < positions; ++n) {
+        T* dz = dZ + n * classes;
+        if (Targets::row_grad(dz, P + n * classes, g[n], Y + n * stride, classes, clip,
+                              clip_lo, clip_hi))
             fused_accumulate<T>(db, dz, classes);
-        }
-        T* dbias = (T*)PyArray_DATA(*dbias_out);
-        for (npy_intp j = 0; j < classes; ++j)
-            dbias[j] = (T)db[j];
-        status = 0;
     }
-    free(db);
-    Py_XDECREF(dnll);
-    Py_XDECREF(probs);
-    Py_XDECREF(targets);
-    return status;
+    T* dbias = (T*)PyArray_DATA(*dbias_out);
+    for (npy_intp j = 0; j < classes; ++j)
+        dbias[j] = (T)db[j];
+    return 0;
 }
 
 #endif
@@ -442,14 +449,19 @@ def _check_targets(targets, classes):
 
 
 class _SoftmaxXentOp(Op):
-    """The C setup that the forward and the gradient Op share.
+    """What the four Ops share: the clip, the inputs' checks and the C call.
 
     `clip`: None for the exact loss, or `(lo, hi)`: Keras' clip of the target's
     probability p to [lo, hi], so nll = -log(lo) where p < lo and -log(hi)
     where p > hi, with a zero gradient on those rows (as Keras' graph has).
+
+    A subclass sets `_dense_targets` (targets (positions,) int32, or
+    (positions, classes) in the logits' dtype), `_c_function` (`xent_forward`
+    or `xent_backward`) and `_reference` (the numpy version, for `perform`).
     """
 
     __props__ = ('clip',)
+    _dense_targets = False
 
     # The clip reaches the C code as a parameter, not as literals: one
     # compiled module serves every clip.
@@ -464,6 +476,39 @@ class _SoftmaxXentOp(Op):
         return self.params_type.get_params(clip_on=int(self.clip is not None),
                                            clip_lo=lo, clip_hi=hi)
 
+    def _apply(self, float_inputs, values, output_ndims):
+        """The Apply node on `values`: the two float inputs `float_inputs`
+        names [(name, ndim)], then the targets; outputs of `output_ndims`."""
+        if self._dense_targets:
+            inputs = self._float_inputs(float_inputs + [('targets', 2)], values)
+        else:
+            inputs = self._float_inputs(float_inputs, values[:2]) + [
+                self._targets_input(values[2])]
+        dtype = inputs[0].dtype
+        return Apply(self, inputs, [T.TensorType(dtype, (False,) * ndim)()
+                                    for ndim in output_ndims])
+
+    @staticmethod
+    def _float_inputs(names, values):
+        return check_float_inputs(names, values, 'sparse_softmax_crossentropy')
+
+    @staticmethod
+    def _targets_input(targets):
+        targets = T.as_tensor_variable(targets)
+        if targets.ndim != 1 or targets.dtype not in T.integer_dtypes:
+            raise TypeError('targets must be a 1-d integer tensor, got %s' % (targets.type,))
+        return T.cast(targets, 'int32')
+
+    def perform(self, node, inputs, output_storage, params=None):
+        if not self._dense_targets:
+            # The classes: the columns of the one 2-d float input (the
+            # logits, or the gradient's probabilities).
+            classes = [x for x in inputs[:2] if x.ndim == 2][0].shape[1]
+            _check_targets(inputs[2], classes)
+        for storage, value in zip(output_storage, self._reference(*inputs, clip=self.clip)):
+            storage[0] = value
+
+    # -- C -------------------------------------------------------------------
     def c_support_code(self):
         return _SUPPORT_CODE
 
@@ -477,22 +522,43 @@ class _SoftmaxXentOp(Op):
         # A digest of the C source: any edit of it gets a new module.
         return cache_version(self)
 
-    @staticmethod
-    def _c_settings(node, sub):
+    def c_code(self, node, name, inputs, outputs, sub):
+        # forward: (logits, bias, targets) -> (nll, probabilities);
+        # gradient: (d nll, probabilities, targets) -> (d logits, d bias).
         params = sub['params']
-        return dict(c_type_settings(node.outputs[0].dtype), clip='%s->clip_on' % params,
-                    clip_lo='%s->clip_lo' % params, clip_hi='%s->clip_hi' % params)
+        return """
+        if (%(function)s<%(ctype)s, %(targets)s<%(ctype)s> >(
+                %(typenum)s, %(in0)s, %(in1)s, %(in2)s, &%(out0)s, &%(out1)s,
+                %(params)s->clip_on, %(params)s->clip_lo, %(params)s->clip_hi) != 0) {
+            %(fail)s
+        }
+        """ % dict(c_type_settings(node.outputs[0].dtype), function=self._c_function,
+                   targets='xent_dense_targets' if self._dense_targets else 'xent_sparse_targets',
+                   in0=inputs[0], in1=inputs[1], in2=inputs[2], out0=outputs[0],
+                   out1=outputs[1], params=params, fail=sub['fail'])
 
-    @staticmethod
-    def _float_inputs(names, values):
-        return check_float_inputs(names, values, 'sparse_softmax_crossentropy')
 
-    @staticmethod
-    def _targets_input(targets):
-        targets = T.as_tensor_variable(targets)
-        if targets.ndim != 1 or targets.dtype not in T.integer_dtypes:
-            raise TypeError('targets must be a 1-d integer tensor, got %s' % (targets.type,))
-        return T.cast(targets, 'int32')
+class SoftmaxCrossEntropyGrad(_SoftmaxXentOp):
+    """Inputs: d nll (positions,), the forward's probabilities and targets.
+    Outputs: d logits (positions, classes) and d bias (classes,)."""
+
+    _c_function = 'xent_backward'
+    _reference = staticmethod(numpy_backward)
+
+    def make_node(self, dnll, probabilities, targets):
+        return self._apply([('dnll', 1), ('probabilities', 2)], [dnll, probabilities, targets],
+                           (2, 1))
+
+    def infer_shape(self, node, input_shapes):
+        return [input_shapes[1], (input_shapes[1][1],)]
+
+
+class SoftmaxCategoricalCrossEntropyGrad(SoftmaxCrossEntropyGrad):
+    """Inputs: d nll (positions,), the forward's probabilities and dense
+    targets. Outputs: d logits (positions, classes) and d bias (classes,)."""
+
+    _dense_targets = True
+    _reference = staticmethod(numpy_backward_dense)
 
 
 class SoftmaxCrossEntropy(_SoftmaxXentOp):
@@ -500,18 +566,12 @@ class SoftmaxCrossEntropy(_SoftmaxXentOp):
     (positions,) int32. Outputs: nll (positions,) and the softmax
     probabilities (positions, classes), which the gradient reuses."""
 
-    def make_node(self, logits, bias, targets):
-        logits, bias = self._float_inputs([('logits', 2), ('bias', 1)], [logits, bias])
-        targets = self._targets_input(targets)
-        return Apply(self, [logits, bias, targets], [T.vector(dtype=logits.dtype),
-                                                     T.matrix(dtype=logits.dtype)])
+    _c_function = 'xent_forward'
+    _reference = staticmethod(numpy_forward)
+    _grad_op = SoftmaxCrossEntropyGrad
 
-    def perform(self, node, inputs, output_storage, params=None):
-        logits, bias, targets = inputs
-        _check_targets(targets, logits.shape[1])
-        for storage, value in zip(output_storage,
-                                  numpy_forward(logits, bias, targets, self.clip)):
-            storage[0] = value
+    def make_node(self, logits, bias, targets):
+        return self._apply([('logits', 2), ('bias', 1)], [logits, bias, targets], (1, 2))
 
     def infer_shape(self, node, input_shapes):
         return [(input_shapes[0][0],), input_shapes[0]]
@@ -519,61 +579,25 @@ class SoftmaxCrossEntropy(_SoftmaxXentOp):
     def connection_pattern(self, node):
         return [[True, True], [True, True], [False, False]]
 
-    def L_op(self, inputs, outputs, output_grads):
-        logits, bias, targets = inputs
+    def _logits_and_bias_grads(self, targets, outputs, output_grads):
+        """(d nll, d logits, d bias): d nll zeros when nothing uses the loss;
+        d logits and d bias through the loss (the gradient Op), and through
+        the probabilities when they are used elsewhere too."""
         nll, probabilities = outputs
         dnll, dprobabilities = output_grads
         if isinstance(dnll.type, DisconnectedType):
             dnll = T.zeros_like(nll)
-        dlogits, dbias = SoftmaxCrossEntropyGrad(self.clip)(dnll, probabilities, targets)
+        dlogits, dbias = self._grad_op(self.clip)(dnll, probabilities, targets)
         if not isinstance(dprobabilities.type, DisconnectedType):
             # The probabilities used elsewhere too: softmax's own gradient.
             through_softmax = softmax_grad(dprobabilities, probabilities)
             dlogits = dlogits + through_softmax
             dbias = dbias + through_softmax.sum(axis=0)
+        return dnll, dlogits, dbias
+
+    def L_op(self, inputs, outputs, output_grads):
+        _, dlogits, dbias = self._logits_and_bias_grads(inputs[2], outputs, output_grads)
         return [dlogits, dbias, DisconnectedType()()]
-
-    def c_code(self, node, name, inputs, outputs, sub):
-        return """
-        if (xent_forward<%(ctype)s>(%(typenum)s, %(logits)s, %(bias)s, %(targets)s,
-                                    &%(nll)s, &%(probs)s,
-                                    %(clip)s, %(clip_lo)s, %(clip_hi)s) != 0) {
-            %(fail)s
-        }
-        """ % dict(self._c_settings(node, sub), logits=inputs[0], bias=inputs[1],
-                   targets=inputs[2], nll=outputs[0], probs=outputs[1], fail=sub['fail'])
-
-
-class SoftmaxCrossEntropyGrad(_SoftmaxXentOp):
-    """Inputs: d nll (positions,), the forward's probabilities and targets.
-    Outputs: d logits (positions, classes) and d bias (classes,)."""
-
-    def make_node(self, dnll, probabilities, targets):
-        dnll, probabilities = self._float_inputs([('dnll', 1), ('probabilities', 2)],
-                                                 [dnll, probabilities])
-        targets = self._targets_input(targets)
-        return Apply(self, [dnll, probabilities, targets],
-                     [T.matrix(dtype=dnll.dtype), T.vector(dtype=dnll.dtype)])
-
-    def perform(self, node, inputs, output_storage, params=None):
-        dnll, probabilities, targets = inputs
-        _check_targets(targets, probabilities.shape[1])
-        for storage, value in zip(output_storage,
-                                  numpy_backward(dnll, probabilities, targets, self.clip)):
-            storage[0] = value
-
-    def infer_shape(self, node, input_shapes):
-        return [input_shapes[1], (input_shapes[1][1],)]
-
-    def c_code(self, node, name, inputs, outputs, sub):
-        return """
-        if (xent_backward<%(ctype)s>(%(typenum)s, %(dnll)s, %(probs)s, %(targets)s,
-                                     &%(dlogits)s, &%(dbias)s,
-                                     %(clip)s, %(clip_lo)s, %(clip_hi)s) != 0) {
-            %(fail)s
-        }
-        """ % dict(self._c_settings(node, sub), dnll=inputs[0], probs=inputs[1],
-                   targets=inputs[2], dlogits=outputs[0], dbias=outputs[1], fail=sub['fail'])
 
 
 class SoftmaxCategoricalCrossEntropy(SoftmaxCrossEntropy):
@@ -581,73 +605,23 @@ class SoftmaxCategoricalCrossEntropy(SoftmaxCrossEntropy):
     logits' dtype (one-hot rows, or any distribution): nll_n = -sum_k t_nk
     log(p_nk), each p_nk clipped to [lo, hi] when `clip` is given."""
 
-    def make_node(self, logits, bias, targets):
-        logits, bias, targets = self._float_inputs(
-            [('logits', 2), ('bias', 1), ('targets', 2)], [logits, bias, targets])
-        return Apply(self, [logits, bias, targets], [T.vector(dtype=logits.dtype),
-                                                     T.matrix(dtype=logits.dtype)])
-
-    def perform(self, node, inputs, output_storage, params=None):
-        for storage, value in zip(output_storage, numpy_forward_dense(*inputs, clip=self.clip)):
-            storage[0] = value
+    _dense_targets = True
+    _reference = staticmethod(numpy_forward_dense)
+    _grad_op = SoftmaxCategoricalCrossEntropyGrad
 
     def connection_pattern(self, node):
         return [[True, True], [True, True], [True, False]]
 
     def L_op(self, inputs, outputs, output_grads):
-        logits, bias, targets = inputs
-        nll, probabilities = outputs
-        dnll, dprobabilities = output_grads
-        if isinstance(dnll.type, DisconnectedType):
-            dnll = T.zeros_like(nll)
-        dlogits, dbias = SoftmaxCategoricalCrossEntropyGrad(self.clip)(
-            dnll, probabilities, targets)
-        if not isinstance(dprobabilities.type, DisconnectedType):
-            through_softmax = softmax_grad(dprobabilities, probabilities)
-            dlogits = dlogits + through_softmax
-            dbias = dbias + through_softmax.sum(axis=0)
+        dnll, dlogits, dbias = self._logits_and_bias_grads(inputs[2], outputs, output_grads)
         # d nll_n / d t_nk = -log(clip(p_nk)); Keras' targets are constants,
         # so this is only built when someone asks for it.
+        probabilities = outputs[1]
         if self.clip is not None:
             probabilities = T.clip(probabilities, *[T.constant(bound, dtype=probabilities.dtype)
                                                     for bound in self.clip])
         log_p = T.log(probabilities)
         return [dlogits, dbias, -dnll.dimshuffle(0, 'x') * log_p]
-
-    def c_code(self, node, name, inputs, outputs, sub):
-        return """
-        if (xent_forward_dense<%(ctype)s>(%(typenum)s, %(logits)s, %(bias)s, %(targets)s,
-                                          &%(nll)s, &%(probs)s,
-                                          %(clip)s, %(clip_lo)s, %(clip_hi)s) != 0) {
-            %(fail)s
-        }
-        """ % dict(self._c_settings(node, sub), logits=inputs[0], bias=inputs[1],
-                   targets=inputs[2], nll=outputs[0], probs=outputs[1], fail=sub['fail'])
-
-
-class SoftmaxCategoricalCrossEntropyGrad(SoftmaxCrossEntropyGrad):
-    """Inputs: d nll (positions,), the forward's probabilities and dense
-    targets. Outputs: d logits (positions, classes) and d bias (classes,)."""
-
-    def make_node(self, dnll, probabilities, targets):
-        dnll, probabilities, targets = self._float_inputs(
-            [('dnll', 1), ('probabilities', 2), ('targets', 2)], [dnll, probabilities, targets])
-        return Apply(self, [dnll, probabilities, targets],
-                     [T.matrix(dtype=dnll.dtype), T.vector(dtype=dnll.dtype)])
-
-    def perform(self, node, inputs, output_storage, params=None):
-        for storage, value in zip(output_storage, numpy_backward_dense(*inputs, clip=self.clip)):
-            storage[0] = value
-
-    def c_code(self, node, name, inputs, outputs, sub):
-        return """
-        if (xent_backward_dense<%(ctype)s>(%(typenum)s, %(dnll)s, %(probs)s, %(targets)s,
-                                           &%(dlogits)s, &%(dbias)s,
-                                           %(clip)s, %(clip_lo)s, %(clip_hi)s) != 0) {
-            %(fail)s
-        }
-        """ % dict(self._c_settings(node, sub), dnll=inputs[0], probs=inputs[1],
-                   targets=inputs[2], dlogits=outputs[0], dbias=outputs[1], fail=sub['fail'])
 
 
 def softmax_crossentropy(logits, bias, targets, clip=None):
