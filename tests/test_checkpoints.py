@@ -176,3 +176,48 @@ def test_checkpoints_survive_sigkill_at_random_moments():
         assert_equal(h.hexdigest(), state['digest'])
     finally:
         shutil.rmtree(folder)
+
+
+class _FailingModel(object):
+    """A model whose save writes part of the file, then fails (a full disk)."""
+
+    def save(self, path, include_optimizer=True):
+        with open(path, 'wb') as f:
+            f.write(b'\x89HDF\r\n\x1a\n half')
+        raise IOError('No space left on device')
+
+
+def test_a_failed_save_keeps_the_old_checkpoint_and_leaves_no_temporary():
+    from seq2seq.callbacks import save_model_atomically
+    folder = tempfile.mkdtemp()
+    try:
+        path = os.path.join(folder, CHECKPOINT)
+        with open(path, 'wb') as f:
+            f.write(b'the previous checkpoint')
+        try:
+            save_model_atomically(_FailingModel(), path)
+        except IOError:
+            pass
+        else:
+            raise AssertionError('the failed save was not reported')
+        assert_equal(os.listdir(folder), [CHECKPOINT])
+        with open(path, 'rb') as f:
+            assert_equal(f.read(), b'the previous checkpoint')
+    finally:
+        shutil.rmtree(folder)
+
+
+def test_temporaries_of_dead_processes_are_removed_those_of_running_ones_kept():
+    from seq2seq.callbacks import remove_stale_temporaries
+    folder = tempfile.mkdtemp()
+    try:
+        dead = subprocess.Popen([sys.executable, '-c', 'pass'])
+        dead.wait()
+        names = ['.%s.tmp%d' % (CHECKPOINT, dead.pid), '.%s.tmp%d' % (CHECKPOINT, os.getppid()),
+                 '.other.h5.tmp%d' % dead.pid, CHECKPOINT]
+        for name in names:
+            open(os.path.join(folder, name), 'w').close()
+        remove_stale_temporaries(os.path.join(folder, CHECKPOINT))
+        assert_equal(sorted(os.listdir(folder)), sorted(names[1:]))
+    finally:
+        shutil.rmtree(folder)
