@@ -10,7 +10,8 @@ made before any batch runs, so that a refused call changes nothing.
 
 On a model holding none of the package's layers the wrappers call Keras at
 once (the test is made once per model and cached). On the others each call
-first checks its arrays, with one vectorised numpy pass over each, and raises
+first checks its arrays, with a few vectorised numpy passes over each (once
+per call, not per batch), and raises
 a `ValueError` or `TypeError` naming the argument, the value received and the
 value expected:
 
@@ -39,11 +40,15 @@ value expected:
     before it runs: a batch of another size is refused, and the batches
     before it in the same call have run (they updated the weights, the
     optimizer and the remembered state). A `keras.utils.Sequence` gets its
-    last batch (the usual partial one) checked before the first batch runs.
+    last batch (the usual partial one) checked before the first batch runs,
+    and so do fit_generator's validation arrays.
 
 After each call of a model with remembered state, `seq2seq.state_checks.
 check_states_finite(model)` raises if a layer refused to write a NaN or inf
 state (a graph-side guard keeps the old state then).
+
+`check_source_values` applies the value checks to the sources of
+`seq2seq.inference.greedy_decode` / `beam_decode`.
 """
 from __future__ import absolute_import
 
