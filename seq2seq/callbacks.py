@@ -42,7 +42,7 @@ import sys
 import numpy as np
 from keras.callbacks import Callback
 
-from .vocab import write_text_atomically
+from .vocab import fsync_folder, temporary_path, write_text_atomically  # noqa: F401 (public here too)
 
 LAST_CHECKPOINT = 'last.h5'
 BEST_MODEL = 'model.h5'
@@ -56,29 +56,6 @@ CHECKPOINT_GROUP = 'seq2seq_checkpoint'
 def _fsync_file(path):
     with open(path, 'rb+') as f:
         os.fsync(f.fileno())
-
-
-def fsync_folder(folder):
-    """Make a rename in `folder` durable (a no-op where folders cannot be
-    opened, e.g. on Windows)."""
-    try:
-        descriptor = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
-
-
-def temporary_path(path):
-    """The temporary file `path` is written to before the rename: in the
-    same folder (a rename across file systems is not atomic), hidden, and
-    named after the process, so it is never taken for a checkpoint."""
-    folder = os.path.dirname(os.path.abspath(path))
-    return os.path.join(folder, '.%s.tmp%d' % (os.path.basename(path), os.getpid()))
 
 
 def save_model_atomically(model, path, include_optimizer=True, extra=None):

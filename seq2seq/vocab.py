@@ -113,12 +113,34 @@ class Vocabulary(object):
             raise ValueError('%s: %s' % (path, error))
 
 
+def temporary_path(path):
+    """The temporary file `path` is written to before the rename: in the
+    same folder (a rename across file systems is not atomic), hidden, and
+    named after the process, so it is never taken for the file itself."""
+    folder = os.path.dirname(os.path.abspath(path))
+    return os.path.join(folder, '.%s.tmp%d' % (os.path.basename(path), os.getpid()))
+
+
+def fsync_folder(folder):
+    """Make a rename in `folder` durable (a no-op where folders cannot be
+    opened, e.g. on Windows)."""
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
+
+
 def write_text_atomically(path, text):
     """Write `text` to `path` through a temporary file in the same folder,
     flushed, fsynced and renamed (and the folder fsynced), so a reader never
     sees half a file and a crash leaves the old file or the new one."""
-    folder = os.path.dirname(os.path.abspath(path))
-    temporary = os.path.join(folder, '.%s.tmp%d' % (os.path.basename(path), os.getpid()))
+    temporary = temporary_path(path)
     try:
         with io.open(temporary, 'w', encoding='utf-8') as f:
             f.write(text)
@@ -128,13 +150,4 @@ def write_text_atomically(path, text):
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
-    try:
-        descriptor = os.open(folder, os.O_RDONLY)
-    except OSError:                      # folders cannot be opened (Windows)
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
+    fsync_folder(os.path.dirname(os.path.abspath(path)))
