@@ -42,10 +42,11 @@ NEW_WORDS = ['keras', 'pytorch', 'emoji', 'brexit', 'glamping', 'staycation', 'p
 # (Adam's step 0.005 rather than 0.001: on a dev slice, 10 epochs of 1500
 # words reach a PER of about 0.3 instead of 0.6.)
 DEMO = dict(train_words=8000, test_words=1000, dev_words=500, epochs=15, hidden_dim=128,
-            embedding_dim=32, batch_size=32, learning_rate=0.005, patience=3)
-# The full run: every training word.
+            embedding_dim=32, batch_size=32, learning_rate=0.005, patience=3, dropout=0.0)
+# The full run: every training word. Dropout 0.3 was chosen on dev: dev WER
+# 31.9% against 33.0% without (README, G2P on CMUdict).
 FULL = dict(train_words=None, test_words=None, dev_words=None, epochs=30, hidden_dim=256,
-            embedding_dim=64, batch_size=64, learning_rate=0.001, patience=3)
+            embedding_dim=64, batch_size=64, learning_rate=0.001, patience=3, dropout=0.3)
 
 
 def write_data(out, settings, seed):
@@ -108,6 +109,7 @@ def main(argv=None):
                        '--embedding-dim', str(settings['embedding_dim']),
                        '--batch-size', str(settings['batch_size']),
                        '--learning-rate', str(settings['learning_rate']),
+                       '--dropout', str(settings['dropout']),
                        '--epochs', str(settings['epochs']),
                        '--patience', str(settings['patience']), '--seed', str(args.seed)]
                       + (['--resume'] if args.resume else []))
