@@ -40,6 +40,7 @@ import random
 import sys
 
 import numpy as np
+from keras import backend as K
 from keras.callbacks import Callback
 
 from .vocab import fsync_folder, temporary_path, write_text_atomically  # noqa: F401 (public here too)
@@ -49,7 +50,7 @@ BEST_MODEL = 'model.h5'
 TRAIN_STATE = 'train_state.json'
 HISTORY_CSV = 'history.csv'
 LOSS_CURVE = 'loss.png'
-HISTORY_FIELDS = ('epoch', 'loss', 'val_loss', 'val_token_accuracy')
+HISTORY_FIELDS = ('epoch', 'loss', 'val_loss', 'val_token_accuracy', 'learning_rate')
 CHECKPOINT_GROUP = 'seq2seq_checkpoint'
 
 
@@ -349,11 +350,13 @@ def make_validation_scorer(model, batches, teacher_force):
 
     A teacher-forced model is scored as it is trained, reading the previous
     reference tokens (Keras' own validation would run it on its own output
-    vectors, which neither training nor beam search does); with dropout,
-    the scores then include its noise. Other models run as in `predict`.
+    vectors, which neither training nor beam search does), but without
+    dropout (`seq2seq._theano.dropout_free`): the scores are the model's,
+    the same at every call. Other models run as in `predict`.
     """
     from keras import backend as K
-    forward = K.function(model.inputs + [K.learning_phase()], [model.output])
+    from ._theano.dropout_free import without_dropout
+    forward = K.function(model.inputs + [K.learning_phase()], without_dropout([model.output]))
     phase = 1 if teacher_force else 0
 
     def score():
@@ -388,11 +391,19 @@ class CheckpointAndEarlyStopping(Callback):
             'val_token_accuracy'. None: Keras' own validation values, if any.
         accuracy_key: the logs key of the validation token accuracy.
         stream: where the one-line epoch summaries go.
+        lr_decay: a factor in (0, 1): after an epoch without a better
+            validation loss, the optimizer's learning rate is multiplied by
+            it (the step size falls when progress stalls, as in Nematus and
+            OpenNMT). None: a constant learning rate.
     """
 
     def __init__(self, model_dir, patience=None, state=None, validation=None,
-                 accuracy_key='val_token_accuracy', stream=None):
+                 accuracy_key='val_token_accuracy', stream=None, lr_decay=None):
         super(CheckpointAndEarlyStopping, self).__init__()
+        if lr_decay is not None and not 0.0 < lr_decay < 1.0:
+            raise ValueError('lr_decay: expected a factor in (0, 1) or None, got %r'
+                             % (lr_decay,))
+        self.lr_decay = lr_decay
         self.validation = validation
         self.model_dir = model_dir
         self.patience = patience
@@ -403,6 +414,12 @@ class CheckpointAndEarlyStopping(Callback):
         self.accuracy_key = accuracy_key
         self.stream = stream or sys.stdout
         self.stopped_early = bool(state.get('stopped_early', False))
+        # The rate the next epoch runs at, once decayed; None: the optimizer's.
+        self.learning_rate = state.get('learning_rate')
+
+    def on_train_begin(self, logs=None):
+        if self.learning_rate is not None:
+            K.set_value(self.model.optimizer.lr, self.learning_rate)
 
     def path(self, name):
         return os.path.join(self.model_dir, name)
@@ -413,6 +430,7 @@ class CheckpointAndEarlyStopping(Callback):
             logs['val_loss'], logs['val_token_accuracy'] = self.validation()
         val_loss = logs.get('val_loss')
         row = {'epoch': epoch + 1, 'loss': float(logs['loss']),
+               'learning_rate': float(K.get_value(self.model.optimizer.lr)),
                'val_loss': None if val_loss is None else float(val_loss),
                'val_token_accuracy': (None if logs.get(self.accuracy_key) is None
                                       else float(logs[self.accuracy_key]))}
@@ -427,8 +445,12 @@ class CheckpointAndEarlyStopping(Callback):
         if self.patience is not None and self.wait >= self.patience:
             self.model.stop_training = True
             self.stopped_early = True
+        elif not improved and self.lr_decay is not None:
+            self.learning_rate = row['learning_rate'] * self.lr_decay
+            K.set_value(self.model.optimizer.lr, self.learning_rate)
         state = {'epoch': epoch + 1, 'best_val_loss': self.best, 'wait': self.wait,
-                 'stopped_early': self.stopped_early, 'history': self.history}
+                 'stopped_early': self.stopped_early, 'history': self.history,
+                 'learning_rate': float(K.get_value(self.model.optimizer.lr))}
         # The state goes into the checkpoint itself (one rename: the model and
         # its state never disagree), and into train_state.json for people.
         save_checkpoint(self.model, self.path(LAST_CHECKPOINT), state)
@@ -442,6 +464,8 @@ class CheckpointAndEarlyStopping(Callback):
         if row['val_token_accuracy'] is not None:
             summary += ', validation token accuracy %.4f' % row['val_token_accuracy']
         summary += ' (best, saved)' if improved else ' (%d without improvement)' % self.wait
+        if state['learning_rate'] != row['learning_rate']:
+            summary += '; learning rate %.3g from the next epoch' % state['learning_rate']
         if self.stopped_early:
             summary += '; stopping early (patience %d)' % self.patience
         print(summary, file=self.stream)

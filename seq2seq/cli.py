@@ -67,6 +67,16 @@ def _probability(text):
     return value
 
 
+def _fraction(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError('expected a number in (0, 1), got %r' % text)
+    return value
+
+
 class _ShowDefaults(argparse.HelpFormatter):
     """Help lines end with the option's default, when it has one."""
 
@@ -114,6 +124,9 @@ def build_parser():
                        help='pairs per training step')
     train.add_argument('--learning-rate', type=_positive_float,
                        default=DEFAULTS['learning_rate'], help='Adam\'s step size')
+    train.add_argument('--lr-decay', type=_fraction, default=None, metavar='FACTOR',
+                       help='multiply the learning rate by FACTOR after every epoch '
+                       'without a better validation loss (with --resume: from now on)')
     train.add_argument('--reverse-source', action='store_true',
                        help='read every source last token first')
     train.add_argument('--patience', type=_positive_int, default=DEFAULTS['patience'],
@@ -126,7 +139,9 @@ def build_parser():
 
     predict = commands.add_parser('predict', help='decode sources, one per line',
                                   **formatter)
-    predict.add_argument('--model-dir', required=True, metavar='DIR')
+    predict.add_argument('--model-dir', required=True, metavar='DIR', nargs='+',
+                         help='a model directory, or several trained on the same data: an '
+                         'ensemble (the mean of their probabilities)')
     predict.add_argument('--beam-size', type=_positive_int, default=1,
                          help='1: greedy search')
     predict.add_argument('--n-best', type=_positive_int, default=None,
@@ -139,7 +154,8 @@ def build_parser():
 
     evaluate = commands.add_parser('evaluate', help='score a model on a TSV file',
                                    **formatter)
-    evaluate.add_argument('--model-dir', required=True, metavar='DIR')
+    evaluate.add_argument('--model-dir', required=True, metavar='DIR', nargs='+',
+                          help='a model directory, or several: an ensemble')
     evaluate.add_argument('--test', required=True, metavar='TSV')
     evaluate.add_argument('--metric', nargs='+', choices=METRICS, default=['wer', 'per'],
                           help='the metrics to print')
@@ -194,8 +210,8 @@ def _new_run(args, pairs):
     target_vocab = Vocabulary.build(target for _, _, target in pairs)
     config = {name: getattr(args, name) for name in (
         'source_tokens', 'target_tokens', 'model', 'cell', 'hidden_dim', 'depth',
-        'embedding_dim', 'dropout', 'batch_size', 'learning_rate', 'reverse_source',
-        'patience', 'seed')}
+        'embedding_dim', 'dropout', 'batch_size', 'learning_rate', 'lr_decay',
+        'reverse_source', 'patience', 'seed')}
     config.update(input_length=max(len(source) for _, source, _ in pairs),
                   output_length=max(len(target) for _, _, target in pairs) + 1,
                   train=args.train, valid=args.valid)
@@ -216,7 +232,7 @@ def _resumed_run(args):
     run's, but are the same from one such resume to another)."""
     from .callbacks import (LAST_CHECKPOINT, TRAIN_STATE, load_checkpoint, load_train_state,
                             set_seed)
-    from .model_dir import read_config
+    from .model_dir import read_config, write_config
     config, source_vocab, target_vocab = read_config(args.model_dir)
     checkpoint = os.path.join(args.model_dir, LAST_CHECKPOINT)
     if not os.path.exists(checkpoint):
@@ -235,6 +251,9 @@ def _resumed_run(args):
     if state is None:
         raise CommandError('%s has no training state to resume from (%s is missing): '
                            'train again without --resume' % (args.model_dir, TRAIN_STATE))
+    if args.lr_decay is not None and args.lr_decay != config.get('lr_decay'):
+        config['lr_decay'] = args.lr_decay      # a schedule changed mid-run is recorded
+        write_config(args.model_dir, config, source_vocab, target_vocab)
     return config, source_vocab, target_vocab, model, state
 
 
@@ -280,7 +299,8 @@ def train(args):
     validation = (make_validation_scorer(model, valid_batches, is_teacher_forced(config))
                   if valid_batches else None)
     checkpoint = CheckpointAndEarlyStopping(args.model_dir, patience=config['patience'],
-                                            state=state, validation=validation)
+                                            state=state, validation=validation,
+                                            lr_decay=config.get('lr_decay'))
     model.fit_generator(train_batches, epochs=args.epochs, initial_epoch=done,
                         callbacks=[checkpoint],
                         verbose=0 if args.quiet else 1, workers=0, shuffle=False)
@@ -326,8 +346,9 @@ def predict(args):
     if n_best > args.beam_size:
         args.beam_size = n_best         # n-best lists need a beam at least that wide
     from .model_dir import check_trained
-    check_trained(args.model_dir)           # the model directory, then the input,
-    lines = _input_lines(args.input)        # fail before the model loads
+    for model_dir in args.model_dir:        # the model directories, then the input,
+        check_trained(model_dir)
+    lines = _input_lines(args.input)        # fail before the models load
     translator = Translator(args.model_dir)
     name = args.input or '<stdin>'
     sources = []
@@ -362,7 +383,7 @@ def evaluate(args):
     from .data import group_references, read_tsv
     from .model_dir import check_trained
     from .translator import Translator
-    config = check_trained(args.model_dir)[0]
+    config = [check_trained(model_dir) for model_dir in args.model_dir][0][0]
     pairs = read_tsv(args.test, config['source_tokens'], config['target_tokens'])
     translator = Translator(args.model_dir)
     grouped = group_references(pairs)

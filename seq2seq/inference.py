@@ -568,6 +568,57 @@ class TableStepper(object):
         return self._log_probs[rows, steps], [steps + 1, rows]
 
 
+class EnsembleStepper(object):
+    """Several models searched as one (ensemble decoding, as in Nematus'
+    `gen_sample` given several models): every model takes its own step from
+    its own states, and the search sees the log of the mean of their
+    probabilities. The models read the same sources and score the same
+    target vocabulary.
+
+    # Arguments
+        steppers: one stepper per model (`get_stepper`).
+
+    # Raises
+        ValueError: fewer than two steppers, or models whose outputs score
+            vocabularies of different sizes.
+    """
+
+    grouped = False
+
+    def __init__(self, steppers):
+        self.members = list(steppers)
+        if len(self.members) < 2:
+            raise ValueError('an ensemble needs at least 2 models, got %d' % len(self.members))
+        sizes = [K.int_shape(m.model.outputs[0])[-1] for m in self.members]
+        if len(set(sizes)) != 1:
+            raise ValueError('the models of an ensemble must score the same target '
+                             'vocabulary; their outputs have %s scores per step' % sizes)
+        self.model = self.members[0].model
+        self.decoder = self.members[0].decoder
+        self.output_length = min(m.output_length for m in self.members)
+        self._state_counts = None
+
+    def initial_states(self, sources):
+        """Every model's search states, one after the other; `sources` are
+        the arrays of the models' inputs (each model picks its own)."""
+        per_model = [m.initial_states(_select_sources(m, sources)) for m in self.members]
+        self._state_counts = [len(states) for states in per_model]
+        return [state for states in per_model for state in states]
+
+    def step_fn(self, tokens, states):
+        """`seq2seq.decoding`'s step function: log(mean(p_model))."""
+        log_probs, new_states, start = [], [], 0
+        for member, count in zip(self.members, self._state_counts):
+            member_log_probs, member_states = member.step_fn(tokens,
+                                                             states[start:start + count])
+            start += count
+            log_probs.append(np.asarray(member_log_probs, dtype='float64'))
+            new_states.extend(member_states)
+        mean = np.logaddexp.reduce(np.stack(log_probs), axis=0) - np.log(len(log_probs))
+        # Rounding may leave a certain token a hair above 0.
+        return np.minimum(mean, 0.0).astype(K.floatx()), new_states
+
+
 def resolve_feedback(decoder, feedback):
     """`feedback`, or the decoder's default when it is None."""
     if feedback is None:
@@ -676,7 +727,10 @@ def _check_sources(model, x):
 
 
 def _select_sources(stepper, arrays):
-    """The arrays of `stepper.source_inputs`, in order."""
+    """The arrays of `stepper.source_inputs`, in order (all of them for an
+    ensemble: each of its models picks its own)."""
+    if isinstance(stepper, EnsembleStepper):
+        return arrays
     inputs = list(stepper.model.inputs)
     if len(arrays) == len(inputs):
         return [arrays[inputs.index(t)] for t in stepper.source_inputs]
@@ -725,10 +779,11 @@ def _unsort(values, order):
 
 
 def _check_table_length(stepper, max_length):
-    if stepper.decoder is None and max_length > stepper.output_length:
-        raise ValueError('max_length must be at most %d for this model: it has no feedback '
-                         'decoder, only its %d output steps; got %d'
-                         % (stepper.output_length, stepper.output_length, max_length))
+    for member in getattr(stepper, 'members', [stepper]):
+        if member.decoder is None and max_length > member.output_length:
+            raise ValueError('max_length must be at most %d for this model: it has no '
+                             'feedback decoder, only its %d output steps; got %d'
+                             % (member.output_length, member.output_length, max_length))
 
 
 def _check_search_args(eos_id, max_length):
@@ -738,11 +793,46 @@ def _check_search_args(eos_id, max_length):
 
 
 # -- the searches -----------------------------------------------------------------------
+def _models(model):
+    """[model], or the models of an ensemble given as a list or tuple."""
+    if isinstance(model, (list, tuple)):
+        if not model:
+            raise ValueError('model must be a Keras model or a non-empty list of them '
+                             '(an ensemble), got an empty %s' % type(model).__name__)
+        return list(model)
+    return [model]
+
+
+def _search_setup(model, x, feedback, max_length):
+    """(stepper, source arrays longest first, their order, max_length) for a
+    search over `model` (a Keras model or a list of them, an ensemble)."""
+    models = _models(model)
+    for member in models:
+        _check_model(member)
+    if feedback not in (None,) + FEEDBACKS:
+        raise ValueError('feedback must be one of %s or None, got %r' % (FEEDBACKS, feedback))
+    arrays = _check_sources(models[0], x)
+    for member in models[1:]:
+        _check_sources(member, arrays)
+    steppers = [get_stepper(member, feedback) for member in models]
+    stepper = steppers[0] if len(steppers) == 1 else EnsembleStepper(steppers)
+    arrays = _select_sources(stepper, arrays)
+    max_length = stepper.output_length if max_length is None else max_length
+    _check_table_length(stepper, max_length)
+    order = _by_length(models[0], arrays)
+    if order is not None:
+        arrays = [a[order] for a in arrays]
+    return stepper, arrays, order, max_length
+
+
 def greedy_decode(model, x, max_length=None, eos_id=None, feedback=None, batch_size=64):
     """Greedy search over a batch of sources.
 
     # Arguments
-        model: a Keras model holding one decoder layer (see the module doc).
+        model: a Keras model holding one decoder layer (see the module doc),
+            or a list of such models trained on the same vocabularies: an
+            ensemble, searched with the mean of their probabilities
+            (`EnsembleStepper`).
         x: the sources (what `model.predict` takes, without targets).
         max_length: most tokens per sequence (default: the decoder's
             output_length).
@@ -757,17 +847,7 @@ def greedy_decode(model, x, max_length=None, eos_id=None, feedback=None, batch_s
     """
     _check_search_args(eos_id, max_length)
     batch_size = _check_batch_size(batch_size)
-    _check_model(model)
-    if feedback not in (None,) + FEEDBACKS:
-        raise ValueError('feedback must be one of %s or None, got %r' % (FEEDBACKS, feedback))
-    arrays = _check_sources(model, x)
-    stepper = get_stepper(model, feedback)
-    arrays = _select_sources(stepper, arrays)
-    max_length = stepper.output_length if max_length is None else max_length
-    _check_table_length(stepper, max_length)
-    order = _by_length(model, arrays)
-    if order is not None:
-        arrays = [a[order] for a in arrays]
+    stepper, arrays, order, max_length = _search_setup(model, x, feedback, max_length)
     results = [greedy_search(stepper.step_fn, stepper.initial_states(batch), max_length,
                              eos_id=eos_id) for batch in _batches(arrays, batch_size)]
     width = max(r[0].shape[1] for r in results)
@@ -795,17 +875,7 @@ def beam_decode(model, x, beam_size=5, max_length=None, eos_id=None, length_pena
     decoding._check_length_penalty(length_penalty)
     decoding._check_n_best(n_best, beam_size)
     batch_size = _check_batch_size(batch_size)
-    _check_model(model)
-    if feedback not in (None,) + FEEDBACKS:
-        raise ValueError('feedback must be one of %s or None, got %r' % (FEEDBACKS, feedback))
-    arrays = _check_sources(model, x)
-    stepper = get_stepper(model, feedback)
-    arrays = _select_sources(stepper, arrays)
-    max_length = stepper.output_length if max_length is None else max_length
-    _check_table_length(stepper, max_length)
-    order = _by_length(model, arrays)
-    if order is not None:
-        arrays = [a[order] for a in arrays]
+    stepper, arrays, order, max_length = _search_setup(model, x, feedback, max_length)
     hypotheses = []
     for batch in _batches(arrays, batch_size):
         hypotheses.extend(beam_search(stepper.step_fn, stepper.initial_states(batch),

@@ -12,7 +12,8 @@
     train_state.json     where training stands (also in last.h5; read by
                          `train --resume` when last.h5, from an earlier
                          version, does not hold it)
-    history.csv          loss, validation loss and token accuracy per epoch
+    history.csv          loss, validation loss, token accuracy and learning
+                         rate per epoch
     loss.png             the loss curve
 
 Also how a configuration becomes a model (`build_model`), with the decoder's

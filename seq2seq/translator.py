@@ -3,29 +3,72 @@
 
     translator = Translator('models/g2p')
     translator.translate([list('hello')], beam_size=5)   # [[(['HH', 'AH', ...], -0.42)]]
+
+Several model directories trained on the same data make an ensemble:
+`Translator(['models/a', 'models/b'])` searches with the mean of their
+probabilities.
 """
 from __future__ import absolute_import
 
 import numpy as np
 from keras import backend as K
 
+from ._theano.dropout_free import without_dropout
 from .data import detokenize, one_hot, pad_ids, tokenize
 from .decoding import beam_search
-from .model_dir import is_teacher_forced, load_model_dir
+from .inference import beam_decode, greedy_decode
+from .model_dir import ModelDirError, is_teacher_forced, load_model_dir
 from .vocab import EOS_ID, PAD_ID
 
 
+# What the models of an ensemble must share: they read the same ids and
+# write the same tokens.
+_ENSEMBLE_KEYS = ('source_tokens', 'target_tokens', 'input_length', 'output_length',
+                  'reverse_source')
+
+
+def _check_ensemble(model_dirs, loaded):
+    first_config, first_source, first_target, _ = loaded[0]
+    for model_dir, (config, source_vocab, target_vocab, _) in zip(model_dirs[1:], loaded[1:]):
+        for key in _ENSEMBLE_KEYS:
+            if config.get(key) != first_config.get(key):
+                raise ModelDirError('%s and %s cannot decode together: %s is %r in one and '
+                                    '%r in the other' % (model_dirs[0], model_dir, key,
+                                                         first_config.get(key), config.get(key)))
+        for name, a, b in (('source', first_source, source_vocab),
+                           ('target', first_target, target_vocab)):
+            if a.tokens != b.tokens:
+                raise ModelDirError('%s and %s cannot decode together: their %s vocabularies '
+                                    'differ (train them on the same file)'
+                                    % (model_dirs[0], model_dir, name))
+
+
 class Translator(object):
-    """A loaded model directory: tokens in, tokens out.
+    """One loaded model directory, or several as an ensemble: tokens in,
+    tokens out.
 
     # Arguments
-        model_dir: a directory written by `seq2seq train`.
+        model_dir: a directory written by `seq2seq train`, or a list of
+            them trained on the same data (same vocabularies and lengths):
+            an ensemble, whose searches and scores use the mean of the
+            models' probabilities. The first one's configuration and model
+            serve everything else (`config`, `model`, `attention`).
+
+    # Raises
+        ModelDirError: a directory cannot be loaded, or the models of an
+            ensemble do not share their vocabularies and lengths.
     """
 
     def __init__(self, model_dir):
-        self.model_dir = model_dir
-        (self.config, self.source_vocab, self.target_vocab,
-         self.model) = load_model_dir(model_dir)
+        model_dirs = list(model_dir) if isinstance(model_dir, (list, tuple)) else [model_dir]
+        if not model_dirs:
+            raise ValueError('model_dir must be a directory or a non-empty list of them')
+        loaded = [load_model_dir(d) for d in model_dirs]
+        _check_ensemble(model_dirs, loaded)
+        self.model_dir, self.model_dirs = model_dirs[0], model_dirs
+        self.config, self.source_vocab, self.target_vocab, self.model = loaded[0]
+        self.models = [model for _, _, _, model in loaded]
+        self.configs = [config for config, _, _, _ in loaded]
         self.input_length = self.config['input_length']
         self.output_length = self.config['output_length']
         self._forced = None
@@ -76,15 +119,16 @@ class Translator(object):
         if not sources:
             return []
         x = self.encode_sources(sources)
-        if self.model.decoder_layer is None:
+        if len(self.models) == 1 and self.model.decoder_layer is None:
             return self._translate_by_table(x, beam_size, n_best, batch_size)
+        models = self.models if len(self.models) > 1 else self.model
         if beam_size == 1:
-            tokens, lengths, log_probs = self.model.greedy_decode(
-                x, eos_id=EOS_ID, batch_size=batch_size)
+            tokens, lengths, log_probs = greedy_decode(models, x, eos_id=EOS_ID,
+                                                       batch_size=batch_size)
             return [[(self.target_vocab.decode(row), float(lp))]
                     for row, lp in zip(tokens, log_probs)]
-        results = self.model.beam_decode(x, beam_size=beam_size, eos_id=EOS_ID, n_best=n_best,
-                                         batch_size=batch_size)
+        results = beam_decode(models, x, beam_size=beam_size, eos_id=EOS_ID, n_best=n_best,
+                              batch_size=batch_size)
         return [[(self.target_vocab.decode(h.tokens), float(h.log_prob)) for h in hyps]
                 for hyps in results]
 
@@ -106,11 +150,20 @@ class Translator(object):
                 for hyps in hypotheses]
 
     # -- teacher-forced scoring ---------------------------------------------------------
-    def _forced_function(self, outputs):
+    @staticmethod
+    def _forced_function(model, outputs):
         """A function of (source ids, target ids) running the decoder on the
-        given targets: the training phase of a teacher-forced model."""
-        inputs = self.model.inputs + [K.learning_phase()]
-        return K.function(inputs, outputs)
+        given targets: the training phase of a teacher-forced model, without
+        its dropout."""
+        return K.function(model.inputs + [K.learning_phase()], without_dropout(outputs))
+
+    def _forced_inputs(self, config, x, y):
+        """The inputs of `_forced_function` for a model trained with
+        `config`: a model that is not teacher-forced reads its own outputs
+        (the test phase)."""
+        if is_teacher_forced(config):
+            return [x, one_hot(y, len(self.target_vocab)), 1]
+        return [x, 0]
 
     def reference_log_probs(self, sources, targets, batch_size=64):
         """(n, output_length) log-probabilities of each reference token (EOS
@@ -120,16 +173,14 @@ class Translator(object):
         outputs for a model that is not teacher-forced)."""
         x = self.encode_sources(sources)
         y = self.encode_targets(targets)
-        teacher = is_teacher_forced(self.config)
         if self._forced is None:
-            self._forced = self._forced_function([self.model.output])
+            self._forced = [self._forced_function(model, [model.output])
+                            for model in self.models]
         log_probs, right = [], []
         for start in range(0, len(x), batch_size):
             xb, yb = x[start:start + batch_size], y[start:start + batch_size]
-            if teacher:
-                probs = self._forced([xb, one_hot(yb, len(self.target_vocab)), 1])[0]
-            else:
-                probs = self._forced([xb, 0])[0]
+            probs = np.mean([forced(self._forced_inputs(config, xb, yb))[0] for forced, config
+                             in zip(self._forced, self.configs)], axis=0)
             picked = np.take_along_axis(probs, yb[..., None], axis=-1)[..., 0]
             log_probs.append(np.log(np.maximum(picked, 1e-30)))
             right.append(probs.argmax(axis=-1) == yb)
@@ -151,7 +202,7 @@ class Translator(object):
         output = self.translate([source_tokens])[0][0][0]
         x = self.encode_sources([source_tokens])
         y = self.encode_targets([output])
-        function = K.function(self.model.inputs + [K.learning_phase()], [decoder.last_attention])
+        function = self._forced_function(self.model, [decoder.last_attention])
         weights = function([x, one_hot(y, len(self.target_vocab)), 1])[0][0]
         read = source_tokens[:self.input_length]
         if self.config['reverse_source']:

@@ -17,6 +17,7 @@ import unittest
 
 from nose.plugins.attrib import attr
 from nose.tools import assert_equal, assert_in, assert_not_in, assert_true
+from numpy.testing import assert_allclose
 
 from seq2seq import cli
 
@@ -124,6 +125,37 @@ class TestTrainPredictEvaluate(unittest.TestCase):
         assert_true(scores[0] >= scores[1] and scores[2] >= scores[3], scores)
         assert_true(all(s <= 0 for s in scores), scores)
 
+    def test_an_ensemble_of_a_model_with_itself_decodes_as_the_model(self):
+        path = write(os.path.join(self.folder, 'in4.txt'), 'abc\ncd\nbdca\n')
+        alone = run('predict', '--model-dir', self.model_dir, '--input', path,
+                    '--beam-size', '3', '--n-best', '2')
+        twice = run('predict', '--model-dir', self.model_dir, self.model_dir, '--input', path,
+                    '--beam-size', '3', '--n-best', '2')
+        assert_equal(alone[0], 0, alone[2])
+        assert_equal(twice[0], 0, twice[2])
+        assert_equal([line.split('\t')[0] for line in alone[1].split('\n')],
+                     [line.split('\t')[0] for line in twice[1].split('\n')])
+        status, out, err = run('evaluate', '--model-dir', self.model_dir, self.model_dir,
+                               '--test', self.train, '--metric', 'wer', 'perplexity')
+        assert_equal(status, 0, err)
+        assert_equal(out.replace(self.model_dir, ''),
+                     run('evaluate', '--model-dir', self.model_dir, '--test', self.train,
+                         '--metric', 'wer', 'perplexity')[1].replace(self.model_dir, ''))
+
+    def test_an_ensemble_of_models_with_other_vocabularies_is_refused(self):
+        other = os.path.join(self.folder, 'other_vocabulary')
+        shutil.copytree(self.model_dir, other)
+        with open(os.path.join(other, 'target_vocab.json')) as f:
+            tokens = json.load(f)['tokens']
+        tokens[-2:] = tokens[:-3:-1]                    # two tokens swap their ids
+        write(os.path.join(other, 'target_vocab.json'), json.dumps({'tokens': tokens}))
+        status, _, err = run('evaluate', '--model-dir', self.model_dir, other,
+                             '--test', self.train)
+        assert_equal(status, 2)
+        assert_in('%s and %s cannot decode together: their target vocabularies differ'
+                  % (self.model_dir, other), err)
+        assert_not_in('Traceback', err)
+
     def test_unknown_tokens_and_long_sources_warn_naming_the_line(self):
         path = write(os.path.join(self.folder, 'in3.txt'), 'abc\nxyz\nabcdabcd\n')
         status, out, err = run('predict', '--model-dir', self.model_dir, '--input', path)
@@ -156,17 +188,75 @@ class TestTrainPredictEvaluate(unittest.TestCase):
         # Named to run last: it changes the model directory.
         status, out, err = run('train', '--train', self.train, '--valid', self.train,
                                '--model-dir', self.model_dir, '--epochs', '4', '--resume',
-                               '--quiet')
+                               '--lr-decay', '0.5', '--quiet')
         assert_equal(status, 0, err)
         assert_in('epochs 4 to 4', out)
         with open(os.path.join(self.model_dir, 'history.csv')) as f:
             history = list(csv.DictReader(f))
         assert_equal([row['epoch'] for row in history], ['1', '2', '3', '4'])
         assert_equal(history[:3], self.history_after_3)
+        assert_allclose([float(row['learning_rate']) for row in history], [0.001] * 4, rtol=1e-6)
+        # A schedule given on resuming is recorded for the next resume.
+        with open(os.path.join(self.model_dir, 'config.json')) as f:
+            assert_equal(json.load(f)['lr_decay'], 0.5)
         # Training again without --resume into the same directory is refused.
         status, _, err = run('train', '--train', self.train, '--model-dir', self.model_dir)
         assert_equal(status, 2)
         assert_in('--resume', err)
+
+
+def test_learning_rate_decays_after_epochs_without_improvement():
+    """--lr-decay: the rate falls after each epoch whose validation loss is
+    not the best so far, is written to history.csv, and a resumed run
+    continues at the decayed rate."""
+    from keras import backend as K
+    from keras.layers import Dense
+    from keras.models import Sequential
+    from keras.optimizers import Adam
+    from seq2seq.callbacks import CheckpointAndEarlyStopping
+    folder = tempfile.mkdtemp()
+    try:
+        model = Sequential([Dense(2, input_shape=(3,))])
+        model.compile(Adam(lr=0.01), 'mse')
+        losses = iter([1.0, 0.9, 0.95, 0.97, 0.8])
+
+        def epoch_callback(state=None):
+            callback = CheckpointAndEarlyStopping(
+                folder, patience=3, state=state, stream=io.StringIO(), lr_decay=0.5,
+                validation=lambda: (next(losses), 0.5))
+            callback.set_model(model)
+            callback.on_train_begin()
+            return callback
+
+        callback = epoch_callback()
+        rates = []
+        for epoch in range(3):
+            callback.on_epoch_end(epoch, {'loss': 1.0})
+            rates.append(float(K.get_value(model.optimizer.lr)))
+        # Epochs 1 and 2 improve; epoch 3 does not: the 4th runs at half the rate.
+        assert_allclose(rates, [0.01, 0.01, 0.005], rtol=1e-6)   # float32 rates
+        with open(os.path.join(folder, 'train_state.json')) as f:
+            state = json.load(f)
+        K.set_value(model.optimizer.lr, 0.01)      # as a freshly loaded optimizer might be
+        callback = epoch_callback(state)
+        assert_allclose(K.get_value(model.optimizer.lr), 0.005, rtol=1e-6)
+        callback.on_epoch_end(3, {'loss': 1.0})    # no improvement again: a quarter
+        callback.on_epoch_end(4, {'loss': 1.0})    # better: stays
+        assert_allclose(K.get_value(model.optimizer.lr), 0.0025, rtol=1e-6)
+        with open(os.path.join(folder, 'history.csv')) as f:
+            history = [float(row['learning_rate']) for row in csv.DictReader(f)]
+        assert_allclose(history, [0.01, 0.01, 0.01, 0.005, 0.0025], rtol=1e-6)
+        assert_true(callback.wait == 0 and not callback.stopped_early)
+    finally:
+        shutil.rmtree(folder)
+
+
+def test_lr_decay_must_be_a_fraction():
+    for bad in ('0', '1', '1.5', 'half'):
+        status, _, err = run('train', '--train', 'x.tsv', '--model-dir', 'm', '--lr-decay', bad)
+        assert_equal(status, 2)
+        assert_in('--lr-decay', err)
+        assert_in(repr(bad), err)
 
 
 @attr('slow')
