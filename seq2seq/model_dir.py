@@ -21,6 +21,9 @@ readout and the loss chosen in one place (`READOUT_ACTIVATION`, `LOSS`).
 """
 from __future__ import absolute_import
 
+import contextlib
+import functools
+import inspect
 import io
 import json
 import os
@@ -149,6 +152,36 @@ def check_trained(model_dir, name=MODEL):
     return config, source_vocab, target_vocab
 
 
+def _zeros(shape, dtype=None):
+    import numpy as np
+    from keras import backend as K
+    return np.zeros(shape, dtype=dtype or K.floatx())
+
+
+@contextlib.contextmanager
+def initial_weights_skipped():
+    """While Keras builds a model whose weights a file then overwrites:
+    every `add_weight` starts from zeros instead of its initializer. Keras'
+    `load_model` runs them all first, and the orthogonal ones are an SVD
+    per recurrent kernel: most of the loading time of a wide model. The
+    layers keep their initializers in their configurations."""
+    from keras.engine.base_layer import Layer
+    original = Layer.add_weight
+    signature = inspect.signature(original)
+
+    @functools.wraps(original)
+    def add_weight(*args, **kwargs):
+        bound = signature.bind(*args, **kwargs)
+        bound.arguments['initializer'] = _zeros
+        return original(*bound.args, **bound.kwargs)
+
+    Layer.add_weight = add_weight
+    try:
+        yield
+    finally:
+        Layer.add_weight = original
+
+
 def load_model_dir(model_dir, name=MODEL):
     """(config, source vocabulary, target vocabulary, Keras model) of a
     trained model directory."""
@@ -156,7 +189,8 @@ def load_model_dir(model_dir, name=MODEL):
     path = os.path.join(model_dir, name)
     import keras
     try:
-        model = keras.models.load_model(path, compile=False)
+        with initial_weights_skipped():
+            model = keras.models.load_model(path, compile=False)
     except Exception as error:  # h5py and Keras raise many kinds
         raise ModelDirError('%s: cannot load the model (%s: %s)'
                             % (path, type(error).__name__, error))

@@ -89,6 +89,19 @@ class TestTrainPredictEvaluate(unittest.TestCase):
         model = keras.models.load_model(os.path.join(self.model_dir, 'model.h5'), compile=False)
         assert_equal(model.input_shape[0][1:], (4,))     # source ids, the longest source
 
+    def test_loading_skips_the_initializers_not_the_weights(self):
+        import keras
+        from keras.engine.base_layer import Layer
+        from seq2seq.model_dir import load_model_dir
+        original = Layer.add_weight
+        model = load_model_dir(self.model_dir)[3]
+        assert_true(Layer.add_weight is original)
+        reference = keras.models.load_model(os.path.join(self.model_dir, 'model.h5'),
+                                            compile=False)
+        assert_equal(model.get_config(), reference.get_config())    # initializers kept
+        for loaded, saved in zip(model.get_weights(), reference.get_weights()):
+            assert_allclose(loaded, saved, rtol=0, atol=0)
+
     def test_predict_writes_one_line_per_input_in_order(self):
         inputs = ['abc', 'dcb', '', 'cab', 'abc', 'bd']
         path = write(os.path.join(self.folder, 'in.txt'), '\n'.join(inputs) + '\n')
