@@ -37,6 +37,18 @@ def _positive_int(text):
     return value
 
 
+def _depth(text):
+    """N (as deep in the encoder and the decoder) or E,D (encoder, decoder)."""
+    parts = text.split(',')
+    if len(parts) > 2:
+        raise argparse.ArgumentTypeError('expected N or E,D (positive integers), got %r' % text)
+    try:
+        depth = [_positive_int(part) for part in parts]
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError('expected N or E,D (positive integers), got %r' % text)
+    return depth[0] if len(depth) == 1 else depth
+
+
 def _positive_float(text):
     try:
         value = float(text)
@@ -112,8 +124,10 @@ def build_parser():
                        help='the recurrent cell')
     train.add_argument('--hidden-dim', type=_positive_int, default=DEFAULTS['hidden_dim'],
                        help='width of the recurrent layers')
-    train.add_argument('--depth', type=_positive_int, default=DEFAULTS['depth'],
-                       help='recurrent layers in the encoder and in the decoder')
+    train.add_argument('--depth', type=_depth, default=DEFAULTS['depth'], metavar='N|E,D',
+                       help='recurrent layers in the encoder and in the decoder (E,D: '
+                       'E in the encoder, D in the decoder; the fused attention decoder '
+                       'runs D=1)')
     train.add_argument('--embedding-dim', type=_positive_int,
                        default=DEFAULTS['embedding_dim'], help='size of the token embeddings')
     train.add_argument('--dropout', type=_probability, default=DEFAULTS['dropout'],

@@ -272,6 +272,49 @@ def test_lr_decay_must_be_a_fraction():
         assert_in(repr(bad), err)
 
 
+def test_depth_must_be_n_or_a_pair():
+    parser = cli.build_parser()
+    for text, depth in (('2', 2), ('2,1', [2, 1]), ('1,3', [1, 3])):
+        args = parser.parse_args(['train', '--train', 'x.tsv', '--model-dir', 'm',
+                                  '--depth', text])
+        assert_equal(args.depth, depth)
+    for bad in ('0', '2,0', '2,1,1', 'two', '2,', ''):
+        status, _, err = run('train', '--train', 'x.tsv', '--model-dir', 'm', '--depth', bad)
+        assert_equal(status, 2)
+        assert_in('--depth', err)
+        assert_in(repr(bad), err)
+
+
+@attr('slow')
+def test_encoder_and_decoder_depths_can_differ():
+    """--depth 2,1: two encoder layers under a one-cell decoder, which keeps
+    the fused attention decoder; the pair survives the model directory."""
+    from seq2seq import inference
+    from seq2seq.decoders import AttentionDecoder
+    from seq2seq.layers import BidirectionalEncoder
+    from seq2seq.model_dir import load_model_dir
+    folder = tempfile.mkdtemp()
+    try:
+        train = reversal_tsv(os.path.join(folder, 'train.tsv'))
+        model_dir = os.path.join(folder, 'model')
+        status, out, err = run('train', '--train', train, '--model-dir', model_dir,
+                               '--depth', '2,1', '--epochs', '1', *TINY_MODEL)
+        assert_equal(status, 0, err)
+        with open(os.path.join(model_dir, 'config.json')) as f:
+            assert_equal(json.load(f)['depth'], [2, 1])
+        model = load_model_dir(model_dir)[-1]
+        encoders = [l for l in model.layers if isinstance(l, BidirectionalEncoder)]
+        decoder = inference.find_decoder(model)
+        assert_true(isinstance(decoder, AttentionDecoder))
+        assert_equal((len(encoders), decoder.depth), (2, 1))
+        assert_equal(inference.fused_step_reason(model), None)
+        inputs = write(os.path.join(folder, 'in.txt'), 'abc\ndcb\n')
+        status, out, err = run('predict', '--model-dir', model_dir, '--input', inputs)
+        assert_equal((status, len(out.splitlines())), (0, 2), err)
+    finally:
+        shutil.rmtree(folder)
+
+
 @attr('slow')
 def test_simple_model_decodes_without_a_step_decoder():
     """--model simple (SimpleSeq2Seq, no step-by-step decoder): beam search
