@@ -366,6 +366,9 @@ def make_validation_scorer(model, batches, teacher_force):
             inputs = inputs if isinstance(inputs, list) else [inputs]
             probs = forward(inputs + [phase])[0]                     # (batch, T, vocab)
             targets = targets[..., 0]
+            # Trimmed batches scale their weights for Keras' mean over every
+            # position; here each target token counts once.
+            weights = (weights > 0).astype('float64')
             picked = np.take_along_axis(probs, targets[..., None], axis=-1)[..., 0]
             total_loss += float((weights * -np.log(np.maximum(picked, 1e-7))).sum())
             total_right += float((weights * (probs.argmax(-1) == targets)).sum())

@@ -18,7 +18,8 @@ import sys
 
 USAGE_ERROR = 2
 DEFAULTS = dict(model='attention', cell='lstm', hidden_dim=256, depth=1, embedding_dim=64,
-                dropout=0.0, epochs=30, batch_size=64, learning_rate=0.001, patience=3, seed=0)
+                dropout=0.0, epochs=30, batch_size=64, learning_rate=0.001, patience=3, seed=0,
+                maxibatch=20)
 METRICS = ('wer', 'per', 'bleu', 'accuracy', 'perplexity')
 
 
@@ -47,6 +48,16 @@ def _depth(text):
     except argparse.ArgumentTypeError:
         raise argparse.ArgumentTypeError('expected N or E,D (positive integers), got %r' % text)
     return depth[0] if len(depth) == 1 else depth
+
+
+def _natural(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError('expected an integer >= 0, got %r' % text)
+    return value
 
 
 def _positive_float(text):
@@ -141,6 +152,9 @@ def build_parser():
     train.add_argument('--lr-decay', type=_fraction, default=None, metavar='FACTOR',
                        help='multiply the learning rate by FACTOR after every epoch '
                        'without a better validation loss (with --resume: from now on)')
+    train.add_argument('--maxibatch', type=_natural, default=DEFAULTS['maxibatch'], metavar='N',
+                       help='sort each group of N batches by length, so that a batch holds '
+                       'sequences of similar lengths and runs fewer steps (0: random batches)')
     train.add_argument('--reverse-source', action='store_true',
                        help='read every source last token first')
     train.add_argument('--patience', type=_positive_int, default=DEFAULTS['patience'],
@@ -225,7 +239,7 @@ def _new_run(args, pairs):
     config = {name: getattr(args, name) for name in (
         'source_tokens', 'target_tokens', 'model', 'cell', 'hidden_dim', 'depth',
         'embedding_dim', 'dropout', 'batch_size', 'learning_rate', 'lr_decay',
-        'reverse_source', 'patience', 'seed')}
+        'reverse_source', 'patience', 'seed', 'maxibatch')}
     config.update(input_length=max(len(source) for _, source, _ in pairs),
                   output_length=max(len(target) for _, _, target in pairs) + 1,
                   train=args.train, valid=args.valid)
@@ -273,7 +287,7 @@ def _resumed_run(args):
 
 def train(args):
     from .callbacks import CheckpointAndEarlyStopping, make_validation_scorer
-    from .data import TeacherForcedBatches, read_tsv
+    from .data import TeacherForcedBatches, read_tsv, variable_length_batches
     from .model_dir import is_teacher_forced
     from .vocab import EOS_ID
     if args.resume:
@@ -296,12 +310,16 @@ def train(args):
               % (args.model_dir, done, args.epochs))
         return 0
 
-    def batches(pairs, path, seed):
+    def batches(pairs, path, seed, maxibatch=None):
+        # Each batch cut to its longest sequences: the same loss, fewer steps.
         x, y = _encode_pairs(pairs, path, config, source_vocab, target_vocab)
         return TeacherForcedBatches(x, y, len(target_vocab), config['batch_size'],
-                                    is_teacher_forced(config), EOS_ID, shuffle_seed=seed)
+                                    is_teacher_forced(config), EOS_ID, shuffle_seed=seed,
+                                    trim=True, maxibatch=maxibatch)
 
-    train_batches = batches(pairs, args.train, config['seed'])
+    # A model directory of an earlier version, without the setting, keeps
+    # its random batches.
+    train_batches = batches(pairs, args.train, config['seed'], config.get('maxibatch') or None)
     for _ in range(done):       # the order of epoch done + 1, as in an uninterrupted run
         train_batches.on_epoch_end()
     valid_batches = batches(valid, args.valid, None) if valid else None
@@ -315,9 +333,10 @@ def train(args):
     checkpoint = CheckpointAndEarlyStopping(args.model_dir, patience=config['patience'],
                                             state=state, validation=validation,
                                             lr_decay=config.get('lr_decay'))
-    model.fit_generator(train_batches, epochs=args.epochs, initial_epoch=done,
-                        callbacks=[checkpoint],
-                        verbose=0 if args.quiet else 1, workers=0, shuffle=False)
+    with variable_length_batches(model):
+        model.fit_generator(train_batches, epochs=args.epochs, initial_epoch=done,
+                            callbacks=[checkpoint],
+                            verbose=0 if args.quiet else 1, workers=0, shuffle=False)
     print('%s: best %s loss %.4f; model, vocabularies, history.csv and loss.png written'
           % (args.model_dir, 'validation' if validation else 'training', checkpoint.best))
     return 0

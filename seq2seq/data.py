@@ -3,6 +3,7 @@ for teacher-forced training, one-hot targets and a toy task."""
 from __future__ import absolute_import
 
 import collections
+import contextlib
 
 import numpy as np
 from keras.utils import Sequence
@@ -162,6 +163,14 @@ def pad_ids(sequences, length, pad_id=0, reverse=False):
     return padded
 
 
+def _row_lengths(present):
+    """Per row of a (n, length) boolean array, 1 + the index of its last True
+    (0 for a row without one)."""
+    present = np.asarray(present, dtype=bool)
+    last = present.shape[1] - np.argmax(present[:, ::-1], axis=1)
+    return np.where(present.any(axis=1), last, 0)
+
+
 def target_weights(targets, eos_id):
     """(n, length) float32: 1 up to and including the first EOS, 0 after
     (the padding a loss should not count)."""
@@ -180,6 +189,19 @@ class TeacherForcedBatches(Sequence):
     exists one-hot in memory. Targets are ids (batch, output_length, 1) for
     a sparse loss; weights zero the positions after EOS.
 
+    With `trim`, a batch is cut to its longest source and, for a
+    teacher-forced model, its longest target (EOS included): the columns cut are padding in every row, which the
+    masks and the zero weights make the model ignore, so the loss and its
+    gradient are those of the padded batch while the loops run fewer steps.
+    The weights are scaled by (kept length / full length), because Keras
+    averages the weighted loss over every position of the batch. Such
+    batches need a model that accepts them (`variable_length_batches`).
+
+    With `maxibatch`, each epoch's shuffled order is cut into groups of
+    `maxibatch` batches, each group is sorted by length and cut into batches,
+    and the batches are shuffled: sequences of similar lengths share a batch,
+    so trimmed batches are shorter still (the maxi-batches of Nematus).
+
     # Arguments
         x: (n, input_length) source ids.
         y: (n, output_length) target ids, each ending with EOS.
@@ -188,18 +210,29 @@ class TeacherForcedBatches(Sequence):
         teacher_force: also give the one-hot targets as an input.
         eos_id: the end-of-sequence id.
         shuffle_seed: shuffle the order every epoch (None: keep it).
+        trim: cut every batch to its longest sequences (see above).
+        maxibatch: batches per length-sorted group (None: no sorting).
     """
 
-    def __init__(self, x, y, vocab_size, batch_size, teacher_force, eos_id, shuffle_seed=None):
+    def __init__(self, x, y, vocab_size, batch_size, teacher_force, eos_id, shuffle_seed=None,
+                 trim=False, maxibatch=None):
         if len(x) != len(y):
             raise ValueError('x and y must hold as many sequences, got %d and %d'
                              % (len(x), len(y)))
         if len(x) == 0:
             raise ValueError('no sequences to make batches of')
+        if maxibatch is not None and (isinstance(maxibatch, bool)
+                                      or not isinstance(maxibatch, (int, np.integer))
+                                      or maxibatch < 1):
+            raise ValueError('maxibatch must be a positive int or None, got %r' % (maxibatch,))
         self.x, self.y = np.asarray(x), np.asarray(y)
         self.weights = target_weights(self.y, eos_id)
         self.vocab_size, self.batch_size = vocab_size, batch_size
-        self.teacher_force = teacher_force
+        self.teacher_force, self.trim, self.maxibatch = teacher_force, trim, maxibatch
+        # Steps each sequence needs: the source up to its last non-pad id,
+        # the target up to its EOS.
+        self.source_lengths = _row_lengths(self.x != 0)
+        self.target_lengths = _row_lengths(self.weights > 0)
         self.rng = None if shuffle_seed is None else np.random.RandomState(shuffle_seed)
         self.order = np.arange(len(self.x))
         self.on_epoch_end()
@@ -207,12 +240,80 @@ class TeacherForcedBatches(Sequence):
     def __len__(self):
         return (len(self.x) + self.batch_size - 1) // self.batch_size
 
+    def batch_rows(self, index):
+        """The indices (into x and y) of the sequences of batch `index`."""
+        return self.order[index * self.batch_size:(index + 1) * self.batch_size]
+
     def __getitem__(self, index):
-        rows = self.order[index * self.batch_size:(index + 1) * self.batch_size]
-        x, y = self.x[rows], self.y[rows]
+        rows = self.batch_rows(index)
+        x, y, weights = self.x[rows], self.y[rows], self.weights[rows]
+        if self.trim:
+            source_steps = max(1, int(self.source_lengths[rows].max()))
+            # A model that is not teacher-forced always outputs output_length
+            # steps, so only its sources are cut.
+            target_steps = (max(1, int(self.target_lengths[rows].max())) if self.teacher_force
+                            else self.y.shape[1])
+            x, y = x[:, :source_steps], y[:, :target_steps]
+            weights = weights[:, :target_steps] * (float(target_steps) / self.y.shape[1])
         inputs = [x, one_hot(y, self.vocab_size)] if self.teacher_force else x
-        return inputs, y[..., None], self.weights[rows]
+        return inputs, y[..., None], weights
 
     def on_epoch_end(self):
         if self.rng is not None:
             self.rng.shuffle(self.order)
+        if self.maxibatch is not None:
+            self.order = self._sorted_in_maxibatches(self.order)
+
+    def _sorted_in_maxibatches(self, order):
+        """`order` with each group of `maxibatch` batches sorted by length
+        (the longer of source and target, then their sum), then the batches
+        shuffled (without a shuffle seed, kept in place)."""
+        longer = np.maximum(self.source_lengths, self.target_lengths)
+        total = self.source_lengths + self.target_lengths
+        group = self.maxibatch * self.batch_size
+        batches = []
+        for start in range(0, len(order), group):
+            rows = order[start:start + group]
+            rows = rows[np.lexsort((total[rows], longer[rows]))]
+            batches.extend(rows[i:i + self.batch_size]
+                           for i in range(0, len(rows), self.batch_size))
+        if self.rng is not None:
+            # Every batch but the last holds batch_size sequences (what
+            # batch_rows expects), so the one short batch stays last.
+            full = [b for b in batches if len(b) == self.batch_size]
+            short = [b for b in batches if len(b) != self.batch_size]
+            self.rng.shuffle(full)
+            batches = full + short
+        return np.concatenate(batches)
+
+
+@contextlib.contextmanager
+def variable_length_batches(model):
+    """Let `model`'s fit, train_on_batch and test_on_batch take batches
+    shorter than its Inputs' declared lengths (`TeacherForcedBatches(trim=True)`).
+
+    Keras checks every array against the Input's static shape; the Theano
+    graph itself reads the lengths from the arrays. So while the block runs,
+    Keras' check leaves the time axis (axis 1) free, and our checks
+    (`seq2seq.guards`) refuse an array longer than declared, not a shorter
+    one.
+    """
+    from .guards import DECLARED_FEED_SHAPES
+    declared = dict(input=list(model._feed_input_shapes),
+                    output=list(model._feed_output_shapes))
+    setattr(model, DECLARED_FEED_SHAPES, declared)
+    model._feed_input_shapes = [_free_steps(shape) for shape in declared['input']]
+    model._feed_output_shapes = [_free_steps(shape) for shape in declared['output']]
+    try:
+        yield model
+    finally:
+        model._feed_input_shapes = declared['input']
+        model._feed_output_shapes = declared['output']
+        delattr(model, DECLARED_FEED_SHAPES)
+
+
+def _free_steps(shape):
+    """`shape` with its time axis (axis 1) free."""
+    if shape is None or len(shape) < 2:
+        return shape
+    return (shape[0], None) + tuple(shape[2:])

@@ -286,7 +286,9 @@ class RecurrentDecoder(CellLayer):
             sequences=sequences,
             outputs_info=[first] + flatten_states(states) + [None] * n_extras,
             non_sequences=list(constants.values()) + self.trainable_weights,
-            n_steps=self.output_length,
+            # Teacher-forced, as many steps as the targets (a trimmed batch's
+            # may be fewer than output_length).
+            n_steps=None if teacher is not None else self.output_length,
             truncate_gradient=self.truncate_gradient,
             strict=True,
             name='%s_scan' % self.name)

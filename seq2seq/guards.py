@@ -83,6 +83,10 @@ class _Plan(object):
         return bool(self.state_batch_sizes)
 
 
+# Where `seq2seq.data.variable_length_batches` keeps a model's declared
+# input and output shapes while Keras' own checks are relaxed.
+DECLARED_FEED_SHAPES = '_seq2seq_declared_feed_shapes'
+
 def _is_ours(layer):
     return type(layer).__module__.split('.')[0] == 'seq2seq'
 
@@ -203,14 +207,20 @@ def as_array_list(method, argument, value, names):
             for i, item in enumerate(items)]
 
 
-def _check_shape(method, where, array, expected):
+def _check_shape(method, where, array, expected, shorter_steps=False):
     """`array`'s rank and fixed dimensions (the batch axis aside) against
-    `expected` (a shape with None for any)."""
+    `expected` (a shape with None for any); with `shorter_steps` axis 1 may
+    hold fewer steps than `expected` (trimmed batches), never more."""
     if array.ndim != len(expected):
         raise ValueError('%s: %s must have %d dimensions, shape %s, got shape %s'
                          % (method, where, len(expected), _shape_text(expected), array.shape))
     for axis in range(1, array.ndim):
-        if expected[axis] is not None and array.shape[axis] != expected[axis]:
+        if shorter_steps and axis == 1 and expected[1] is not None:
+            if array.shape[1] > expected[1]:
+                raise ValueError('%s: %s must have shape %s with at most %d steps, got shape '
+                                 '%s' % (method, where, _shape_text(expected), expected[1],
+                                         array.shape))
+        elif expected[axis] is not None and array.shape[axis] != expected[axis]:
             raise ValueError('%s: %s must have shape %s, got shape %s (axis %d: %d, expected %d)'
                              % (method, where, _shape_text(expected), array.shape, axis,
                                 array.shape[axis], expected[axis]))
@@ -272,9 +282,10 @@ def check_inputs(model, plan, method, argument, x):
                             ', '.join(model._feed_input_names)))
     names = model._feed_input_names
     arrays = as_array_list(method, argument, x, names)
-    for i, (array, shape) in enumerate(zip(arrays, model._feed_input_shapes)):
+    shapes, shorter = feed_shapes(model, 'input')
+    for i, (array, shape) in enumerate(zip(arrays, shapes)):
         where = _argument(argument, names, i)
-        _check_shape(method, where, array, shape)
+        _check_shape(method, where, array, shape, shorter)
         if i in plan.embeddings:
             layer, vocabulary = plan.embeddings[i]
             check_ids(method, where, array, vocabulary,
@@ -331,21 +342,32 @@ def check_targets(model, method, argument, y):
         raise ValueError('%s: y is None; the model takes %d target array(s): %s'
                          % (method, len(names), ', '.join(names)))
     arrays = as_array_list(method, argument, y, names)
-    for i, (array, shape, loss) in enumerate(zip(arrays, model._feed_output_shapes,
-                                                   model._feed_loss_fns)):
+    shapes, shorter = feed_shapes(model, 'output')
+    for i, (array, shape, loss) in enumerate(zip(arrays, shapes, model._feed_loss_fns)):
         where = _argument(argument, names, i)
         sparse = _sparse_loss_name(loss)
         if sparse is not None:
             if array.ndim == len(shape) - 1:
                 array = arrays[i] = array[..., None]     # (batch, length) -> (batch, length, 1)
-            _check_shape(method, where, array, tuple(shape[:-1]) + (1,))
+            _check_shape(method, where, array, tuple(shape[:-1]) + (1,), shorter)
             check_ids(method, where, array, shape[-1],
                       'class ids (the output has %s classes; loss %s)'
                       % (shape[-1], sparse))
         else:
-            _check_shape(method, where, array, shape)
+            _check_shape(method, where, array, shape, shorter)
             check_finite(method, where, array)
     return arrays
+
+
+def feed_shapes(model, kind):
+    """(the shapes the model's 'input' or 'output' arrays are checked against,
+    whether their time axis may be shorter): inside
+    `seq2seq.data.variable_length_batches`, which relaxes Keras' own check,
+    the declared shapes and True."""
+    declared = getattr(model, DECLARED_FEED_SHAPES, None)
+    if declared is not None:
+        return declared[kind], True
+    return getattr(model, '_feed_%s_shapes' % kind), False
 
 
 def check_sample_weight(method, argument, sample_weight, samples):

@@ -285,6 +285,16 @@ def test_depth_must_be_n_or_a_pair():
         assert_in(repr(bad), err)
 
 
+def test_maxibatch_must_be_a_count():
+    args = cli.build_parser().parse_args(['train', '--train', 'x.tsv', '--model-dir', 'm'])
+    assert_equal(args.maxibatch, 20)
+    for bad in ('-1', 'many', '2.5'):
+        status, _, err = run('train', '--train', 'x.tsv', '--model-dir', 'm', '--maxibatch', bad)
+        assert_equal(status, 2)
+        assert_in('--maxibatch', err)
+        assert_in(repr(bad), err)
+
+
 @attr('slow')
 def test_encoder_and_decoder_depths_can_differ():
     """--depth 2,1: two encoder layers under a one-cell decoder, which keeps
