@@ -202,3 +202,15 @@ def test_training_on_trimmed_batches_follows_the_padded_trajectory():
 def cli_weights_at_start():
     np.random.seed(1)
     return cli_model('attention').get_weights()
+
+
+@attr('slow')
+def test_validation_scores_of_trimmed_batches_are_those_of_padded_ones():
+    from seq2seq.callbacks import make_validation_scorer
+    np.random.seed(0)
+    model = cli_model('attention')
+    x, y = ragged_pairs(10, seed=6)
+    scores = [make_validation_scorer(model, TeacherForcedBatches(
+        x, y, VOCAB, 4, teacher_force=True, eos_id=EOS, trim=trim), teacher_force=True)()
+        for trim in (False, True)]
+    assert_allclose(scores[1], scores[0], rtol=1e-5)
