@@ -41,16 +41,16 @@ NEW_WORDS = ['keras', 'pytorch', 'emoji', 'brexit', 'glamping', 'staycation', 'p
 # once Theano's compile cache is warm.
 # (Adam's step 0.005 rather than 0.001: on a dev slice, 10 epochs of 1500
 # words reach a PER of about 0.3 instead of 0.6.)
-DEMO = dict(train_words=8000, test_words=1000, dev_words=500, epochs=15, hidden_dim=128,
+DEMO = dict(train_words=20000, test_words=1000, dev_words=500, epochs=15, hidden_dim=128,
             embedding_dim=32, batch_size=32, learning_rate=0.005, patience=3, dropout=0.0,
-            lr_decay=None)
+            lr_decay=None, depth='1')
 # The full run: every training word. Chosen on dev (README, G2P on CMUdict):
 # dropout 0.3 (dev WER 31.9% against 33.0% without, at width 256), then
 # width 512 with the learning rate halved after every epoch without a better
 # validation loss.
 FULL = dict(train_words=None, test_words=None, dev_words=None, epochs=30, hidden_dim=512,
             embedding_dim=64, batch_size=64, learning_rate=0.001, patience=3, dropout=0.3,
-            lr_decay=0.5)
+            lr_decay=0.5, depth='2,1')
 
 
 def write_data(out, settings, seed):
@@ -110,6 +110,7 @@ def main(argv=None):
     status = cli.main(['train', '--train', train, '--valid', dev, '--model-dir', model_dir,
                        '--source-tokens', 'chars', '--target-tokens', 'words',
                        '--model', 'attention', '--hidden-dim', str(settings['hidden_dim']),
+                       '--depth', settings['depth'],
                        '--embedding-dim', str(settings['embedding_dim']),
                        '--batch-size', str(settings['batch_size']),
                        '--learning-rate', str(settings['learning_rate']),

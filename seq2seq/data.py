@@ -190,9 +190,10 @@ class TeacherForcedBatches(Sequence):
     a sparse loss; weights zero the positions after EOS.
 
     With `trim`, a batch is cut to its longest source and, for a
-    teacher-forced model, its longest target (EOS included): the columns cut are padding in every row, which the
-    masks and the zero weights make the model ignore, so the loss and its
-    gradient are those of the padded batch while the loops run fewer steps.
+    teacher-forced model, its longest target (EOS included): the columns cut
+    are padding in every row, which the masks and the zero weights make the
+    model ignore, so the loss and its gradient are those of the padded batch
+    while the loops run fewer steps.
     The weights are scaled by (kept length / full length), because Keras
     averages the weighted loss over every position of the batch. Such
     batches need a model that accepts them (`variable_length_batches`).
