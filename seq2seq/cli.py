@@ -80,6 +80,16 @@ def _seed(text):
     return value
 
 
+def _non_negative_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not 0.0 <= value < float('inf'):
+        raise argparse.ArgumentTypeError('expected a number >= 0, got %r' % text)
+    return value
+
+
 def _probability(text):
     try:
         value = float(text)
@@ -172,6 +182,7 @@ def build_parser():
                          'ensemble (the mean of their probabilities)')
     predict.add_argument('--beam-size', type=_positive_int, default=1,
                          help='1: greedy search')
+    _add_length_penalty(predict)
     predict.add_argument('--n-best', type=_positive_int, default=None,
                          help='write N lines per source, each with its log-probability '
                          'after a tab')
@@ -191,12 +202,20 @@ def build_parser():
                           help='1: greedy search')
     evaluate.add_argument('--batch-size', type=_positive_int, default=64,
                           help='sources decoded together')
+    _add_length_penalty(evaluate)
 
     attention = commands.add_parser('attention', help='plot the attention for one source')
     attention.add_argument('--model-dir', required=True, metavar='DIR')
     attention.add_argument('--source', required=True, metavar='TEXT')
     attention.add_argument('--out', required=True, metavar='FILE.png')
     return parser
+
+
+def _add_length_penalty(command):
+    command.add_argument('--length-penalty', type=_non_negative_float, default=0.0,
+                         metavar='ALPHA', help='with --beam-size > 1, rank hypotheses by '
+                         'log-probability / ((5 + length) / 6) ** ALPHA (GNMT); 0: by '
+                         'log-probability')
 
 
 def _warn(message):
@@ -393,7 +412,8 @@ def predict(args):
             _warn('%s, line %d: %s' % (name, number, problem))
         sources.append(tokens)
     decoded = translator.translate(sources, beam_size=args.beam_size, n_best=n_best,
-                                   batch_size=args.batch_size)
+                                   batch_size=args.batch_size,
+                                   length_penalty=args.length_penalty)
     written = []
     for hypotheses in decoded:
         for tokens, log_prob in hypotheses[:n_best]:
@@ -429,7 +449,8 @@ def evaluate(args):
     results = []
     if set(args.metric) & {'wer', 'per', 'bleu', 'accuracy'}:
         hypotheses = [h[0][0] for h in translator.translate(
-            sources, beam_size=args.beam_size, batch_size=args.batch_size)]
+            sources, beam_size=args.beam_size, batch_size=args.batch_size,
+            length_penalty=args.length_penalty)]
     for metric in args.metric:
         if metric == 'wer':
             results.append(('WER', '%.2f%%' % (100 * metrics.word_error_rate(hypotheses,
@@ -449,8 +470,9 @@ def evaluate(args):
             log_probs, _, _ = translator.reference_log_probs(
                 [p[1] for p in pairs], [p[2] for p in pairs], args.batch_size)
             results.append(('perplexity', '%.4f' % metrics.perplexity(log_probs)))
-    print('%s: %d sources, %d references, beam size %d'
-          % (args.test, len(sources), len(pairs), args.beam_size))
+    print('%s: %d sources, %d references, beam size %d%s'
+          % (args.test, len(sources), len(pairs), args.beam_size,
+             ', length penalty %g' % args.length_penalty if args.length_penalty else ''))
     for name, value in results:
         print('%s\t%s' % (name, value))
     return 0

@@ -110,9 +110,10 @@ class Translator(object):
         return pad_ids(ids, self.output_length, PAD_ID)
 
     # -- decoding -----------------------------------------------------------------------
-    def translate(self, sources, beam_size=1, n_best=1, batch_size=64):
+    def translate(self, sources, beam_size=1, n_best=1, batch_size=64, length_penalty=0.0):
         """Per source token list, a list of n_best (tokens, log-probability),
-        best first. beam_size 1 is greedy search."""
+        best first. beam_size 1 is greedy search; a beam ranks its hypotheses
+        by log-probability / ((5 + length) / 6) ** length_penalty (GNMT)."""
         if n_best > beam_size:
             raise ValueError('n_best=%d needs beam_size >= n_best, got beam_size=%d'
                              % (n_best, beam_size))
@@ -120,7 +121,7 @@ class Translator(object):
             return []
         x = self.encode_sources(sources)
         if len(self.models) == 1 and self.model.decoder_layer is None:
-            return self._translate_by_table(x, beam_size, n_best, batch_size)
+            return self._translate_by_table(x, beam_size, n_best, batch_size, length_penalty)
         models = self.models if len(self.models) > 1 else self.model
         if beam_size == 1:
             tokens, lengths, log_probs = greedy_decode(models, x, eos_id=EOS_ID,
@@ -128,11 +129,11 @@ class Translator(object):
             return [[(self.target_vocab.decode(row), float(lp))]
                     for row, lp in zip(tokens, log_probs)]
         results = beam_decode(models, x, beam_size=beam_size, eos_id=EOS_ID, n_best=n_best,
-                              batch_size=batch_size)
+                              batch_size=batch_size, length_penalty=length_penalty)
         return [[(self.target_vocab.decode(h.tokens), float(h.log_prob)) for h in hyps]
                 for hyps in results]
 
-    def _translate_by_table(self, x, beam_size, n_best, batch_size):
+    def _translate_by_table(self, x, beam_size, n_best, batch_size, length_penalty):
         """A model without a step-by-step decoder (SimpleSeq2Seq): its
         outputs do not depend on the tokens chosen, so the search runs over
         the table of per-step log-probabilities `predict` gives."""
@@ -145,7 +146,7 @@ class Translator(object):
 
         start = [np.zeros(len(x), dtype='int64'), log_table]
         hypotheses = beam_search(step_fn, start, beam_size, self.output_length, eos_id=EOS_ID,
-                                 n_best=n_best)
+                                 n_best=n_best, length_penalty=length_penalty)
         return [[(self.target_vocab.decode(h.tokens), float(h.log_prob)) for h in hyps]
                 for hyps in hypotheses]
 

@@ -138,6 +138,39 @@ class TestTrainPredictEvaluate(unittest.TestCase):
         assert_true(scores[0] >= scores[1] and scores[2] >= scores[3], scores)
         assert_true(all(s <= 0 for s in scores), scores)
 
+    def test_length_penalty_ranks_the_n_best_by_normalised_log_probability(self):
+        """--length-penalty ALPHA: the n-best lines come in the order of
+        log-prob / ((5 + length) / 6) ** ALPHA, length counting EOS; 0 is the
+        default ranking."""
+        path = write(os.path.join(self.folder, 'in5.txt'), 'abc\ncd\nbdca\ndab\n')
+        with open(os.path.join(self.model_dir, 'config.json')) as f:
+            output_length = json.load(f)['output_length']
+        common = ['predict', '--model-dir', self.model_dir, '--input', path,
+                  '--beam-size', '4', '--n-best', '4']
+        assert_equal(run(*common + ['--length-penalty', '0']), run(*common))
+        for alpha in (1.0, 8.0):
+            status, out, err = run(*common + ['--length-penalty', str(alpha)])
+            assert_equal(status, 0, err)
+            lines = out.split('\n')[:-1]
+            assert_equal(len(lines), 16)
+            for first in range(0, 16, 4):
+                ranking = []
+                for line in lines[first:first + 4]:
+                    text, log_prob = line.split('\t')
+                    # A hypothesis shorter than the output length ended with EOS.
+                    length = min(len(text) + 1, output_length)
+                    ranking.append(float(log_prob) / ((5.0 + length) / 6.0) ** alpha)
+                # The log-probabilities are printed to 4 decimals.
+                assert_true(all(a >= b - 1e-3 for a, b in zip(ranking, ranking[1:])),
+                            (alpha, lines[first:first + 4], ranking))
+        status, _, err = run(*common + ['--length-penalty', '-1'])
+        assert_equal(status, 2)
+        assert_in('--length-penalty', err)
+        status, out, err = run('evaluate', '--model-dir', self.model_dir, '--test', self.train,
+                               '--beam-size', '2', '--length-penalty', '0.6')
+        assert_equal(status, 0, err)
+        assert_in('beam size 2, length penalty 0.6', out.splitlines()[0])
+
     def test_an_ensemble_of_a_model_with_itself_decodes_as_the_model(self):
         path = write(os.path.join(self.folder, 'in4.txt'), 'abc\ncd\nbdca\n')
         alone = run('predict', '--model-dir', self.model_dir, '--input', path,
