@@ -157,8 +157,9 @@ def build_parser():
                        help='the total number of epochs (also with --resume)')
     train.add_argument('--batch-size', type=_positive_int, default=DEFAULTS['batch_size'],
                        help='pairs per training step')
-    train.add_argument('--learning-rate', type=_positive_float,
-                       default=DEFAULTS['learning_rate'], help='Adam\'s step size')
+    train.add_argument('--learning-rate', type=_positive_float, default=None,
+                       help='Adam\'s step size (default: %g; with --resume: the rate from the '
+                       'next epoch on, e.g. to lower it by hand)' % DEFAULTS['learning_rate'])
     train.add_argument('--lr-decay', type=_fraction, default=None, metavar='FACTOR',
                        help='multiply the learning rate by FACTOR after every epoch '
                        'without a better validation loss (with --resume: from now on)')
@@ -253,6 +254,8 @@ def _new_run(args, pairs):
     if args.model == 'attention' and args.hidden_dim % 2:
         raise CommandError('--model attention needs an even --hidden-dim (half per direction '
                            'of its bidirectional encoder), got %d' % args.hidden_dim)
+    if args.learning_rate is None:
+        args.learning_rate = DEFAULTS['learning_rate']
     source_vocab = Vocabulary.build(source for _, source, _ in pairs)
     target_vocab = Vocabulary.build(target for _, _, target in pairs)
     config = {name: getattr(args, name) for name in (
@@ -298,6 +301,10 @@ def _resumed_run(args):
     if state is None:
         raise CommandError('%s has no training state to resume from (%s is missing): '
                            'train again without --resume' % (args.model_dir, TRAIN_STATE))
+    if args.learning_rate is not None:
+        # The callback sets the optimizer to the state's rate when training
+        # begins; history.csv records it from the next epoch on.
+        state['learning_rate'] = args.learning_rate
     if args.lr_decay is not None and args.lr_decay != config.get('lr_decay'):
         config['lr_decay'] = args.lr_decay      # a schedule changed mid-run is recorded
         write_config(args.model_dir, config, source_vocab, target_vocab)

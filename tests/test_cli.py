@@ -234,14 +234,16 @@ class TestTrainPredictEvaluate(unittest.TestCase):
         # Named to run last: it changes the model directory.
         status, out, err = run('train', '--train', self.train, '--valid', self.train,
                                '--model-dir', self.model_dir, '--epochs', '4', '--resume',
-                               '--lr-decay', '0.5', '--quiet')
+                               '--lr-decay', '0.5', '--learning-rate', '0.0005', '--quiet')
         assert_equal(status, 0, err)
         assert_in('epochs 4 to 4', out)
         with open(os.path.join(self.model_dir, 'history.csv')) as f:
             history = list(csv.DictReader(f))
         assert_equal([row['epoch'] for row in history], ['1', '2', '3', '4'])
         assert_equal(history[:3], self.history_after_3)
-        assert_allclose([float(row['learning_rate']) for row in history], [0.001] * 4, rtol=1e-6)
+        # --learning-rate on resuming: the rate from the next epoch on.
+        assert_allclose([float(row['learning_rate']) for row in history],
+                        [0.001, 0.001, 0.001, 0.0005], rtol=1e-6)
         # A schedule given on resuming is recorded for the next resume.
         with open(os.path.join(self.model_dir, 'config.json')) as f:
             assert_equal(json.load(f)['lr_decay'], 0.5)
