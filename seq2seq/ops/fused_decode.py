@@ -32,12 +32,10 @@ from __future__ import absolute_import
 import numpy as np
 import theano.tensor as T
 from keras import activations
-from theano.gof import Apply, Op
-from theano.tensor.blas import ldflags
-from theano.tensor.blas_headers import blas_header_text, blas_header_version
+from theano.gof import Apply
 
 from . import fused_lstm, fused_softmax
-from .c_helpers import VECTORISE_FLAGS, c_type_settings, cache_version, check_float_inputs
+from .c_helpers import BlasOp, c_type_settings, check_float_inputs
 from .fused_lstm import _activate, _split
 
 INNER_ACTIVATIONS = fused_lstm.INNER_ACTIVATIONS
@@ -386,7 +384,7 @@ _INPUT_NAMES = (('x', 2), ('h', 2), ('c', 2), ('kernel', 2), ('bias', 1),
                 ('readout_bias', 1))
 
 
-class AttentionDecodeStep(Op):
+class AttentionDecodeStep(BlasOp):
     """One search step of an attention decoder (see the module docstring).
 
     Inputs: x (B, n_in) the step's input vectors (read when `tokens` is
@@ -460,29 +458,10 @@ class AttentionDecodeStep(Op):
         raise NotImplementedError('the fused search step has no gradient (it decodes)')
 
     # -- C ---------------------------------------------------------------------
-    def c_support_code(self):
+    def _support_code_text(self):
         # The LSTM Op's C (fused_gemm, fused_tanh, fused_forward_row,
         # fused_prepare_output) and the loss Op's vectorised exp (xent_exp) first.
-        return (blas_header_text() + fused_lstm._SUPPORT_CODE + fused_softmax._SUPPORT_CODE
-                + _DECODE_C)
-
-    def c_headers(self):
-        return ['<limits.h>', '<cmath>', '<stdlib.h>', '<string.h>']
-
-    def c_libraries(self):
-        return ldflags()
-
-    def c_compile_args(self):
-        return ldflags(libs=False, flags=True) + VECTORISE_FLAGS
-
-    def c_lib_dirs(self):
-        return ldflags(libs=False, libs_dir=True)
-
-    def c_header_dirs(self):
-        return ldflags(libs=False, include_dir=True)
-
-    def c_code_cache_version(self):
-        return cache_version(self, blas_header_version())
+        return fused_lstm._SUPPORT_CODE + fused_softmax._SUPPORT_CODE + _DECODE_C
 
     def c_code(self, node, name, inputs, outputs, sub):
         settings = c_type_settings(node.outputs[0].dtype)
