@@ -180,13 +180,18 @@ class Seq2seq(CellLayer):
             cell.build(self, self.output_dim, 'decoder_%d_' % (i + 1))
         self.built = True
 
-    def encode(self, inputs, mask=None):
-        """Symbolic encoder: returns (context, per-cell final states)."""
+    def encode(self, inputs, mask=None, initial_states=None):
+        """Symbolic encoder: returns (context, per-cell final states). The
+        encoder LSTMs start from `initial_states` (a list [h, c] per cell)
+        when given, else from their own states (zeros or remembered)."""
+        if initial_states is None:
+            initial_states = [self.initial_states(i, inputs)
+                              for i in range(len(self.encoder_cells))]
         sequence = inputs
         final_states = []
-        for i, cell in enumerate(self.encoder_cells):
+        for cell, states in zip(self.encoder_cells, initial_states):
             sequence, finals = run_encoder(
-                cell, sequence, self.initial_states(i, inputs), mask=mask,
+                cell, sequence, list(states), mask=mask,
                 truncate_gradient=self.truncate_gradient,
                 implementation=self.implementation)              # (batch, time, u)
             final_states.append(finals)
@@ -204,10 +209,12 @@ class Seq2seq(CellLayer):
             return None
         return [T.dot(vector, self.context_kernel)]              # (batch, 4*hidden_dim)
 
-    def call(self, inputs, mask=None):
-        context, encoder_finals = self.encode(inputs, mask)
+    def decode(self, context, encoder_finals, upper_states):
+        """Symbolic decoder: the decoder LSTM starts from the top encoder
+        LSTM's final (h, c) of this very pass and reads the bridged context
+        first; the upper decoder LSTMs start from `upper_states` (a list
+        [h, c] per cell). Returns (outputs, per-cell final states)."""
         vector = self.bridge(context)                            # (batch, output_dim)
-        # The decoder starts from the encoder's final (h, c) of this very pass.
         outputs, decoder_finals = run_feedback_decoder(
             [self.decoder_cell], (self.readout_kernel, self.readout_bias), vector,
             [encoder_finals[-1]], self.output_length,
@@ -215,14 +222,20 @@ class Seq2seq(CellLayer):
             truncate_gradient=self.truncate_gradient,
             implementation=self.implementation)                  # (batch, out_len, out_dim)
         upper_finals = []
-        first_upper = len(self.encoder_cells) + 1
-        for i, cell in enumerate(self.upper_decoder_cells):
+        for cell, states in zip(self.upper_decoder_cells, upper_states):
             outputs, finals = run_encoder(
-                cell, outputs, self.initial_states(first_upper + i, inputs),
-                truncate_gradient=self.truncate_gradient,
+                cell, outputs, list(states), truncate_gradient=self.truncate_gradient,
                 implementation=self.implementation)              # (batch, out_len, out_dim)
             upper_finals.append(finals)
-        self.remember(encoder_finals + decoder_finals + upper_finals, inputs)
+        return outputs, decoder_finals + upper_finals
+
+    def call(self, inputs, mask=None):
+        context, encoder_finals = self.encode(inputs, mask)
+        first_upper = len(self.encoder_cells) + 1
+        upper_states = [self.initial_states(first_upper + i, inputs)
+                        for i in range(len(self.upper_decoder_cells))]
+        outputs, decoder_finals = self.decode(context, encoder_finals, upper_states)
+        self.remember(encoder_finals + decoder_finals, inputs)
         return outputs
 
     # -- step-by-step decoding (seq2seq.inference) --------------------------------
@@ -289,29 +302,10 @@ class Seq2seq(CellLayer):
                              'decoder, upper decoder LSTMs), got %d'
                              % (n_cells, len(initial_states)))
         n_encoders = len(self.encoder_cells)
-        sequence = inputs
-        encoder_finals = []
-        for cell, states in zip(self.encoder_cells, initial_states[:n_encoders]):
-            sequence, finals = run_encoder(
-                cell, sequence, list(states), mask=mask,
-                truncate_gradient=self.truncate_gradient,
-                implementation=self.implementation)              # (batch, time, u)
-            encoder_finals.append(finals)
-        context = encoder_finals[-1][0]                          # (batch, hidden_dim)
-        vector = T.dot(context, self.bridge_kernel) + self.bridge_bias  # (batch, output_dim)
-        outputs, decoder_finals = run_feedback_decoder(
-            [self.decoder_cell], (self.readout_kernel, self.readout_bias), vector,
-            [encoder_finals[-1]], self.output_length,
-            context_projections=self.peek_projections(vector),
-            truncate_gradient=self.truncate_gradient,
-            implementation=self.implementation)                  # (batch, out_len, out_dim)
-        upper_finals = []
-        for cell, states in zip(self.upper_decoder_cells, initial_states[n_encoders + 1:]):
-            outputs, finals = run_encoder(
-                cell, outputs, list(states), truncate_gradient=self.truncate_gradient,
-                implementation=self.implementation)              # (batch, out_len, out_dim)
-            upper_finals.append(finals)
-        return outputs, encoder_finals + decoder_finals + upper_finals
+        context, encoder_finals = self.encode(inputs, mask, initial_states[:n_encoders])
+        outputs, decoder_finals = self.decode(context, encoder_finals,
+                                              initial_states[n_encoders + 1:])
+        return outputs, encoder_finals + decoder_finals
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.output_length, self.output_dim)
