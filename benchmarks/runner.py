@@ -421,6 +421,25 @@ def child_g2p_train(args):
     return result
 
 
+def torch_training_result(model, train_batch, samples, batch, epochs):
+    """Time a PyTorch row: a warm-up batch, then `epochs` whole epochs of
+    `train_batch(start)` over `samples` in steps of `batch`."""
+    import torch
+
+    def train_epoch():
+        for start in range(0, samples, batch):
+            train_batch(start)
+
+    train_batch(0)                                             # warm-up batch
+    result = throughput(samples, timed_epochs(train_epoch, epochs))
+    result.update({'compile_cold_s': None, 'compile_warm_s': None,
+                   'params': sum(p.numel() for p in model.parameters()),
+                   'peak_rss_mib': peak_rss_mib(),
+                   'versions': {'python': sys.version.split()[0], 'torch': torch.__version__,
+                                'torch_threads': torch.get_num_threads()}})
+    return result
+
+
 def child_torch_g2p(args):
     """The PyTorch twin of the attention training rows."""
     import torch
@@ -441,18 +460,7 @@ def child_torch_g2p(args):
         loss.backward()
         optimizer.step()
 
-    def train_epoch():
-        for start in range(0, g2p['words'], batch):
-            train_batch(start)
-
-    train_batch(0)                                             # warm-up batch
-    result = throughput(g2p['words'], timed_epochs(train_epoch, args.epochs))
-    result.update({'compile_cold_s': None, 'compile_warm_s': None,
-                   'params': sum(p.numel() for p in model.parameters()),
-                   'peak_rss_mib': peak_rss_mib(),
-                   'versions': {'python': sys.version.split()[0], 'torch': torch.__version__,
-                                'torch_threads': torch.get_num_threads()}})
-    return result
+    return torch_training_result(model, train_batch, g2p['words'], batch, args.epochs)
 
 
 def child_decode(args, size):
@@ -505,7 +513,7 @@ def child_decode(args, size):
 
 
 def child_torch(args, size):
-    """Train a PyTorch row: a warm-up batch, then whole timed epochs."""
+    """Train a PyTorch row (`torch_training_result`)."""
     if args.row == 'torch_attention_g2p':
         return child_torch_g2p(args)
     import torch
@@ -524,18 +532,7 @@ def child_torch(args, size):
         loss.backward()
         optimizer.step()
 
-    def train_epoch():
-        for start in range(0, size.samples, size.batch):
-            train_batch(start)
-
-    train_batch(0)                                             # warm-up batch
-    result = throughput(size.samples, timed_epochs(train_epoch, args.epochs))
-    result.update({'compile_cold_s': None, 'compile_warm_s': None,
-                   'params': sum(p.numel() for p in model.parameters()),
-                   'peak_rss_mib': peak_rss_mib(),
-                   'versions': {'python': sys.version.split()[0], 'torch': torch.__version__,
-                                'torch_threads': torch.get_num_threads()}})
-    return result
+    return torch_training_result(model, train_batch, size.samples, size.batch, args.epochs)
 
 
 def child_main(argv):

@@ -1,5 +1,8 @@
 """Shared test helpers: float64 graphs and tiny models."""
 import contextlib
+import os
+import subprocess
+import sys
 
 import numpy as np
 import theano
@@ -44,3 +47,25 @@ def assert_raises_with(exception, fn, *words):
             assert word in str(error), '%r not in %r' % (word, str(error))
         return
     raise AssertionError('%s not raised' % exception.__name__)
+
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..')
+
+
+def run_python_code(code, env_changes, removed=(), timeout=300):
+    """Run `code` in a new Python in the repository root, with this
+    process's environment minus the variables in `removed`, then
+    `env_changes` applied (a value of None removes the variable). Returns
+    (exit code, stdout, stderr)."""
+    env = dict(os.environ)
+    for name in removed:
+        env.pop(name, None)
+    for name, value in env_changes.items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
+    process = subprocess.run([sys.executable, '-c', code], cwd=ROOT, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             universal_newlines=True, timeout=timeout)
+    return process.returncode, process.stdout, process.stderr

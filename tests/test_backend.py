@@ -1,27 +1,16 @@
 """Backend selection and Theano configuration."""
 import os
-import subprocess
-import sys
 import tempfile
 
 from nose.plugins.skip import SkipTest
 
 from seq2seq._theano import backend
 
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..')
+from .helpers import run_python_code
 
 
 def _python(code, **env_changes):
-    env = dict(os.environ)
-    for name, value in env_changes.items():
-        if value is None:
-            env.pop(name, None)
-        else:
-            env[name] = value
-    process = subprocess.run([sys.executable, '-c', code], cwd=ROOT, env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             universal_newlines=True, timeout=300)
-    return process.returncode, process.stdout, process.stderr
+    return run_python_code(code, env_changes)
 
 
 def test_import_selects_theano_when_keras_backend_is_unset():

@@ -3,8 +3,6 @@ import order, and what `import seq2seq` registers with Keras."""
 import json
 import logging
 import os
-import subprocess
-import sys
 import warnings
 
 from nose.plugins.attrib import attr
@@ -13,9 +11,7 @@ import seq2seq_startup
 from seq2seq import _theano
 from seq2seq._theano import backend, patches
 
-from .helpers import assert_raises_with
-
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..')
+from .helpers import assert_raises_with, run_python_code
 
 # Variables that carry seq2seq's settings from this process to a child.
 _INHERITED = ('THEANO_FLAGS', backend.ADDED_FLAGS_VARIABLE, 'KERAS_BACKEND',
@@ -57,19 +53,7 @@ print('STATE ' + json.dumps(state, sort_keys=True))
 def _python(code, clean=True, **env_changes):
     """Run `code` in a new Python; `clean`: without this process's seq2seq
     settings. Returns (exit code, stdout, stderr)."""
-    env = dict(os.environ)
-    if clean:
-        for name in _INHERITED:
-            env.pop(name, None)
-    for name, value in env_changes.items():
-        if value is None:
-            env.pop(name, None)
-        else:
-            env[name] = value
-    process = subprocess.run([sys.executable, '-c', code], cwd=ROOT, env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             universal_newlines=True, timeout=600)
-    return process.returncode, process.stdout, process.stderr
+    return run_python_code(code, env_changes, removed=_INHERITED if clean else (), timeout=600)
 
 
 def _state(code, **env_changes):
