@@ -43,7 +43,8 @@ import numpy as np
 from keras import backend as K
 from keras.callbacks import Callback
 
-from .vocab import fsync_folder, temporary_path, write_text_atomically  # noqa: F401 (public here too)
+from .vocab import (fsync_folder, replaced_atomically, temporary_path,  # noqa: F401 (public here too)
+                    write_text_atomically)
 
 LAST_CHECKPOINT = 'last.h5'
 BEST_MODEL = 'model.h5'
@@ -54,28 +55,16 @@ HISTORY_FIELDS = ('epoch', 'loss', 'val_loss', 'val_token_accuracy', 'learning_r
 CHECKPOINT_GROUP = 'seq2seq_checkpoint'
 
 
-def _fsync_file(path):
-    with open(path, 'rb+') as f:
-        os.fsync(f.fileno())
-
-
 def save_model_atomically(model, path, include_optimizer=True, extra=None):
     """`model.save(path)` through a temporary file in the same folder:
     written, then `extra(h5py_file)` (if given) adds to it, then fsynced and
     renamed over `path`, then the folder fsynced."""
-    temporary = temporary_path(path)
-    try:
+    with replaced_atomically(path) as temporary:
         model.save(temporary, include_optimizer=include_optimizer)
         if extra is not None:
             import h5py
             with h5py.File(temporary, 'a') as f:
                 extra(f)
-        _fsync_file(temporary)
-        os.replace(temporary, path)
-        fsync_folder(os.path.dirname(os.path.abspath(path)))
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
     remove_stale_temporaries(path)
 
 

@@ -43,7 +43,6 @@ exactly equal (tested), and leaves the remembered-state path unchanged.
 """
 from __future__ import absolute_import
 
-import os
 import warnings
 
 import numpy as np
@@ -336,20 +335,13 @@ def save_hidden_state(model, path):
     `model.save` does not save them; `seq2seq.callbacks.save_checkpoint`
     does.)"""
     import h5py
-    from .callbacks import _fsync_file, fsync_folder, temporary_path
+    from .vocab import replaced_atomically
     if not stateful_layers(model):
         raise ValueError('model %r has no layer with remember_state=True: no hidden state '
                          'to save' % model.name)
-    temporary = temporary_path(path)
-    try:
+    with replaced_atomically(path) as temporary:
         with h5py.File(temporary, 'w') as f:
             write_hidden_state(f.create_group('hidden_state'), model)
-        _fsync_file(temporary)
-        os.replace(temporary, path)
-        fsync_folder(os.path.dirname(os.path.abspath(path)))
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
 
 
 def load_hidden_state(model, path):

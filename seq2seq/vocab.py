@@ -13,6 +13,7 @@ data is the same.
 from __future__ import absolute_import
 
 import collections
+import contextlib
 import io
 import json
 import os
@@ -136,18 +137,32 @@ def fsync_folder(folder):
         os.close(descriptor)
 
 
-def write_text_atomically(path, text):
-    """Write `text` to `path` through a temporary file in the same folder,
-    flushed, fsynced and renamed (and the folder fsynced), so a reader never
-    sees half a file and a crash leaves the old file or the new one."""
+def fsync_file(path):
+    """Flush a written file's data to the disk."""
+    with open(path, 'rb+') as f:
+        os.fsync(f.fileno())
+
+
+@contextlib.contextmanager
+def replaced_atomically(path):
+    """Yields a temporary path in `path`'s folder to write the new file to.
+    When the block ends without an error, the file is fsynced and renamed
+    over `path` (and the folder fsynced), so a reader never sees half a file
+    and a crash leaves the old file or the new one; the temporary file is
+    removed in any case."""
     temporary = temporary_path(path)
     try:
-        with io.open(temporary, 'w', encoding='utf-8') as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
+        yield temporary
+        fsync_file(temporary)
         os.replace(temporary, path)
+        fsync_folder(os.path.dirname(os.path.abspath(path)))
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
-    fsync_folder(os.path.dirname(os.path.abspath(path)))
+
+
+def write_text_atomically(path, text):
+    """Write `text` (UTF-8) to `path` through `replaced_atomically`."""
+    with replaced_atomically(path) as temporary:
+        with io.open(temporary, 'w', encoding='utf-8') as f:
+            f.write(text)
