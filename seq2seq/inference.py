@@ -270,14 +270,8 @@ class DecoderStepper(object):
     """
 
     def __init__(self, model, feedback=None, group_rows=True):
-        decoder = find_decoder(model)
+        decoder = _attach_decoder(self, model, feedback)
         self.group_rows = bool(group_rows)
-        self.feedback = resolve_feedback(decoder, feedback)
-        self.model = model
-        self.decoder = decoder
-        self.feedback_dim = int(decoder.output_dim)
-        self.output_length = decoder.output_length
-        self.head = layers_after(model, decoder)
         vocab_size = K.int_shape(model.outputs[0])[-1]
         if self.feedback == 'token' and vocab_size != decoder.output_dim:
             raise ValueError('feedback=\'token\' feeds back the one-hot chosen token, but the '
@@ -393,13 +387,7 @@ class FusedAttentionStepper(object):
 
     def __init__(self, model, feedback=None):
         from .ops import fused_decode
-        decoder = find_decoder(model)
-        self.feedback = resolve_feedback(decoder, feedback)
-        self.model = model
-        self.decoder = decoder
-        self.feedback_dim = int(decoder.output_dim)
-        self.output_length = decoder.output_length
-        self.head = layers_after(model, decoder)
+        decoder = _attach_decoder(self, model, feedback)
         reason = fused_decode.unsupported_reason(decoder, self.head, K.floatx())
         if reason is not None:
             raise ValueError(reason)
@@ -617,6 +605,20 @@ class EnsembleStepper(object):
         mean = np.logaddexp.reduce(np.stack(log_probs), axis=0) - np.log(len(log_probs))
         # Rounding may leave a certain token a hair above 0.
         return np.minimum(mean, 0.0).astype(K.floatx()), new_states
+
+
+def _attach_decoder(stepper, model, feedback):
+    """Set what every step-by-step stepper knows of its model: `model`, its
+    `decoder`, the `feedback` mode, `feedback_dim`, `output_length` and the
+    `head` (the layers after the decoder). Returns the decoder."""
+    decoder = find_decoder(model)
+    stepper.feedback = resolve_feedback(decoder, feedback)
+    stepper.model = model
+    stepper.decoder = decoder
+    stepper.feedback_dim = int(decoder.output_dim)
+    stepper.output_length = decoder.output_length
+    stepper.head = layers_after(model, decoder)
+    return decoder
 
 
 def resolve_feedback(decoder, feedback):
