@@ -1,8 +1,9 @@
-"""The `seq2seq` command line: train, predict, evaluate, attention.
+"""The `seq2seq` command line: train, predict, evaluate, score, attention.
 
     seq2seq train --train train.tsv --valid dev.tsv --model-dir DIR
     seq2seq predict --model-dir DIR < inputs.txt > outputs.txt
     seq2seq evaluate --model-dir DIR --test test.tsv --metric wer per
+    seq2seq score --model-dir DIR --input pairs.tsv > log_probs.txt
     seq2seq attention --model-dir DIR --source hello --out hello.png
 
 Data files hold `source<TAB>target` lines (UTF-8); a source on several lines
@@ -110,6 +111,16 @@ def _fraction(text):
     return value
 
 
+def _unit_interval(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError('expected a number in [0, 1], got %r' % text)
+    return value
+
+
 class _ShowDefaults(argparse.HelpFormatter):
     """Help lines end with the option's default, when it has one."""
 
@@ -168,6 +179,10 @@ def build_parser():
                        'sequences of similar lengths and runs fewer steps (0: random batches)')
     train.add_argument('--reverse-source', action='store_true',
                        help='read every source last token first')
+    train.add_argument('--reverse-target', action='store_true',
+                       help='generate every target last token first: a right-to-left '
+                       'model (predict and evaluate give its outputs in reading order), '
+                       'e.g. for --rescore-model-dir')
     train.add_argument('--patience', type=_positive_int, default=DEFAULTS['patience'],
                        help='stop after this many epochs without a better validation loss')
     train.add_argument('--seed', type=_seed, default=DEFAULTS['seed'],
@@ -189,6 +204,7 @@ def build_parser():
                          'after a tab')
     predict.add_argument('--batch-size', type=_positive_int, default=64,
                          help='sources decoded together')
+    _add_rescoring(predict)
     predict.add_argument('--input', metavar='FILE', help='default: standard input')
     predict.add_argument('--output', metavar='FILE', help='default: standard output')
 
@@ -204,6 +220,18 @@ def build_parser():
     evaluate.add_argument('--batch-size', type=_positive_int, default=64,
                           help='sources decoded together')
     _add_length_penalty(evaluate)
+    _add_rescoring(evaluate)
+
+    score = commands.add_parser('score', help='the log-probability of given targets',
+                                **formatter)
+    score.add_argument('--model-dir', required=True, metavar='DIR', nargs='+',
+                       help='a model directory, or several: an ensemble')
+    score.add_argument('--input', required=True, metavar='TSV',
+                       help='source<TAB>target lines: one log-probability per pair, in '
+                       'order (blank lines skipped)')
+    score.add_argument('--batch-size', type=_positive_int, default=64,
+                       help='pairs scored together')
+    score.add_argument('--output', metavar='FILE', help='default: standard output')
 
     attention = commands.add_parser('attention', help='plot the attention for one source')
     attention.add_argument('--model-dir', required=True, metavar='DIR')
@@ -219,6 +247,16 @@ def _add_length_penalty(command):
                          'log-probability')
 
 
+def _add_rescoring(command):
+    command.add_argument('--rescore-model-dir', metavar='DIR', nargs='+', default=None,
+                         help='rerank the beam\'s hypotheses by (1 - W) * their '
+                         'log-probability + W * their log-probability under these models '
+                         '(e.g. right-to-left ones, trained with --reverse-target on the '
+                         'same data); needs --beam-size > 1')
+    command.add_argument('--rescore-weight', type=_unit_interval, default=0.5, metavar='W',
+                         help='the weight W of --rescore-model-dir')
+
+
 def _warn(message):
     print('seq2seq: warning: %s' % message, file=sys.stderr)
 
@@ -230,6 +268,8 @@ def _encode_pairs(pairs, path, config, source_vocab, target_vocab):
     from .data import pad_ids
     from .vocab import EOS_ID
     input_length, output_length = config['input_length'], config['output_length']
+    if config.get('reverse_target'):
+        pairs = [(line, source, target[::-1]) for line, source, target in pairs]
     too_long = [line for line, source, target in pairs
                 if len(source) > input_length or len(target) > output_length - 1]
     if too_long:
@@ -261,7 +301,7 @@ def _new_run(args, pairs):
     config = {name: getattr(args, name) for name in (
         'source_tokens', 'target_tokens', 'model', 'cell', 'hidden_dim', 'depth',
         'embedding_dim', 'dropout', 'batch_size', 'learning_rate', 'lr_decay',
-        'reverse_source', 'patience', 'seed', 'maxibatch')}
+        'reverse_source', 'reverse_target', 'patience', 'seed', 'maxibatch')}
     config.update(input_length=max(len(source) for _, source, _ in pairs),
                   output_length=max(len(target) for _, _, target in pairs) + 1,
                   train=args.train, valid=args.valid)
@@ -368,6 +408,23 @@ def train(args):
     return 0
 
 
+# -- rescoring -------------------------------------------------------------------------
+def _check_rescoring(args):
+    if args.rescore_model_dir and args.beam_size < 2:
+        raise CommandError('--rescore-model-dir reranks the beam\'s hypotheses: it needs '
+                           '--beam-size > 1, got %d' % args.beam_size)
+
+
+def _with_rescoring(args, translator):
+    """What searches: the translator, or a Reranker of its beam with the
+    --rescore-model-dir models."""
+    if not args.rescore_model_dir:
+        return translator
+    from .rescoring import Reranker
+    from .translator import Translator
+    return Reranker(translator, Translator(args.rescore_model_dir), args.rescore_weight)
+
+
 # -- predict ---------------------------------------------------------------------------
 def _input_lines(path):
     """(line number, text) of every line of the predict input, blank ones
@@ -405,10 +462,12 @@ def predict(args):
     if n_best > args.beam_size:
         args.beam_size = n_best         # n-best lists need a beam at least that wide
     from .model_dir import check_trained
-    for model_dir in args.model_dir:        # the model directories, then the input,
-        check_trained(model_dir)
+    _check_rescoring(args)
+    for model_dir in args.model_dir + (args.rescore_model_dir or []):
+        check_trained(model_dir)            # the model directories, then the input,
     lines = _input_lines(args.input)        # fail before the models load
     translator = Translator(args.model_dir)
+    search = _with_rescoring(args, translator)
     name = args.input or '<stdin>'
     sources = []
     for number, text in lines:
@@ -418,9 +477,8 @@ def predict(args):
         for problem in translator.problems(tokens):
             _warn('%s, line %d: %s' % (name, number, problem))
         sources.append(tokens)
-    decoded = translator.translate(sources, beam_size=args.beam_size, n_best=n_best,
-                                   batch_size=args.batch_size,
-                                   length_penalty=args.length_penalty)
+    decoded = search.translate(sources, beam_size=args.beam_size, n_best=n_best,
+                               batch_size=args.batch_size, length_penalty=args.length_penalty)
     written = []
     for hypotheses in decoded:
         for tokens, log_prob in hypotheses[:n_best]:
@@ -443,9 +501,13 @@ def evaluate(args):
     from .data import group_references, read_tsv
     from .model_dir import check_trained
     from .translator import Translator
+    _check_rescoring(args)
     config = [check_trained(model_dir) for model_dir in args.model_dir][0][0]
+    for model_dir in args.rescore_model_dir or []:
+        check_trained(model_dir)
     pairs = read_tsv(args.test, config['source_tokens'], config['target_tokens'])
     translator = Translator(args.model_dir)
+    search = _with_rescoring(args, translator)
     grouped = group_references(pairs)
     sources = [source for source, _ in grouped]
     references = [targets for _, targets in grouped]
@@ -455,7 +517,7 @@ def evaluate(args):
               % (args.test, unknown))
     results = []
     if set(args.metric) & {'wer', 'per', 'bleu', 'accuracy'}:
-        hypotheses = [h[0][0] for h in translator.translate(
+        hypotheses = [h[0][0] for h in search.translate(
             sources, beam_size=args.beam_size, batch_size=args.batch_size,
             length_penalty=args.length_penalty)]
     for metric in args.metric:
@@ -477,11 +539,40 @@ def evaluate(args):
             log_probs, _, _ = translator.reference_log_probs(
                 [p[1] for p in pairs], [p[2] for p in pairs], args.batch_size)
             results.append(('perplexity', '%.4f' % metrics.perplexity(log_probs)))
-    print('%s: %d sources, %d references, beam size %d%s'
+    print('%s: %d sources, %d references, beam size %d%s%s'
           % (args.test, len(sources), len(pairs), args.beam_size,
-             ', length penalty %g' % args.length_penalty if args.length_penalty else ''))
+             ', length penalty %g' % args.length_penalty if args.length_penalty else '',
+             ', rescored by %s with weight %g' % (' '.join(args.rescore_model_dir),
+                                                  args.rescore_weight)
+             if args.rescore_model_dir else ''))
     for name, value in results:
         print('%s\t%s' % (name, value))
+    return 0
+
+
+# -- score -----------------------------------------------------------------------------
+def score(args):
+    from .data import read_tsv
+    from .model_dir import check_trained
+    from .translator import Translator
+    config = [check_trained(model_dir) for model_dir in args.model_dir][0][0]
+    pairs = read_tsv(args.input, config['source_tokens'], config['target_tokens'])
+    translator = Translator(args.model_dir)
+    for line, source, target in pairs:
+        for problem in translator.problems(source):
+            _warn('%s, line %d: %s' % (args.input, line, problem))
+        if len(target) > translator.output_length - 1:
+            _warn('%s, line %d: a target of %d tokens, the model writes %d: the rest is cut '
+                  'off' % (args.input, line, len(target), translator.output_length - 1))
+    log_probs = translator.score([source for _, source, _ in pairs],
+                                 [target for _, _, target in pairs], args.batch_size)
+    written = ''.join('%.4f\n' % log_prob for log_prob in log_probs)
+    if args.output:
+        from .vocab import write_text_atomically
+        write_text_atomically(args.output, written)
+    else:
+        sys.stdout.write(written)
+        sys.stdout.flush()
     return 0
 
 
@@ -508,7 +599,8 @@ def attention(args):
     return 0
 
 
-COMMANDS = {'train': train, 'predict': predict, 'evaluate': evaluate, 'attention': attention}
+COMMANDS = {'train': train, 'predict': predict, 'evaluate': evaluate, 'score': score,
+            'attention': attention}
 
 
 def main(argv=None):

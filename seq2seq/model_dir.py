@@ -131,6 +131,8 @@ def read_config(model_dir):
         raise ModelDirError('%s: model directory format version %r, this seq2seq reads version '
                             '%d: retrain the model with this version'
                             % (path, config.get('format_version'), FORMAT_VERSION))
+    # Directories written before --reverse-target existed generate left to right.
+    config.setdefault('reverse_target', False)
     vocabs = []
     for name in (SOURCE_VOCAB, TARGET_VOCAB):
         vocab_path = os.path.join(model_dir, name)

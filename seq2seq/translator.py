@@ -6,7 +6,8 @@
 
 Several model directories trained on the same data make an ensemble:
 `Translator(['models/a', 'models/b'])` searches with the mean of their
-probabilities.
+probabilities. A model trained with `--reverse-target` generates its targets
+last token first; a Translator hands them in and out in reading order.
 """
 from __future__ import absolute_import
 
@@ -23,24 +24,34 @@ from .vocab import EOS_ID, PAD_ID
 
 # What the models of an ensemble must share: they read the same ids and
 # write the same tokens.
-_ENSEMBLE_KEYS = ('source_tokens', 'target_tokens', 'input_length', 'output_length',
-                  'reverse_source')
+# The models of an ensemble also read the same lengths and generate in the
+# same direction; a rescoring model only has to share the tokens.
+_VOCABULARY_KEYS = ('source_tokens', 'target_tokens')
+_ENSEMBLE_KEYS = _VOCABULARY_KEYS + ('input_length', 'output_length', 'reverse_source',
+                                     'reverse_target')
+
+
+def check_shared(first_dir, first, other_dir, other, keys, purpose='decode together'):
+    """ModelDirError unless two loaded model directories' (config, source
+    vocabulary, target vocabulary, ...) agree on `keys` and on their
+    vocabularies."""
+    first_config, first_source, first_target = first[:3]
+    config, source_vocab, target_vocab = other[:3]
+    for key in keys:
+        if config.get(key) != first_config.get(key):
+            raise ModelDirError('%s and %s cannot %s: %s is %r in one and %r in the other'
+                                % (first_dir, other_dir, purpose, key, first_config.get(key),
+                                   config.get(key)))
+    for name, a, b in (('source', first_source, source_vocab),
+                       ('target', first_target, target_vocab)):
+        if a.tokens != b.tokens:
+            raise ModelDirError('%s and %s cannot %s: their %s vocabularies differ (train '
+                                'them on the same file)' % (first_dir, other_dir, purpose, name))
 
 
 def _check_ensemble(model_dirs, loaded):
-    first_config, first_source, first_target, _ = loaded[0]
-    for model_dir, (config, source_vocab, target_vocab, _) in zip(model_dirs[1:], loaded[1:]):
-        for key in _ENSEMBLE_KEYS:
-            if config.get(key) != first_config.get(key):
-                raise ModelDirError('%s and %s cannot decode together: %s is %r in one and '
-                                    '%r in the other' % (model_dirs[0], model_dir, key,
-                                                         first_config.get(key), config.get(key)))
-        for name, a, b in (('source', first_source, source_vocab),
-                           ('target', first_target, target_vocab)):
-            if a.tokens != b.tokens:
-                raise ModelDirError('%s and %s cannot decode together: their %s vocabularies '
-                                    'differ (train them on the same file)'
-                                    % (model_dirs[0], model_dir, name))
+    for model_dir, other in zip(model_dirs[1:], loaded[1:]):
+        check_shared(model_dirs[0], loaded[0], model_dir, other, _ENSEMBLE_KEYS)
 
 
 class Translator(object):
@@ -71,6 +82,7 @@ class Translator(object):
         self.configs = [config for config, _, _, _ in loaded]
         self.input_length = self.config['input_length']
         self.output_length = self.config['output_length']
+        self.reverse_target = bool(self.config.get('reverse_target'))
         self._forced = None
 
     # -- text <-> tokens ----------------------------------------------------------------
@@ -103,10 +115,17 @@ class Translator(object):
         ids = [self.source_vocab.encode(tokens[:self.input_length]) for tokens in sources]
         return pad_ids(ids, self.input_length, PAD_ID, reverse=self.config['reverse_source'])
 
+    def _in_generation_order(self, tokens):
+        """Reading order <-> the order the model generates in (the same
+        function both ways)."""
+        return list(tokens)[::-1] if self.reverse_target else list(tokens)
+
     def encode_targets(self, targets):
-        """Token lists -> (n, output_length) ids ending with EOS (cut to fit)."""
-        ids = [self.target_vocab.encode(tokens[:self.output_length - 1]) + [EOS_ID]
-               for tokens in targets]
+        """Token lists in reading order -> (n, output_length) ids in the
+        order the model generates them (reversed for a model trained with
+        --reverse-target), ending with EOS, cut to fit as at training."""
+        ids = [self.target_vocab.encode(self._in_generation_order(tokens)[:self.output_length - 1])
+               + [EOS_ID] for tokens in targets]
         return pad_ids(ids, self.output_length, PAD_ID)
 
     # -- decoding -----------------------------------------------------------------------
@@ -121,17 +140,20 @@ class Translator(object):
             return []
         x = self.encode_sources(sources)
         if len(self.models) == 1 and self.model.decoder_layer is None:
-            return self._translate_by_table(x, beam_size, n_best, batch_size, length_penalty)
-        models = self.models if len(self.models) > 1 else self.model
-        if beam_size == 1:
+            hypotheses = self._translate_by_table(x, beam_size, n_best, batch_size,
+                                                  length_penalty)
+        elif beam_size == 1:
+            models = self.models if len(self.models) > 1 else self.model
             tokens, lengths, log_probs = greedy_decode(models, x, eos_id=EOS_ID,
                                                        batch_size=batch_size)
-            return [[(self.target_vocab.decode(row), float(lp))]
-                    for row, lp in zip(tokens, log_probs)]
-        results = beam_decode(models, x, beam_size=beam_size, eos_id=EOS_ID, n_best=n_best,
-                              batch_size=batch_size, length_penalty=length_penalty)
-        return [[(self.target_vocab.decode(h.tokens), float(h.log_prob)) for h in hyps]
-                for hyps in results]
+            hypotheses = [[(row, lp)] for row, lp in zip(tokens, log_probs)]
+        else:
+            models = self.models if len(self.models) > 1 else self.model
+            results = beam_decode(models, x, beam_size=beam_size, eos_id=EOS_ID, n_best=n_best,
+                                  batch_size=batch_size, length_penalty=length_penalty)
+            hypotheses = [[(h.tokens, h.log_prob) for h in hyps] for hyps in results]
+        return [[(self._in_generation_order(self.target_vocab.decode(ids)), float(log_prob))
+                 for ids, log_prob in hyps] for hyps in hypotheses]
 
     def _translate_by_table(self, x, beam_size, n_best, batch_size, length_penalty):
         """A model without a step-by-step decoder (SimpleSeq2Seq): its
@@ -147,8 +169,7 @@ class Translator(object):
         start = [np.zeros(len(x), dtype='int64'), log_table]
         hypotheses = beam_search(step_fn, start, beam_size, self.output_length, eos_id=EOS_ID,
                                  n_best=n_best, length_penalty=length_penalty)
-        return [[(self.target_vocab.decode(h.tokens), float(h.log_prob)) for h in hyps]
-                for hyps in hypotheses]
+        return [[(h.tokens, h.log_prob) for h in hyps] for hyps in hypotheses]
 
     # -- teacher-forced scoring ---------------------------------------------------------
     @staticmethod
@@ -191,11 +212,25 @@ class Translator(object):
         log_probs[after_eos] = np.nan
         return log_probs, np.where(after_eos, False, right), ~after_eos
 
+    def score(self, sources, targets, batch_size=64):
+        """(n,) float64: the log-probability of each target token list
+        (EOS included) given its source, by teacher forcing: the mean of the
+        models' probabilities at each step for an ensemble. A target longer
+        than the model's output length is cut as at training."""
+        if len(sources) != len(targets):
+            raise ValueError('sources and targets must be as many, got %d and %d'
+                             % (len(sources), len(targets)))
+        if not sources:
+            return np.zeros(0)
+        log_probs, _, counted = self.reference_log_probs(sources, targets, batch_size)
+        return np.where(counted, log_probs, 0.0).sum(axis=1, dtype='float64')
+
     def attention(self, source_tokens):
         """(output tokens with the final EOS when the search finished,
         source tokens as the model read them, weights (len(outputs), len(sources))) for one source:
         greedy decoding, then the attention of the decoder fed those
-        tokens."""
+        tokens. The outputs come in the order the model generated them (last
+        token first for a model trained with --reverse-target)."""
         decoder = self.model.decoder_layer
         if decoder is None or not decoder.attends:
             raise ValueError('%s is not an attention model (trained with --model %s)'
@@ -203,6 +238,7 @@ class Translator(object):
         output = self.translate([source_tokens])[0][0][0]
         x = self.encode_sources([source_tokens])
         y = self.encode_targets([output])
+        output = self._in_generation_order(output)
         function = self._forced_function(self.model, [decoder.last_attention])
         weights = function([x, one_hot(y, len(self.target_vocab)), 1])[0][0]
         read = source_tokens[:self.input_length]
