@@ -163,7 +163,7 @@ def pad_ids(sequences, length, pad_id=0, reverse=False):
     return padded
 
 
-def _row_lengths(present):
+def row_lengths(present):
     """Per row of a (n, length) boolean array, 1 + the index of its last True
     (0 for a row without one)."""
     present = np.asarray(present, dtype=bool)
@@ -232,8 +232,8 @@ class TeacherForcedBatches(Sequence):
         self.teacher_force, self.trim, self.maxibatch = teacher_force, trim, maxibatch
         # Steps each sequence needs: the source up to its last non-pad id,
         # the target up to its EOS.
-        self.source_lengths = _row_lengths(self.x != 0)
-        self.target_lengths = _row_lengths(self.weights > 0)
+        self.source_lengths = row_lengths(self.x != 0)
+        self.target_lengths = row_lengths(self.weights > 0)
         self.rng = None if shuffle_seed is None else np.random.RandomState(shuffle_seed)
         self.order = np.arange(len(self.x))
         self.on_epoch_end()

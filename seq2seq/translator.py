@@ -15,7 +15,7 @@ import numpy as np
 from keras import backend as K
 
 from ._theano.dropout_free import without_dropout
-from .data import detokenize, one_hot, pad_ids, tokenize
+from .data import detokenize, one_hot, pad_ids, row_lengths, tokenize
 from .decoding import beam_search
 from .inference import beam_decode, greedy_decode
 from .model_dir import ModelDirError, is_teacher_forced, load_model_dir
@@ -198,19 +198,39 @@ class Translator(object):
         if self._forced is None:
             self._forced = [self._forced_function(model, [model.output])
                             for model in self.models]
-        log_probs, right = [], []
-        for start in range(0, len(x), batch_size):
-            xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+        log_probs = np.full(y.shape, np.nan, dtype='float32')
+        right = np.zeros(y.shape, dtype=bool)
+        for rows, xb, yb in self._forced_batches(x, y, batch_size):
             probs = np.mean([forced(self._forced_inputs(config, xb, yb))[0] for forced, config
                              in zip(self._forced, self.configs)], axis=0)
             picked = np.take_along_axis(probs, yb[..., None], axis=-1)[..., 0]
-            log_probs.append(np.log(np.maximum(picked, 1e-30)))
-            right.append(probs.argmax(axis=-1) == yb)
-        log_probs, right = np.concatenate(log_probs), np.concatenate(right)
+            log_probs[rows, :yb.shape[1]] = np.log(np.maximum(picked, 1e-30))
+            right[rows, :yb.shape[1]] = probs.argmax(axis=-1) == yb
         is_eos = y == EOS_ID
         after_eos = np.cumsum(is_eos, axis=1) - is_eos > 0
         log_probs[after_eos] = np.nan
         return log_probs, np.where(after_eos, False, right), ~after_eos
+
+    def _forced_batches(self, x, y, batch_size):
+        """(rows, source ids, target ids) per batch. For teacher-forced
+        models the pairs are sorted by length and each batch is cut to its
+        longest source and target, as training batches are: the graph reads
+        the lengths from the arrays, and the masks make the padding count
+        for nothing, so only the time spent changes. A model that is not
+        teacher-forced always runs output_length steps: its batches are
+        taken in order, uncut."""
+        if not all(is_teacher_forced(config) for config in self.configs):
+            for start in range(0, len(x), batch_size):
+                rows = np.arange(start, min(start + batch_size, len(x)))
+                yield rows, x[rows], y[rows]
+            return
+        source_lengths, target_lengths = row_lengths(x != PAD_ID), row_lengths(y != PAD_ID)
+        order = np.lexsort((-target_lengths, -source_lengths))     # longest first
+        for start in range(0, len(x), batch_size):
+            rows = order[start:start + batch_size]
+            source_steps = max(1, int(source_lengths[rows].max()))
+            target_steps = int(target_lengths[rows].max())      # EOS: at least 1
+            yield rows, x[rows, :source_steps], y[rows, :target_steps]
 
     def score(self, sources, targets, batch_size=64):
         """(n,) float64: the log-probability of each target token list

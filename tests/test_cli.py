@@ -52,6 +52,17 @@ def reversal_tsv(path, words=WORDS):
     return write(path, ''.join('%s\t%s\n' % (w, w[::-1]) for w in words))
 
 
+def copy_with_other_target_vocabulary(model_dir, other):
+    """A copy of a model directory whose target vocabulary gives two tokens
+    each other's ids."""
+    shutil.copytree(model_dir, other)
+    with open(os.path.join(other, 'target_vocab.json')) as f:
+        tokens = json.load(f)['tokens']
+    tokens[-2:] = tokens[:-3:-1]
+    write(os.path.join(other, 'target_vocab.json'), json.dumps({'tokens': tokens}))
+    return other
+
+
 TINY_MODEL = ['--hidden-dim', '8', '--embedding-dim', '4', '--batch-size', '4', '--quiet']
 
 
@@ -189,12 +200,8 @@ class TestTrainPredictEvaluate(unittest.TestCase):
                          '--metric', 'wer', 'perplexity')[1].replace(self.model_dir, ''))
 
     def test_an_ensemble_of_models_with_other_vocabularies_is_refused(self):
-        other = os.path.join(self.folder, 'other_vocabulary')
-        shutil.copytree(self.model_dir, other)
-        with open(os.path.join(other, 'target_vocab.json')) as f:
-            tokens = json.load(f)['tokens']
-        tokens[-2:] = tokens[:-3:-1]                    # two tokens swap their ids
-        write(os.path.join(other, 'target_vocab.json'), json.dumps({'tokens': tokens}))
+        other = copy_with_other_target_vocabulary(self.model_dir,
+                                                  os.path.join(self.folder, 'other_vocabulary'))
         status, _, err = run('evaluate', '--model-dir', self.model_dir, other,
                              '--test', self.train)
         assert_equal(status, 2)

@@ -13,13 +13,15 @@ import shutil
 import tempfile
 import unittest
 
+import numpy as np
+
 from nose.plugins.attrib import attr
 from nose.tools import assert_equal, assert_in, assert_not_in, assert_raises, assert_true
 from numpy.testing import assert_allclose
 
 from seq2seq.rescoring import Reranker, combined_scores, rerank
 
-from .test_cli import TINY_MODEL, WORDS, run, write
+from .test_cli import TINY_MODEL, WORDS, copy_with_other_target_vocabulary, run, write
 
 # A copy task with a twist: the target is the word, then its first letter.
 PAIRS = [(w, w + w[0]) for w in WORDS]
@@ -151,6 +153,24 @@ class TestRightToLeftModels(unittest.TestCase):
         with assert_raises(ValueError):
             r2l.score(self.sources, targets[:2])
 
+    def test_scores_of_cut_batches_are_those_of_the_padded_arrays(self):
+        """score sorts the pairs by length and cuts each batch to its
+        longest source and target: the same numbers as the whole padded
+        arrays in the given order."""
+        from seq2seq.data import one_hot
+        translator = self.translator(self.l2r)
+        sources = [list(s) for s, _ in PAIRS] + [list('ab'), list('abcd')]
+        targets = [list(t) for _, t in PAIRS] + [list('abcda'), list('a')]
+        x, y = translator.encode_sources(sources), translator.encode_targets(targets)
+        forced = translator._forced_function(translator.model, [translator.model.output])
+        probs = forced([x, one_hot(y, len(translator.target_vocab)), 1])[0]
+        picked = np.log(np.take_along_axis(probs, y[..., None], axis=-1)[..., 0])
+        counted = np.cumsum(y == 1, axis=1) - (y == 1) == 0      # up to EOS (id 1)
+        expected = np.where(counted, picked, 0.0).sum(axis=1)
+        for batch_size in (1, 3, 64):
+            assert_allclose(translator.score(sources, targets, batch_size=batch_size), expected,
+                            rtol=1e-5, atol=1e-5)
+
     def test_score_command_writes_one_log_probability_per_pair(self):
         status, out, err = run('score', '--model-dir', self.l2r, '--input', self.tsv)
         assert_equal(status, 0, err)
@@ -204,12 +224,8 @@ class TestRightToLeftModels(unittest.TestCase):
                              '--rescore-model-dir', self.r2l, '--rescore-weight', '1.5')
         assert_equal(status, 2)
         assert_in('--rescore-weight', err)
-        other = os.path.join(self.folder, 'other_vocabulary')
-        shutil.copytree(self.r2l, other)
-        with open(os.path.join(other, 'target_vocab.json')) as f:
-            tokens = json.load(f)['tokens']
-        tokens[-2:] = tokens[:-3:-1]                    # two tokens swap their ids
-        write(os.path.join(other, 'target_vocab.json'), json.dumps({'tokens': tokens}))
+        other = copy_with_other_target_vocabulary(self.r2l,
+                                                  os.path.join(self.folder, 'other_vocabulary'))
         status, _, err = run('evaluate', '--model-dir', self.l2r, '--test', self.tsv,
                              '--beam-size', '2', '--rescore-model-dir', other)
         assert_equal(status, 2)
