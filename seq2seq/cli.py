@@ -255,6 +255,9 @@ def _add_rescoring(command):
                          'same data); needs --beam-size > 1')
     command.add_argument('--rescore-weight', type=_unit_interval, default=0.5, metavar='W',
                          help='the weight W of --rescore-model-dir')
+    command.add_argument('--rescore-union', action='store_true',
+                         help='the --rescore-model-dir models search too, and their beam\'s '
+                         'hypotheses join the candidates (scored by both)')
 
 
 def _warn(message):
@@ -410,6 +413,8 @@ def train(args):
 
 # -- rescoring -------------------------------------------------------------------------
 def _check_rescoring(args):
+    if args.rescore_union and not args.rescore_model_dir:
+        raise CommandError('--rescore-union needs --rescore-model-dir')
     if args.rescore_model_dir and args.beam_size < 2:
         raise CommandError('--rescore-model-dir reranks the beam\'s hypotheses: it needs '
                            '--beam-size > 1, got %d' % args.beam_size)
@@ -422,7 +427,8 @@ def _with_rescoring(args, translator):
         return translator
     from .rescoring import Reranker
     from .translator import Translator
-    return Reranker(translator, Translator(args.rescore_model_dir), args.rescore_weight)
+    return Reranker(translator, Translator(args.rescore_model_dir), args.rescore_weight,
+                    union=args.rescore_union)
 
 
 # -- predict ---------------------------------------------------------------------------
@@ -542,8 +548,9 @@ def evaluate(args):
     print('%s: %d sources, %d references, beam size %d%s%s'
           % (args.test, len(sources), len(pairs), args.beam_size,
              ', length penalty %g' % args.length_penalty if args.length_penalty else '',
-             ', rescored by %s with weight %g' % (' '.join(args.rescore_model_dir),
-                                                  args.rescore_weight)
+             ', rescored by %s with weight %g%s' % (
+                 ' '.join(args.rescore_model_dir), args.rescore_weight,
+                 ', candidates of both searches' if args.rescore_union else '')
              if args.rescore_model_dir else ''))
     for name, value in results:
         print('%s\t%s' % (name, value))

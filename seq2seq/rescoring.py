@@ -18,6 +18,8 @@ reranking of the Edinburgh WMT16 systems).
 """
 from __future__ import absolute_import
 
+import collections
+
 import numpy as np
 
 from .translator import check_shared
@@ -69,37 +71,73 @@ class Reranker(object):
             and write the same tokens (the same vocabularies), and may
             generate in the other direction.
         weight: in [0, 1], the rescorer's share of the combined score.
+        union: the rescorer searches too, and its beam's hypotheses join the
+            candidates, each scored by both (the joint k-best of Liu et al.
+            2016): the right answer then only has to be in one of the two
+            beams.
 
     # Raises
         ModelDirError: the two do not share their vocabularies.
     """
 
-    def __init__(self, search, rescorer, weight=0.5):
+    def __init__(self, search, rescorer, weight=0.5, union=False):
         if not 0.0 <= weight <= 1.0:
             raise ValueError('weight must be in [0, 1], got %r' % (weight,))
         check_shared(search.model_dir, (search.config, search.source_vocab, search.target_vocab),
                      rescorer.model_dir, (rescorer.config, rescorer.source_vocab,
                                           rescorer.target_vocab),
                      ('source_tokens', 'target_tokens'), purpose='rescore together')
-        self.search, self.rescorer, self.weight = search, rescorer, weight
+        self.search, self.rescorer, self.weight, self.union = search, rescorer, weight, union
 
     def translate(self, sources, beam_size=5, n_best=1, batch_size=64, length_penalty=0.0):
         """Per source, n_best (tokens, combined score), best first: the
-        search's whole beam (beam_size hypotheses) reranked."""
+        search's whole beam (beam_size hypotheses; with `union`, and the
+        rescorer's, up to 2 * beam_size distinct ones) reranked."""
         if beam_size < 2:
             raise ValueError('rescoring needs beam_size > 1 (one hypothesis has nothing to '
                              'rerank), got %r' % (beam_size,))
-        if n_best > beam_size:
-            raise ValueError('n_best=%d needs beam_size >= n_best, got beam_size=%d'
-                             % (n_best, beam_size))
-        n_best_lists = self.search.translate(sources, beam_size=beam_size, n_best=beam_size,
-                                             batch_size=batch_size,
-                                             length_penalty=length_penalty)
-        flat_sources = [source for source, hypotheses in zip(sources, n_best_lists)
-                        for _ in hypotheses]
-        flat_targets = [tokens for hypotheses in n_best_lists for tokens, _ in hypotheses]
-        flat_scores = self.rescorer.score(flat_sources, flat_targets, batch_size)
-        bounds = np.cumsum([0] + [len(hypotheses) for hypotheses in n_best_lists])
-        rescored = [flat_scores[start:end] for start, end in zip(bounds[:-1], bounds[1:])]
+        searches = [self.search] + ([self.rescorer] if self.union else [])
+        if n_best > beam_size * len(searches):
+            raise ValueError('n_best=%d needs beam_size >= n_best%s, got beam_size=%d'
+                             % (n_best, ' / 2 with union' if self.union else '', beam_size))
+        beams = [translator.translate(sources, beam_size=beam_size, n_best=beam_size,
+                                      batch_size=batch_size, length_penalty=length_penalty)
+                 for translator in searches]
+        candidates = _candidates(beams + [[[]] * len(sources)] * (2 - len(beams)))
+        for which, scorer in enumerate((self.search, self.rescorer)):
+            _fill_scores(candidates, which, scorer, sources, batch_size)
+        n_best_lists = [[(list(tokens), scores[0]) for tokens, scores in table.items()]
+                        for table in candidates]
+        rescored = [[scores[1] for scores in table.values()] for table in candidates]
         return [hypotheses[:n_best]
                 for hypotheses in rerank(n_best_lists, rescored, self.weight)]
+
+
+def _candidates(beams):
+    """Per source, an ordered {token tuple: [search score, rescorer score]}
+    of the distinct hypotheses of the search's beam, then of the
+    rescorer's; a score is None until known (a beam gives its own
+    translator's log-probabilities)."""
+    search_beam, rescorer_beam = beams
+    candidates = []
+    for ours, theirs in zip(search_beam, rescorer_beam):
+        table = collections.OrderedDict()
+        for tokens, log_prob in ours:
+            table.setdefault(tuple(tokens), [None, None])[0] = log_prob
+        for tokens, log_prob in theirs:
+            table.setdefault(tuple(tokens), [None, None])[1] = log_prob
+        candidates.append(table)
+    return candidates
+
+
+def _fill_scores(candidates, which, scorer, sources, batch_size):
+    """Score, in one call, every candidate whose score `which` (0: the
+    search's, 1: the rescorer's) is unknown."""
+    missing = [(source, tokens, scores) for source, table in zip(sources, candidates)
+               for tokens, scores in table.items() if scores[which] is None]
+    if not missing:
+        return
+    log_probs = scorer.score([source for source, _, _ in missing],
+                             [list(tokens) for _, tokens, _ in missing], batch_size)
+    for (_, _, scores), log_prob in zip(missing, log_probs):
+        scores[which] = float(log_prob)

@@ -201,6 +201,26 @@ class TestRightToLeftModels(unittest.TestCase):
         with assert_raises(ValueError):
             Reranker(search, rescorer).translate(self.sources, beam_size=1)
 
+    def test_union_ranks_the_hypotheses_of_both_beams(self):
+        search, rescorer = self.translator(self.l2r), self.translator(self.r2l)
+        ours = search.translate(self.sources, beam_size=3, n_best=3)
+        theirs = rescorer.translate(self.sources, beam_size=3, n_best=3)
+        reranked = Reranker(search, rescorer, weight=0.6, union=True).translate(
+            self.sources, beam_size=3, n_best=6)
+        for source, hyps, our_hyps, their_hyps in zip(self.sources, reranked, ours, theirs):
+            distinct = set(tuple(t) for t, _ in our_hyps) | set(tuple(t) for t, _ in their_hyps)
+            assert_equal(set(tuple(t) for t, _ in hyps), distinct)
+            targets = [t for t, _ in hyps]
+            # Every candidate is scored by both: the score of its own search,
+            # or teacher forcing (the same numbers for a finished hypothesis).
+            expected = (0.4 * search.score([source] * len(targets), targets)
+                        + 0.6 * rescorer.score([source] * len(targets), targets))
+            finished = [len(t) < search.output_length for t in targets]
+            assert_allclose(np.array([score for _, score in hyps])[finished],
+                            expected[finished], rtol=1e-4, atol=1e-4)
+            scores = [score for _, score in hyps]
+            assert_equal(scores, sorted(scores, reverse=True))
+
     def test_predict_and_evaluate_rerank_with_rescore_model_dir(self):
         common = ['--model-dir', self.l2r, '--rescore-model-dir', self.r2l,
                   '--rescore-weight', '0.7', '--beam-size', '4']
@@ -214,12 +234,23 @@ class TestRightToLeftModels(unittest.TestCase):
         status, out, err = run('evaluate', '--test', self.tsv, '--metric', 'wer', *common)
         assert_equal(status, 0, err)
         assert_in('rescored by %s with weight 0.7' % self.r2l, out.splitlines()[0])
+        status, out, err = run('predict', '--input', self.inputs, '--n-best', '2',
+                               '--rescore-union', *common)
+        assert_equal(status, 0, err)
+        expected = Reranker(search, rescorer, 0.7, union=True).translate(
+            self.sources, beam_size=4, n_best=2)
+        assert_equal(out, ''.join('%s\t%.4f\n' % (''.join(tokens), score)
+                                  for hyps in expected for tokens, score in hyps))
 
     def test_rescoring_usage_errors(self):
         status, _, err = run('predict', '--model-dir', self.l2r, '--rescore-model-dir',
                              self.r2l, '--input', self.inputs)
         assert_equal(status, 2)
         assert_in('--beam-size > 1', err)
+        status, _, err = run('predict', '--model-dir', self.l2r, '--rescore-union',
+                             '--beam-size', '2', '--input', self.inputs)
+        assert_equal(status, 2)
+        assert_in('--rescore-union needs --rescore-model-dir', err)
         status, _, err = run('evaluate', '--model-dir', self.l2r, '--test', self.tsv,
                              '--rescore-model-dir', self.r2l, '--rescore-weight', '1.5')
         assert_equal(status, 2)
