@@ -258,6 +258,14 @@ def _add_rescoring(command):
     command.add_argument('--rescore-union', action='store_true',
                          help='the --rescore-model-dir models search too, and their beam\'s '
                          'hypotheses join the candidates (scored by both)')
+    command.add_argument('--rescore-nbest', metavar='FILE', default=None,
+                         help='another system\'s n-best lists, lines source<TAB>cost<TAB>target '
+                         '(cost = -log p, as phonetisaurus-g2pfst prints them): add V * their '
+                         'log-probability of each hypothesis (one outside its source\'s list '
+                         'gets the list\'s worst - 1); needs --beam-size > 1')
+    command.add_argument('--rescore-nbest-weight', type=_unit_interval, default=0.3,
+                         metavar='V', help='the weight V of --rescore-nbest (the search gets '
+                         '1 - W - V)')
 
 
 def _warn(message):
@@ -412,23 +420,51 @@ def train(args):
 
 
 # -- rescoring -------------------------------------------------------------------------
-def _check_rescoring(args):
+def _check_rescoring(args, config):
+    """Usage errors of the rescoring options; returns the --rescore-nbest
+    scores (read now, before any model loads), or None."""
     if args.rescore_union and not args.rescore_model_dir:
         raise CommandError('--rescore-union needs --rescore-model-dir')
-    if args.rescore_model_dir and args.beam_size < 2:
-        raise CommandError('--rescore-model-dir reranks the beam\'s hypotheses: it needs '
-                           '--beam-size > 1, got %d' % args.beam_size)
+    for option, value in (('--rescore-model-dir', args.rescore_model_dir),
+                          ('--rescore-nbest', args.rescore_nbest)):
+        if value and args.beam_size < 2:
+            raise CommandError('%s reranks the beam\'s hypotheses: it needs --beam-size > 1, '
+                               'got %d' % (option, args.beam_size))
+    if not args.rescore_nbest:
+        return None
+    if args.rescore_model_dir and args.rescore_weight + args.rescore_nbest_weight > 1.0:
+        raise CommandError('--rescore-weight + --rescore-nbest-weight must be at most 1 (the '
+                           'search gets the rest), got %g + %g'
+                           % (args.rescore_weight, args.rescore_nbest_weight))
+    from .nbest import NbestScores
+    return NbestScores.read(args.rescore_nbest, config['source_tokens'],
+                            config['target_tokens'])
 
 
-def _with_rescoring(args, translator):
+def _with_rescoring(args, translator, nbest):
     """What searches: the translator, or a Reranker of its beam with the
-    --rescore-model-dir models."""
-    if not args.rescore_model_dir:
+    --rescore-model-dir models and the --rescore-nbest scores."""
+    if not args.rescore_model_dir and nbest is None:
         return translator
     from .rescoring import Reranker
     from .translator import Translator
-    return Reranker(translator, Translator(args.rescore_model_dir), args.rescore_weight,
-                    union=args.rescore_union)
+    rescorer = Translator(args.rescore_model_dir) if args.rescore_model_dir else None
+    return Reranker(translator, rescorer, args.rescore_weight if rescorer else 0.0,
+                    union=args.rescore_union, nbest=nbest,
+                    nbest_weight=args.rescore_nbest_weight if nbest else 0.0)
+
+
+def _rescoring_summary(args):
+    """How evaluate's header line describes the reranking."""
+    parts = []
+    if args.rescore_model_dir:
+        parts.append('rescored by %s with weight %g%s' % (
+            ' '.join(args.rescore_model_dir), args.rescore_weight,
+            ', candidates of both searches' if args.rescore_union else ''))
+    if args.rescore_nbest:
+        parts.append('n-best scores of %s with weight %g' % (args.rescore_nbest,
+                                                              args.rescore_nbest_weight))
+    return ''.join(', ' + part for part in parts)
 
 
 # -- predict ---------------------------------------------------------------------------
@@ -468,12 +504,12 @@ def predict(args):
     if n_best > args.beam_size:
         args.beam_size = n_best         # n-best lists need a beam at least that wide
     from .model_dir import check_trained
-    _check_rescoring(args)
-    for model_dir in args.model_dir + (args.rescore_model_dir or []):
-        check_trained(model_dir)            # the model directories, then the input,
-    lines = _input_lines(args.input)        # fail before the models load
+    configs = [check_trained(model_dir)[0]          # the model directories, the n-best
+               for model_dir in args.model_dir + (args.rescore_model_dir or [])]
+    nbest = _check_rescoring(args, configs[0])      # file, then the input, fail before
+    lines = _input_lines(args.input)                # the models load
     translator = Translator(args.model_dir)
-    search = _with_rescoring(args, translator)
+    search = _with_rescoring(args, translator, nbest)
     name = args.input or '<stdin>'
     sources = []
     for number, text in lines:
@@ -507,13 +543,13 @@ def evaluate(args):
     from .data import group_references, read_tsv
     from .model_dir import check_trained
     from .translator import Translator
-    _check_rescoring(args)
     config = [check_trained(model_dir) for model_dir in args.model_dir][0][0]
     for model_dir in args.rescore_model_dir or []:
         check_trained(model_dir)
+    nbest = _check_rescoring(args, config)
     pairs = read_tsv(args.test, config['source_tokens'], config['target_tokens'])
     translator = Translator(args.model_dir)
-    search = _with_rescoring(args, translator)
+    search = _with_rescoring(args, translator, nbest)
     grouped = group_references(pairs)
     sources = [source for source, _ in grouped]
     references = [targets for _, targets in grouped]
@@ -548,10 +584,7 @@ def evaluate(args):
     print('%s: %d sources, %d references, beam size %d%s%s'
           % (args.test, len(sources), len(pairs), args.beam_size,
              ', length penalty %g' % args.length_penalty if args.length_penalty else '',
-             ', rescored by %s with weight %g%s' % (
-                 ' '.join(args.rescore_model_dir), args.rescore_weight,
-                 ', candidates of both searches' if args.rescore_union else '')
-             if args.rescore_model_dir else ''))
+             _rescoring_summary(args)))
     for name, value in results:
         print('%s\t%s' % (name, value))
     return 0

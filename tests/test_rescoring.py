@@ -69,6 +69,65 @@ def test_rerank_refuses_a_bad_weight_or_misaligned_scores():
     assert_in('3 hypotheses but 2', str(caught.exception))
 
 
+NBEST = [[-3.0, -0.5, -1.0],
+         [-9.0, -0.1]]
+
+
+def test_a_third_score_from_n_best_lists():
+    # 0.5 * search + 0.25 * rescore + 0.25 * n-best:
+    # a -2.25, b -1.125, c -2.25 (a tie: the search's order); x -2.475, y -1.05.
+    reranked = rerank(N_BEST, RESCORED, 0.25, NBEST, 0.25)
+    assert_equal([[t for t, _ in hyps] for hyps in reranked], [[['b'], ['a'], ['c']],
+                                                              [['y'], ['x']]])
+    assert_allclose([score for _, score in reranked[0]], [-1.125, -2.25, -2.25])
+    assert_allclose([score for _, score in reranked[1]], [-1.05, -2.475])
+    # the n-best scores alone
+    reranked = rerank(N_BEST, RESCORED, 0.0, NBEST, 1.0)
+    assert_equal([t for t, _ in reranked[0]], [['b'], ['c'], ['a']])
+    assert_allclose(combined_scores([-1.0], [-3.0], 0.0, [-2.0], 0.5), [-1.5])
+
+
+def test_n_best_weights_are_checked():
+    for weights, words in (((0.7, 0.4), 'at most 1'), ((0.0, -0.1), 'nbest_weight must be'),
+                           ((0.0, 0.3), 'needs nbest_log_probs')):
+        with assert_raises(ValueError) as caught:
+            rerank(N_BEST, RESCORED, weights[0], None, weights[1])
+        assert_in(words, str(caught.exception))
+    with assert_raises(ValueError) as caught:
+        rerank(N_BEST, RESCORED, 0.2, [[0.0]], 0.2)
+    assert_in('nbest_log_probs must hold one list per source', str(caught.exception))
+
+
+class StubSearch(object):
+    """A search with fixed beams: {source: [(tokens, log-prob), ...]}."""
+
+    def __init__(self, beams):
+        self.beams = beams
+
+    def translate(self, sources, beam_size=1, n_best=1, batch_size=64, length_penalty=0.0):
+        return [self.beams[''.join(source)][:n_best] for source in sources]
+
+
+def test_reranker_with_n_best_scores_and_no_rescorer():
+    from seq2seq.nbest import NbestScores
+    search = StubSearch({'ab': [(['A', 'B'], -0.5), (['A', 'P'], -1.0), (['E', 'B'], -2.0)]})
+    nbest = NbestScores({('a', 'b'): {('A', 'P'): -1.0, ('E', 'B'): -4.0}}, offset=1.0)
+    # 0.6 * search + 0.4 * n-best; A B is unlisted: -4 - 1 = -5.
+    # A B -2.3, A P -1.0, E B -2.8
+    reranked = Reranker(search, nbest=nbest, nbest_weight=0.4).translate([list('ab')],
+                                                                         beam_size=3, n_best=3)
+    assert_equal([t for t, _ in reranked[0]], [['A', 'P'], ['A', 'B'], ['E', 'B']])
+    assert_allclose([score for _, score in reranked[0]], [-1.0, -2.3, -2.8])
+    kept = Reranker(search, nbest=nbest).translate([list('ab')], beam_size=3, n_best=1)
+    assert_equal(kept, [[(['A', 'B'], -0.5)]])
+    for arguments, words in (({'weight': 0.3}, 'need a rescorer'),
+                             ({'union': True}, 'need a rescorer'),
+                             ({'nbest_weight': 0.3}, 'needs an nbest scorer')):
+        with assert_raises(ValueError) as caught:
+            Reranker(search, **arguments)
+        assert_in(words, str(caught.exception))
+
+
 # -- models ----------------------------------------------------------------------------
 @attr('slow')
 class TestRightToLeftModels(unittest.TestCase):
@@ -241,6 +300,63 @@ class TestRightToLeftModels(unittest.TestCase):
             self.sources, beam_size=4, n_best=2)
         assert_equal(out, ''.join('%s\t%.4f\n' % (''.join(tokens), score)
                                   for hyps in expected for tokens, score in hyps))
+
+    def write_nbest(self, favourite):
+        """An n-best file that gives each source's `favourite`-th beam
+        hypothesis (of 3) the best score, and lists one other."""
+        translator = self.translator(self.l2r)
+        beams = translator.translate(self.sources, beam_size=3, n_best=3)
+        lines, chosen = [], []
+        for source, hyps in zip(self.sources, beams):
+            pick = hyps[min(favourite, len(hyps) - 1)][0]
+            chosen.append(pick)
+            lines.append('%s\t0.5\t%s\n' % (''.join(source), translator.detokenize_target(pick)))
+            lines.append('%s\t9.0\t%sx\n' % (''.join(source),
+                                              translator.detokenize_target(hyps[0][0])))
+        return write(os.path.join(self.folder, 'favourite%d.nbest' % favourite),
+                     ''.join(lines)), chosen
+
+    def test_predict_and_evaluate_rerank_with_n_best_lists(self):
+        path, chosen = self.write_nbest(2)
+        common = ['--model-dir', self.l2r, '--beam-size', '3', '--rescore-nbest', path]
+        status, out, err = run('predict', '--input', self.inputs, '--rescore-nbest-weight',
+                               '0.9', *common)
+        assert_equal(status, 0, err)
+        assert_equal(out, ''.join(''.join(tokens) + '\n' for tokens in chosen))
+        status, out, err = run('predict', '--input', self.inputs, '--rescore-nbest-weight',
+                               '0', *common)
+        assert_equal(status, 0, err)
+        plain = run('predict', '--input', self.inputs, '--model-dir', self.l2r,
+                    '--beam-size', '3')[1]
+        assert_equal(out, plain)
+        status, out, err = run('evaluate', '--test', self.tsv, '--metric', 'wer',
+                               '--rescore-model-dir', self.r2l, '--rescore-weight', '0.3',
+                               '--rescore-nbest-weight', '0.5', *common)
+        assert_equal(status, 0, err)
+        assert_in('rescored by %s with weight 0.3, n-best scores of %s with weight 0.5'
+                  % (self.r2l, path), out.splitlines()[0])
+
+    def test_n_best_usage_and_file_errors(self):
+        path, _ = self.write_nbest(1)
+        status, _, err = run('predict', '--model-dir', self.l2r, '--rescore-nbest', path,
+                             '--input', self.inputs)
+        assert_equal(status, 2)
+        assert_in('--rescore-nbest reranks the beam\'s hypotheses: it needs --beam-size > 1',
+                  err)
+        status, _, err = run('evaluate', '--model-dir', self.l2r, '--test', self.tsv,
+                             '--beam-size', '2', '--rescore-model-dir', self.r2l,
+                             '--rescore-weight', '0.6', '--rescore-nbest', path,
+                             '--rescore-nbest-weight', '0.5')
+        assert_equal(status, 2)
+        assert_in('--rescore-weight + --rescore-nbest-weight must be at most 1', err)
+        bad = write(os.path.join(self.folder, 'bad.nbest'), 'ab\t1.0\tA B\nab\tA B\n')
+        for command, where in (('predict', ['--input', self.inputs]),
+                               ('evaluate', ['--test', self.tsv])):
+            status, _, err = run(command, '--model-dir', self.l2r, '--beam-size', '2',
+                                 '--rescore-nbest', bad, *where)
+            assert_equal(status, 2)
+            assert_in('%s, line 2: expected source<TAB>cost<TAB>target' % bad, err)
+            assert_not_in('Traceback', err)
 
     def test_rescoring_usage_errors(self):
         status, _, err = run('predict', '--model-dir', self.l2r, '--rescore-model-dir',
