@@ -1,33 +1,16 @@
-"""Training callbacks: checkpoints that survive a crash, early stopping,
-the history as CSV and the loss curve, and resuming.
+"""Training callbacks: checkpoints after every epoch, early stopping, the
+history as CSV and the loss curve.
 
-Every file is written to a temporary file in the same folder, flushed,
-fsynced and renamed (and the folder fsynced), so the model directory never
-holds half a file: a run killed at any moment leaves the previous file or the
-new one.
+    Checkpoint(path)                    a Keras callback writing a checkpoint
+                                        (`seq2seq.training.checkpoints`) after
+                                        every epoch
+    CheckpointAndEarlyStopping(...)     what `seq2seq train` runs: the last and
+                                        the best checkpoint, early stopping,
+                                        the learning-rate schedule, history.csv
+                                        and loss.png
 
-A checkpoint is a Keras HDF5 model file (`keras.models.load_model` reads it,
-weights and optimizer state, Adam's moments and iteration count included)
-with one more group, `seq2seq_checkpoint`, holding what else a resumed run
-needs to continue exactly as the uninterrupted one would have:
-
-    train_state     the training state (epoch, best loss, history, ...) as JSON,
-                    written in the same file so model and state never disagree
-    sample_order    the order of the samples Keras' fit(shuffle=True) reached
-                    (with Checkpoint(shuffle=True))
-    numpy_random    numpy's global random state (Keras' `fit` shuffles with it)
-    python_random   Python's `random` state
-    random_streams  the state of every Theano random stream of the model's
-                    graph (the dropout masks)
-    hidden_state    the remembered hidden states (remember_state=True layers)
-
-    save_checkpoint(model, path, train_state)   write one
-    load_checkpoint(path)                       -> (model, train_state), with
-                                                   every random state restored
-    Checkpoint(path)                            a Keras callback writing one
-                                                   after every epoch
-    set_seed(seed)                              seed numpy, Python and (through
-                                                   numpy) the dropout streams
+The checkpoint I/O (`save_checkpoint`, `load_checkpoint`, ...) and `set_seed`
+are importable from here too, where the first release had them.
 """
 from __future__ import absolute_import, print_function
 
@@ -43,183 +26,17 @@ import numpy as np
 from keras import backend as K
 from keras.callbacks import Callback
 
-from .vocab import (fsync_folder, replaced_atomically, temporary_path,  # noqa: F401 (public here too)
-                    write_text_atomically)
+from ..util.files import write_text_atomically
+# The names of the first release's seq2seq.callbacks, defined in the modules below.
+from .checkpoints import (BEST_MODEL, CHECKPOINT_GROUP, LAST_CHECKPOINT,  # noqa: F401
+                          SAMPLE_ORDER, TRAIN_STATE, load_checkpoint, load_train_state,
+                          read_checkpoint_state, remove_stale_temporaries, save_checkpoint,
+                          save_model_atomically)
+from .seeding import random_streams, set_seed  # noqa: F401
 
-LAST_CHECKPOINT = 'last.h5'
-BEST_MODEL = 'model.h5'
-TRAIN_STATE = 'train_state.json'
 HISTORY_CSV = 'history.csv'
 LOSS_CURVE = 'loss.png'
 HISTORY_FIELDS = ('epoch', 'loss', 'val_loss', 'val_token_accuracy', 'learning_rate')
-CHECKPOINT_GROUP = 'seq2seq_checkpoint'
-
-
-def save_model_atomically(model, path, include_optimizer=True, extra=None):
-    """`model.save(path)` through a temporary file in the same folder:
-    written, then `extra(h5py_file)` (if given) adds to it, then fsynced and
-    renamed over `path`, then the folder fsynced."""
-    with replaced_atomically(path) as temporary:
-        model.save(temporary, include_optimizer=include_optimizer)
-        if extra is not None:
-            import h5py
-            with h5py.File(temporary, 'a') as f:
-                extra(f)
-    remove_stale_temporaries(path)
-
-
-def remove_stale_temporaries(path):
-    """Delete the temporary files of `path` that processes no longer running
-    left behind (killed while saving); those of running processes stay."""
-    if os.name != 'posix':
-        return
-    folder = os.path.dirname(os.path.abspath(path))
-    prefix = '.%s.tmp' % os.path.basename(path)
-    for name in os.listdir(folder):
-        pid = name[len(prefix):]
-        if not (name.startswith(prefix) and pid.isdigit()) or int(pid) == os.getpid():
-            continue
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            try:
-                os.remove(os.path.join(folder, name))
-            except OSError:
-                pass
-        except OSError:          # running, as another user
-            pass
-
-
-# -- random states ---------------------------------------------------------------------
-def set_seed(seed):
-    """Seed every random generator training draws from: numpy's global one
-    (Keras' initial weights, `fit`'s shuffling, and the seeds of the Theano
-    random streams `K.dropout` makes when a model is built) and Python's
-    `random`. Call it before building the model: the same seed then gives the
-    same initial weights, dropout masks, shuffling, and so the same trained
-    weights and outputs, run to run (on the same machine and libraries)."""
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not (
-            0 <= seed < 2 ** 32):
-        raise ValueError('seed must be an int in [0, 2**32), got %r' % (seed,))
-    np.random.seed(int(seed))
-    random.seed(int(seed))
-
-
-def random_streams(model):
-    """The state variables of the Theano random streams (MRG) the model's
-    graph draws from: one per `K.dropout` (Keras' `Dropout` layers, our
-    decoders' dropout), in the order of a walk of the graph from its outputs
-    (the same for the same model, built again by `load_model`)."""
-    from theano.gof import graph
-    found, seen = [], set()
-    for variable in graph.inputs(list(model.outputs)):
-        if getattr(variable.tag, 'is_rng', False) and id(variable) not in seen:
-            seen.add(id(variable))
-            found.append(variable)
-    return found
-
-
-def _write_random_state(group, model):
-    state = np.random.get_state()
-    numpy_random = group.create_dataset('numpy_random', data=state[1])
-    numpy_random.attrs['algorithm'] = state[0]
-    numpy_random.attrs['pos'], numpy_random.attrs['has_gauss'] = state[2], state[3]
-    numpy_random.attrs['cached_gaussian'] = state[4]
-    group.attrs['python_random'] = json.dumps(random.getstate())
-    streams = group.create_group('random_streams')
-    for i, variable in enumerate(random_streams(model)):
-        streams.create_dataset(str(i), data=variable.get_value())
-
-
-def _read_random_state(group, model):
-    numpy_random = group['numpy_random']
-    attrs = numpy_random.attrs
-    algorithm = attrs['algorithm']
-    algorithm = algorithm.decode() if isinstance(algorithm, bytes) else str(algorithm)
-    np.random.set_state((algorithm, numpy_random[()], int(attrs['pos']),
-                         int(attrs['has_gauss']), float(attrs['cached_gaussian'])))
-    version, internal, gauss = json.loads(group.attrs['python_random'])
-    random.setstate((version, tuple(internal), gauss))
-    saved = group['random_streams']
-    variables = random_streams(model)
-    if len(saved) != len(variables):
-        raise ValueError('the checkpoint holds %d random stream state(s), the model has %d: '
-                         'not the model the checkpoint was written from'
-                         % (len(saved), len(variables)))
-    for i, variable in enumerate(variables):
-        value = saved[str(i)][()]
-        if value.shape != variable.get_value().shape:
-            raise ValueError('random stream %d of the checkpoint has shape %s, the model\'s '
-                             '%s' % (i, value.shape, variable.get_value().shape))
-        variable.set_value(value)
-
-
-# -- checkpoints -----------------------------------------------------------------------
-SAMPLE_ORDER = 'sample_order'
-
-
-def _write_train_state(group, train_state):
-    """The state as UTF-8 JSON bytes in a dataset (an HDF5 attribute holds
-    at most 64 KB); a numpy array under SAMPLE_ORDER as its own dataset."""
-    train_state = dict(train_state) if isinstance(train_state, dict) else train_state
-    if isinstance(train_state, dict) and train_state.get(SAMPLE_ORDER) is not None:
-        group.create_dataset(SAMPLE_ORDER, data=np.asarray(train_state.pop(SAMPLE_ORDER)))
-    text = json.dumps(train_state).encode('utf-8')
-    group.create_dataset('train_state', data=np.frombuffer(text, dtype=np.uint8))
-
-
-def _read_train_state(group):
-    train_state = json.loads(bytes(group['train_state'][()]).decode('utf-8'))
-    if SAMPLE_ORDER in group:
-        train_state[SAMPLE_ORDER] = group[SAMPLE_ORDER][()]
-    return train_state
-
-
-def save_checkpoint(model, path, train_state=None):
-    """Write `model` (weights and optimizer state) to `path` with
-    `train_state` (a dict that JSON can write, plus optionally a numpy
-    array under 'sample_order'), the random states and the remembered hidden
-    states, atomically (see the module docstring)."""
-    from .conversation import write_hidden_state
-
-    def extra(f):
-        group = f.create_group(CHECKPOINT_GROUP)
-        _write_train_state(group, train_state)
-        _write_random_state(group, model)
-        write_hidden_state(group.create_group('hidden_state'), model)
-    save_model_atomically(model, path, include_optimizer=True, extra=extra)
-
-
-def read_checkpoint_state(path):
-    """The training state written with a checkpoint (None: a plain model
-    file, e.g. one an earlier version wrote)."""
-    import h5py
-    with h5py.File(path, 'r') as f:
-        if CHECKPOINT_GROUP not in f:
-            return None
-        return _read_train_state(f[CHECKPOINT_GROUP])
-
-
-def load_checkpoint(path, custom_objects=None):
-    """(model, train_state) of a checkpoint `save_checkpoint` wrote: the
-    compiled model with its optimizer state, and numpy's, Python's and the
-    model's random streams' states and the remembered hidden states set
-    back to what they were, so that training continues as if never
-    stopped. train_state is None for a plain Keras model file (loaded as
-    `keras.models.load_model` does, the random states left alone)."""
-    import h5py
-    import keras
-    from .conversation import read_hidden_state
-    model = keras.models.load_model(path, custom_objects=custom_objects)
-    with h5py.File(path, 'r') as f:
-        if CHECKPOINT_GROUP not in f:
-            return model, None
-        group = f[CHECKPOINT_GROUP]
-        read_hidden_state(group['hidden_state'], model)
-        _read_random_state(group, model)    # last: loading drew from numpy's generator
-        return model, _read_train_state(group)
-
-
 class Checkpoint(Callback):
     """Write a checkpoint (`save_checkpoint`) after every `period` epochs,
     for `load_checkpoint` to resume from:
@@ -309,18 +126,6 @@ class Checkpoint(Callback):
             save_checkpoint(self.model, self.path, state)
 
 
-def load_train_state(model_dir):
-    """The state a run left in `model_dir` (None when there is none)."""
-    path = os.path.join(model_dir, TRAIN_STATE)
-    if not os.path.exists(path):
-        return None
-    with io.open(path, encoding='utf-8') as f:
-        try:
-            return json.load(f)
-        except ValueError as error:
-            raise ValueError('%s is not a training state file: %s' % (path, error))
-
-
 def write_history_csv(history, path):
     rows = io.StringIO()
     writer = csv.DictWriter(rows, fieldnames=HISTORY_FIELDS, extrasaction='ignore',
@@ -344,7 +149,7 @@ def make_validation_scorer(model, batches, teacher_force):
     the same at every call. Other models run as in `predict`.
     """
     from keras import backend as K
-    from ._theano.dropout_free import without_dropout
+    from .._theano.dropout_free import without_dropout
     forward = K.function(model.inputs + [K.learning_phase()], without_dropout([model.output]))
     phase = 1 if teacher_force else 0
 

@@ -524,3 +524,113 @@ class AttentionDecoder(RecurrentDecoder):
         outputs = T.reshape(outputs, (batch, steps, self.output_dim))    # (batch, T, dim)
         finals = [[h_seq[-1], c_seq[-1]]]
         return outputs, finals, [alpha_seq.dimshuffle(1, 0, 2)]         # alpha (batch, T, L)
+
+
+class LSTMDecoder(CellLayer):
+    """Generates a sequence from a vector; its output at t-1 is its input at t.
+
+        x_0 = v;   (h_t, c_t) = LSTM(x_{t-1}, h_{t-1}, c_{t-1});   x_t = h_t W_x + b_x
+
+    Called on `v` (batch, dim) it starts from its own state (zeros, or the
+    remembered state); called on `[v, h, c]` it starts from the given state,
+    e.g. an encoder's final state.
+
+    # Arguments
+        dim: size of the input vector and of every output.
+        hidden_dim: size of the LSTM's h and c.
+        output_length: number of steps generated.
+        (and the arguments of `StatefulRNN` and of the LSTM cell)
+    """
+
+    reads_context = False
+
+    def __init__(self, dim, hidden_dim, output_length, **kwargs):
+        check_positive_int('dim', dim)
+        check_positive_int('hidden_dim', hidden_dim)
+        check_positive_int('output_length', output_length)
+        if 'input_shape' not in kwargs and 'batch_input_shape' not in kwargs:
+            kwargs['input_shape'] = (dim,)
+        super(LSTMDecoder, self).__init__(**kwargs)
+        self.dim = dim
+        self.output_dim = dim
+        self.hidden_dim = hidden_dim
+        self.output_length = output_length
+        self.cell = self.new_cell(hidden_dim)
+        self._create_state_variables()
+
+    def recurrent_cells(self):
+        return [self.cell]
+
+    def build(self, input_shape):
+        vector_shape = input_shape[0] if isinstance(input_shape, list) else input_shape
+        if len(vector_shape) != 2 or vector_shape[-1] != self.dim:
+            raise ValueError('%s expects a vector of shape (batch, %d), got %s'
+                             % (self.name, self.dim, vector_shape))
+        self.cell.build(self, self.dim, '')
+        if self.reads_context:
+            self.context_kernel = self.cell.build_input_kernel(self, self.dim, 'context_kernel')
+        self.readout_kernel = self.add_weight(
+            shape=(self.hidden_dim, self.dim), initializer=self.cell.init, name='readout_kernel')
+        self.readout_bias = self.add_weight(
+            shape=(self.dim,), initializer='zeros', name='readout_bias')
+        self.built = True
+
+    def call(self, inputs, mask=None):
+        vector, states, constants = self.decode_start(inputs, mask)
+        context = [constants['context']] if self.reads_context else None
+        outputs, final_states = run_feedback_decoder(
+            [self.cell], (self.readout_kernel, self.readout_bias), vector, states,
+            self.output_length, context_projections=context,
+            truncate_gradient=self.truncate_gradient, implementation=self.implementation)
+        self.remember(final_states, vector)
+        return outputs
+
+    # -- step-by-step decoding (seq2seq.inference) --------------------------------
+    def step_cells(self):
+        """The cells whose states `decode_step` carries."""
+        return [self.cell]
+
+    def decode_start(self, inputs, mask=None):
+        """(first input v, initial states [[h, c]], constants): the given
+        states, or the layer's own (zeros or remembered)."""
+        if isinstance(inputs, list):
+            vector, given_states = inputs[0], [list(inputs[1:])]
+        else:
+            vector, given_states = inputs, None
+        states = given_states or [self.initial_states(0, vector)]
+        constants = collections.OrderedDict()
+        if self.reads_context:
+            constants['context'] = T.dot(vector, self.context_kernel)  # constant over steps: once
+        return vector, states, constants
+
+    def decode_step(self, x_tm1, states_tm1, constants):
+        """One step of `call`'s loop (`seq2seq.recurrent.feedback_step`)."""
+        x_t, states_t = feedback_step(
+            [self.cell], (self.readout_kernel, self.readout_bias), x_tm1, states_tm1,
+            input_extras=[constants.get('context')])            # (batch, dim)
+        return DecodeStep(feedback=x_t, output=x_t, logits=x_t, states=states_t)
+
+    def compute_output_shape(self, input_shape):
+        vector_shape = input_shape[0] if isinstance(input_shape, list) else input_shape
+        return (vector_shape[0], self.output_length, self.dim)
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+    def get_config(self):
+        config = {'dim': self.dim, 'hidden_dim': self.hidden_dim,
+                  'output_length': self.output_length}
+        base = super(LSTMDecoder, self).get_config()
+        return dict(list(base.items()) + list(config.items()))
+
+
+class LSTMDecoder2(LSTMDecoder):
+    """The Cho-style decoder: `LSTMDecoder` that also reads the input vector
+    (the context) at every step (Cho et al. 2014):
+
+        gates_t = x_{t-1} W + v V + h_{t-1} U + b
+
+    `v V` is computed once per batch, outside the loop.
+    """
+
+    reads_context = True

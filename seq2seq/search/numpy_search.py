@@ -29,6 +29,8 @@ import numbers
 
 import numpy as np
 
+from ..util.checks import check_positive_int, is_int
+
 # How far above 0 a log-probability may be rounded before it is taken for a
 # probability (a log-softmax is <= 0 exactly; a probability of the likeliest
 # token is at least 1 / vocab).
@@ -90,9 +92,9 @@ def greedy_search(step_fn, initial_states, max_length, eos_id=None, pad_id=None)
     """
     _check_callable(step_fn)
     batch_size, states = _check_initial_states(initial_states)
-    max_length = _check_positive_int('max_length', max_length)
-    eos_id = _check_optional_token_id('eos_id', eos_id)
-    pad_id = _check_optional_token_id('pad_id', pad_id)
+    max_length = check_positive_int('max_length', max_length)
+    eos_id = check_optional_token_id('eos_id', eos_id)
+    pad_id = check_optional_token_id('pad_id', pad_id)
     if pad_id is None:
         pad_id = 0 if eos_id is None else eos_id
 
@@ -105,7 +107,7 @@ def greedy_search(step_fn, initial_states, max_length, eos_id=None, pad_id=None)
     for step in range(max_length):
         step_log_probs, states = _run_step(step_fn, previous, states, len(live), vocab_size)
         vocab_size = step_log_probs.shape[1]
-        _check_token_in_vocab('eos_id', eos_id, vocab_size)
+        check_token_in_vocab('eos_id', eos_id, vocab_size)
         chosen = np.argmax(step_log_probs, axis=1)  # (len(live),)
         tokens[live, step] = chosen
         lengths[live] += 1
@@ -160,11 +162,11 @@ def beam_search(step_fn, initial_states, beam_size, max_length, eos_id=None,
     """
     _check_callable(step_fn)
     batch_size, states = _check_initial_states(initial_states)
-    beam_size = _check_positive_int('beam_size', beam_size)
-    max_length = _check_positive_int('max_length', max_length)
-    eos_id = _check_optional_token_id('eos_id', eos_id)
-    alpha = _check_length_penalty(length_penalty)
-    n_best = _check_n_best(n_best, beam_size)
+    beam_size = check_positive_int('beam_size', beam_size)
+    max_length = check_positive_int('max_length', max_length)
+    eos_id = check_optional_token_id('eos_id', eos_id)
+    alpha = check_length_penalty(length_penalty)
+    n_best = check_n_best(n_best, beam_size)
 
     beam = _Beam.start(batch_size)
     finished_pool = [[] for _ in range(batch_size)]
@@ -174,7 +176,7 @@ def beam_search(step_fn, initial_states, beam_size, max_length, eos_id=None,
         step_log_probs, step_states = _run_step(
             step_fn, beam.last_tokens(live_slots), states, len(live_slots), vocab_size)
         vocab_size = step_log_probs.shape[1]
-        _check_token_in_vocab('eos_id', eos_id, vocab_size)
+        check_token_in_vocab('eos_id', eos_id, vocab_size)
         # Row r of step_states belongs to live_slots[r]; each surviving
         # hypothesis gets the row of the hypothesis it extends (its backpointer).
         row_of_slot = np.full(beam.log_probs.size, -1, dtype='int64')
@@ -438,35 +440,23 @@ def _check_initial_states(initial_states):
     return batch_sizes.pop(), states
 
 
-def _is_int(value):
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _check_positive_int(name, value):
-    if not _is_int(value):
-        raise TypeError('%s must be a positive int, got %r' % (name, value))
-    if value < 1:
-        raise ValueError('%s must be a positive int, got %r' % (name, value))
-    return int(value)
-
-
-def _check_optional_token_id(name, value):
+def check_optional_token_id(name, value):
     if value is None:
         return None
-    if not _is_int(value):
+    if not is_int(value):
         raise TypeError('%s must be None or an int >= 0, got %r' % (name, value))
     if value < 0:
         raise ValueError('%s must be None or an int >= 0, got %r' % (name, value))
     return int(value)
 
 
-def _check_token_in_vocab(name, value, vocab_size):
+def check_token_in_vocab(name, value, vocab_size):
     if value is not None and value >= vocab_size:
         raise ValueError('%s must be < vocab size %d (log_probs.shape[1]), got %d'
                          % (name, vocab_size, value))
 
 
-def _check_length_penalty(value):
+def check_length_penalty(value):
     if not isinstance(value, numbers.Real) or isinstance(value, bool):
         raise TypeError('length_penalty must be a float >= 0, got %r' % (value,))
     if not np.isfinite(value) or value < 0:
@@ -474,8 +464,8 @@ def _check_length_penalty(value):
     return float(value)
 
 
-def _check_n_best(n_best, beam_size):
-    if not _is_int(n_best):
+def check_n_best(n_best, beam_size):
+    if not is_int(n_best):
         raise TypeError('n_best must be an int in [1, beam_size=%d], got %r' % (beam_size, n_best))
     if not 1 <= n_best <= beam_size:
         raise ValueError('n_best must be an int in [1, beam_size=%d], got %r' % (beam_size, n_best))
