@@ -60,7 +60,7 @@ setup(
         'sacrebleu>=2.0',
         'matplotlib>=3.3,<3.6',
     ],
-    entry_points={'console_scripts': ['seq2seq=seq2seq.cli:main']},
+    entry_points={'console_scripts': ['seq2seq=seq2seq.app.cli:main']},
     extras_require={
         'mkl': ['mkl'],  # MKL on other platforms, where pip finds it
         'test': ['nose==1.3.7'],

@@ -232,7 +232,7 @@ def compile_keras_model(model, row=''):
     own loss, or seq2seq's fused one for `*_xent` rows."""
     loss = 'sparse_categorical_crossentropy'
     if split_loss(row)[1]:
-        from seq2seq.losses import sparse_softmax_crossentropy as loss
+        from seq2seq.layers.losses import sparse_softmax_crossentropy as loss
     model.compile(optimizer='adam', loss=loss)
     return model
 
@@ -349,7 +349,7 @@ G2P_TRAIN_ROWS = {'attention_g2p_fused': 'auto', 'attention_g2p_scan': 'scan'}
 
 def build_g2p_training(row, g2p):
     """The compiled model of an attention training row (`G2P_TRAIN_ROWS`)."""
-    from seq2seq.losses import sparse_softmax_crossentropy
+    from seq2seq.layers.losses import sparse_softmax_crossentropy
     from seq2seq.models import AttentionSeq2Seq
     model = AttentionSeq2Seq(output_dim=g2p['phonemes'], output_length=g2p['output_length'],
                              hidden_dim=g2p['hidden'], input_dim=g2p['embedding'],

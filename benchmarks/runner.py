@@ -474,7 +474,7 @@ def child_decode(args, size):
     """
     process_start = time.perf_counter()
     import seq2seq  # noqa: F401  (configures Theano before Keras loads)
-    from seq2seq import inference
+    from seq2seq.search import model_search as inference
     g2p = args.row.startswith('decode_g2p')
     if g2p:
         shapes = models.QUICK_G2P if args.quick else models.G2P

@@ -38,9 +38,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'
 
 import seq2seq  # noqa: E402,F401  (selects Keras' Theano backend)
 from keras.optimizers import Adam  # noqa: E402
-from seq2seq.conversation import (ConversationLayout, conversation_model,  # noqa: E402
-                                  fit_conversations, one_exchange_model,
-                                  predict_conversations)
+from seq2seq.models.conversation import (ConversationLayout, conversation_model,  # noqa: E402
+                                         fit_conversations, one_exchange_model,
+                                         predict_conversations)
 
 NAMES = ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'grace', 'heidi']
 INTRODUCTIONS = ['my name is {}', 'i am {}', 'call me {}']

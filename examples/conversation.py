@@ -34,9 +34,9 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
 
-import seq2seq.conversation as conversation  # noqa: E402  (selects Keras' Theano backend)
+import seq2seq.models.conversation as conversation  # noqa: E402  (selects Keras' Theano backend)
 from keras.optimizers import Adam  # noqa: E402
-from seq2seq.vocab import EOS_ID, PAD_ID, Vocabulary  # noqa: E402
+from seq2seq.training.vocab import EOS_ID, PAD_ID, Vocabulary  # noqa: E402
 
 INPUT_LENGTH = 12
 OUTPUT_LENGTH = 12

@@ -33,8 +33,8 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
 
-from seq2seq import cli  # noqa: E402
-from seq2seq.data import DataFileError  # noqa: E402
+from seq2seq.app import cli  # noqa: E402
+from seq2seq.training.data import DataFileError  # noqa: E402
 from seq2seq.datasets import cmudict  # noqa: E402
 
 NEW_WORDS = ['keras', 'pytorch', 'emoji', 'brexit', 'glamping', 'staycation', 'photobomb',
@@ -47,7 +47,7 @@ NEW_WORDS = ['keras', 'pytorch', 'emoji', 'brexit', 'glamping', 'staycation', 'p
 DEMO = dict(train_words=80000, test_words=1000, dev_words=500, epochs=15, hidden_dim=128,
             embedding_dim=32, batch_size=32, learning_rate=0.005, patience=3, dropout=0.0,
             lr_decay=0.5, depth='1')
-# The full run: every training word. Chosen on dev (README, G2P on CMUdict):
+# The full run: every training word. Chosen on dev (examples/g2p/README.md):
 # dropout 0.3 (dev WER 31.9% against 33.0% without, at width 256), then
 # width 512 with the learning rate halved after every epoch without a better
 # validation loss, then a second encoder layer (--depth 2,1: dev WER 27.97%

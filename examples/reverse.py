@@ -17,8 +17,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'
 import seq2seq  # noqa: E402  (selects Keras' Theano backend)
 from keras.layers import Activation, Embedding  # noqa: E402
 from keras.models import Sequential  # noqa: E402
-from seq2seq.data import one_hot, reversal_task  # noqa: E402
-from seq2seq.metrics import sequence_accuracy, token_accuracy  # noqa: E402
+from seq2seq.training.data import one_hot, reversal_task  # noqa: E402
+from seq2seq.training.metrics import sequence_accuracy, token_accuracy  # noqa: E402
 
 
 def build_model(length, vocab_size, embedding_dim=32, hidden_dim=128, depth=1):

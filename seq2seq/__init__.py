@@ -16,25 +16,39 @@ import importlib
 import sys
 import warnings
 
-from . import _theano
+from . import _theano, import_aliases
 from ._theano.backend import BackendError
+
+import_aliases.install()
+
+
+def _install_input_checks():
+    from .layers import input_checks   # imported only when the patch is on
+    return input_checks.install()
+
+
+_theano.register('input_checks', _install_input_checks,
+                 'fit/evaluate/predict of models holding our layers check their data first '
+                 '(seq2seq.layers.input_checks)', changes_theano=False, theano_version=None)
 
 __version__ = '0.1.0'
 
 # Public name -> the module defining it.
 _PUBLIC = {
-    'LSTMCell': 'cells', 'GRUCell': 'cells',
-    'Hypothesis': 'decoding', 'beam_search': 'decoding', 'greedy_search': 'decoding',
-    'AttentionDecoder': 'decoders', 'RecurrentDecoder': 'decoders',
-    'BidirectionalEncoder': 'layers', 'CellLayer': 'layers', 'LSTMDecoder': 'layers',
-    'LSTMDecoder2': 'layers', 'LSTMEncoder': 'layers', 'RecurrentEncoder': 'layers',
-    'StatefulRNN': 'layers',
-    'AttentionSeq2Seq': 'models', 'Seq2Seq': 'models', 'Seq2SeqModel': 'models',
-    'SimpleSeq2Seq': 'models',
-    'Seq2seq': 'seq2seq',
-    'Conversational': 'conversational',  # the 2015 name
-    'ConversationWindow': 'conversation',
-    'set_seed': 'callbacks',
+    'LSTMCell': 'layers.cells', 'GRUCell': 'layers.cells',
+    'Hypothesis': 'search.numpy_search', 'beam_search': 'search.numpy_search',
+    'greedy_search': 'search.numpy_search',
+    'AttentionDecoder': 'layers.decoders', 'RecurrentDecoder': 'layers.decoders',
+    'LSTMDecoder': 'layers.decoders', 'LSTMDecoder2': 'layers.decoders',
+    'BidirectionalEncoder': 'layers.encoders', 'LSTMEncoder': 'layers.encoders',
+    'RecurrentEncoder': 'layers.encoders',
+    'CellLayer': 'layers.base', 'StatefulRNN': 'layers.base',
+    'AttentionSeq2Seq': 'models.seq2seq_models', 'Seq2Seq': 'models.seq2seq_models',
+    'Seq2SeqModel': 'models.seq2seq_models', 'SimpleSeq2Seq': 'models.seq2seq_models',
+    'Seq2seq': 'layers.seq2seq_layer',
+    'Conversational': 'legacy.conversational',  # the 2015 name
+    'ConversationWindow': 'models.conversation',
+    'set_seed': 'training.seeding',
 }
 
 __all__ = ['LSTMCell', 'GRUCell', 'StatefulRNN', 'CellLayer', 'RecurrentEncoder', 'LSTMEncoder',
@@ -79,7 +93,7 @@ def register_custom_objects(objects, registry=None):
 def _custom_objects():
     """The layers, the Model subclass and the losses, by the names Keras saves."""
     from keras.engine.base_layer import Layer
-    from . import losses
+    from .layers import losses
     objects = {name: globals()[name] for name in __all__
                if isinstance(globals()[name], type) and issubclass(globals()[name], Layer)}
     # Model subclasses are deserialized by class name too.
@@ -95,8 +109,9 @@ def _load():
     _theano.install()
     for name, module in sorted(_PUBLIC.items()):
         globals()[name] = getattr(importlib.import_module('.' + module, __name__), name)
-    for module in ('decoding', 'losses'):
-        globals()[module] = importlib.import_module('.' + module, __name__)
+    # The first release's module attributes `seq2seq.decoding` and `seq2seq.losses`.
+    globals()['decoding'] = importlib.import_module('.search.numpy_search', __name__)
+    globals()['losses'] = importlib.import_module('.layers.losses', __name__)
     register_custom_objects(_custom_objects())
     del _load_error[:]
 

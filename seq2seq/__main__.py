@@ -1,6 +1,6 @@
 """`python -m seq2seq`: the `seq2seq` command line (see seq2seq/cli.py)."""
 import sys
 
-from seq2seq.cli import main
+from seq2seq.app.cli import main
 
 sys.exit(main())

@@ -1,23 +1,22 @@
 """Plain numpy loops: the reference the compiled Theano layers must match.
 
-Written from the equations, one time step at a time, with no Theano.
+Written from the equations, one time step at a time, with no Theano. The
+step of one LSTM and the masked softmax are the package's numpy references
+(`seq2seq.ops.numpy_reference`), which the fused Ops are held to as well.
 """
 import numpy as np
 
+from seq2seq.ops import numpy_reference
+
 
 def hard_sigmoid(x):
-    return np.clip(0.2 * x + 0.5, 0.0, 1.0)
+    return numpy_reference.activate(np.asarray(x, dtype='float64'), 'hard_sigmoid')
 
 
 def lstm_step(x, h, c, kernel, recurrent_kernel, bias, context_term=0.0):
     """One LSTM step; weights stacked in gate order i, f, c, o."""
-    units = h.shape[-1]
     z = x.dot(kernel) + h.dot(recurrent_kernel) + bias + context_term
-    i = hard_sigmoid(z[:, :units])
-    f = hard_sigmoid(z[:, units:2 * units])
-    c_new = f * c + i * np.tanh(z[:, 2 * units:3 * units])
-    o = hard_sigmoid(z[:, 3 * units:])
-    h_new = o * np.tanh(c_new)
+    h_new, c_new, _ = numpy_reference.lstm_step(z, c, 'hard_sigmoid')
     return h_new, c_new
 
 
@@ -134,8 +133,7 @@ def recurrent_decoder(first, w, depth, n_steps, states=None, peek=False, teacher
                              query.dot(w['attention_query_kernel'])[:, None, :])
             energy = energy.dot(w['attention_vector'])                # (batch, L)
             mask = np.ones(energy.shape) if memory_mask is None else memory_mask
-            energy = np.where(mask > 0, energy, -np.inf)
-            alpha = softmax(energy) * mask
+            alpha = numpy_reference.masked_softmax(energy, mask > 0)
             context = (alpha[:, :, None] * memory).sum(axis=1)
             extra = extra + context.dot(w['context_kernel'])
             readout_extra = context.dot(w['context_readout_kernel'])

@@ -42,8 +42,8 @@ import seq2seq
 from keras.layers import Dropout, Input
 from keras.models import Model
 from seq2seq import Seq2seq, set_seed
-from seq2seq.callbacks import save_checkpoint
-from seq2seq.conversation import get_hidden_state
+from seq2seq.training.checkpoints import save_checkpoint
+from seq2seq.models.conversation import get_hidden_state
 
 path = sys.argv[1]
 
@@ -164,8 +164,8 @@ def test_checkpoints_survive_sigkill_at_random_moments():
         assert_true(during_save > 0, 'no kill landed during a save')
         # The last checkpoint loads with the package's loader into the same arrays.
         import seq2seq  # noqa: F401
-        from seq2seq.callbacks import load_checkpoint
-        from seq2seq.conversation import get_hidden_state
+        from seq2seq.training.checkpoints import load_checkpoint
+        from seq2seq.models.conversation import get_hidden_state
         model, state = load_checkpoint(path)
         hidden = get_hidden_state(model)
         arrays = (model.get_weights() + model.optimizer.get_weights()
@@ -188,7 +188,7 @@ class _FailingModel(object):
 
 
 def test_a_failed_save_keeps_the_old_checkpoint_and_leaves_no_temporary():
-    from seq2seq.callbacks import save_model_atomically
+    from seq2seq.training.checkpoints import save_model_atomically
     folder = tempfile.mkdtemp()
     try:
         path = os.path.join(folder, CHECKPOINT)
@@ -208,7 +208,7 @@ def test_a_failed_save_keeps_the_old_checkpoint_and_leaves_no_temporary():
 
 
 def test_temporaries_of_dead_processes_are_removed_those_of_running_ones_kept():
-    from seq2seq.callbacks import remove_stale_temporaries
+    from seq2seq.training.checkpoints import remove_stale_temporaries
     folder = tempfile.mkdtemp()
     try:
         dead = subprocess.Popen([sys.executable, '-c', 'pass'])

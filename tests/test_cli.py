@@ -16,10 +16,10 @@ import tempfile
 import unittest
 
 from nose.plugins.attrib import attr
-from nose.tools import assert_equal, assert_in, assert_not_in, assert_true
+from nose.tools import assert_equal, assert_in, assert_not_in, assert_raises, assert_true
 from numpy.testing import assert_allclose
 
-from seq2seq import cli
+from seq2seq.app import cli
 
 WORDS = ['abc', 'bca', 'cab', 'abcd', 'dcb', 'bad', 'dab', 'cd', 'dc', 'acd', 'bdca', 'cbad']
 
@@ -103,7 +103,7 @@ class TestTrainPredictEvaluate(unittest.TestCase):
     def test_loading_skips_the_initializers_not_the_weights(self):
         import keras
         from keras.engine.base_layer import Layer
-        from seq2seq.model_dir import load_model_dir
+        from seq2seq.app.model_dir import load_model_dir
         original = Layer.add_weight
         model = load_model_dir(self.model_dir)[3]
         assert_true(Layer.add_weight is original)
@@ -268,7 +268,7 @@ def test_learning_rate_decays_after_epochs_without_improvement():
     from keras.layers import Dense
     from keras.models import Sequential
     from keras.optimizers import Adam
-    from seq2seq.callbacks import CheckpointAndEarlyStopping
+    from seq2seq.training.callbacks import CheckpointAndEarlyStopping
     folder = tempfile.mkdtemp()
     try:
         model = Sequential([Dense(2, input_shape=(3,))])
@@ -341,10 +341,10 @@ def test_maxibatch_must_be_a_count():
 def test_encoder_and_decoder_depths_can_differ():
     """--depth 2,1: two encoder layers under a one-cell decoder, which keeps
     the fused attention decoder; the pair survives the model directory."""
-    from seq2seq import inference
-    from seq2seq.decoders import AttentionDecoder
-    from seq2seq.layers import BidirectionalEncoder
-    from seq2seq.model_dir import load_model_dir
+    from seq2seq.search import model_search as inference
+    from seq2seq.layers.decoders import AttentionDecoder
+    from seq2seq.layers.encoders import BidirectionalEncoder
+    from seq2seq.app.model_dir import load_model_dir
     folder = tempfile.mkdtemp()
     try:
         train = reversal_tsv(os.path.join(folder, 'train.tsv'))
@@ -477,8 +477,8 @@ class TestBadFiles(unittest.TestCase):
 
     def write_model_dir(self):
         """A directory as `train` leaves it before its first epoch ends."""
-        from seq2seq.model_dir import write_config
-        from seq2seq.vocab import Vocabulary
+        from seq2seq.app.model_dir import write_config
+        from seq2seq.training.vocab import Vocabulary
         config = {'source_tokens': 'chars', 'target_tokens': 'chars', 'input_length': 4,
                   'output_length': 5, 'reverse_source': False, 'model': 'attention'}
         write_config(self.path('model'), config, Vocabulary('abc'), Vocabulary('abc'))
@@ -508,3 +508,139 @@ def test_console_script_and_module_entry_point():
         assert_equal(process.returncode, 2, err)
         assert_equal(err.decode().strip().splitlines(),
                      ['seq2seq predict: error: /nonexistent/dir: no such model directory'])
+
+
+# -- the options: defined once, in groups; validation errors ------------------------------
+def _add_argument_calls(path):
+    """(option string, enclosing function) of every `add_argument('--x', ...)` of a module."""
+    import ast
+    with open(path) as f:
+        tree = ast.parse(f.read())
+    calls = []
+    for function in ast.walk(tree):
+        if not isinstance(function, ast.FunctionDef):
+            continue
+        for node in ast.walk(function):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr == 'add_argument'):
+                names = [arg.s for arg in node.args if isinstance(arg, ast.Str)]
+                assert names, 'add_argument without a literal option string in %s' % (
+                    function.name)
+                calls.extend((name, function.name) for name in names)
+    return calls
+
+
+def _command_parsers():
+    return cli.build_parser()._subparsers._group_actions[0].choices
+
+
+def test_each_option_is_defined_once_in_the_groups_of_opts():
+    from seq2seq.app import opts
+    calls = _add_argument_calls(opts.__file__)
+    names = [name for name, _ in calls]
+    assert_equal(sorted(set(n for n in names if names.count(n) > 1)), [])
+    groups = set(group.__name__ for group in opts.GROUPS)
+    assert_equal([(name, function) for name, function in calls if function not in groups], [])
+    assert_equal(_add_argument_calls(cli.__file__), [])
+    # Every option a command takes is one of these, and each is taken somewhere.
+    taken = set()
+    for command in _command_parsers().values():
+        taken.update(o for o in command._option_string_actions if o not in ('-h', '--help'))
+    assert_equal(taken, set(names))
+    # A command gets each option from one group.
+    for command, _ in opts.COMMANDS:
+        seen = {}
+        for group in opts.GROUPS:
+            parser = opts.argparse.ArgumentParser(add_help=False)
+            group(parser, command)
+            for option in parser._option_string_actions:
+                assert_not_in(option, seen, (command, group.__name__, seen))
+                seen[option] = group.__name__
+
+
+def test_help_lists_every_option_with_its_default():
+    for name, command in _command_parsers().items():
+        text = ' '.join(command.format_help().split())
+        for action in command._actions:
+            for option in action.option_strings:
+                assert_in(option, text, name)
+            if action.option_strings and action.nargs != 0 and action.default is not None:
+                assert_in('(default: %s)' % (action.default,), text, (name, action.dest))
+    learning_rate = _command_parsers()['train']._option_string_actions['--learning-rate']
+    assert_in('default: 0.001', learning_rate.help)     # None is what --resume keeps
+
+
+def test_validation_errors_are_one_line_naming_the_option():
+    """Checked before any file is read or model loaded (the paths here do
+    not exist): exit status 2, one line naming the option."""
+    nbest = ['--rescore-nbest', 'none.nbest']
+    cases = [
+        (['train', '--train', 'none.tsv', '--model-dir', 'm', '--hidden-dim', '7'],
+         '--model attention needs an even --hidden-dim'),
+        (['predict', '--model-dir', 'm', '--rescore-union', '--beam-size', '2'],
+         '--rescore-union needs --rescore-model-dir'),
+        (['predict', '--model-dir', 'm', '--rescore-model-dir', 'r'],
+         '--rescore-model-dir reranks the beam\'s hypotheses: it needs --beam-size > 1, got 1'),
+        (['evaluate', '--model-dir', 'm', '--test', 'none.tsv'] + nbest,
+         '--rescore-nbest reranks the beam\'s hypotheses: it needs --beam-size > 1, got 1'),
+        (['evaluate', '--model-dir', 'm', '--test', 'none.tsv', '--beam-size', '2',
+          '--rescore-model-dir', 'r', '--rescore-weight', '0.6', '--rescore-nbest-weight',
+          '0.5'] + nbest, '--rescore-weight + --rescore-nbest-weight must be at most 1'),
+        (['attention', '--model-dir', 'm', '--source', '  ', '--out', 'a.png'],
+         '--source is empty'),
+    ]
+    from seq2seq.app import opts
+    for argv, message in cases:
+        status, out, err = run(*argv)
+        assert_equal((status, out), (2, ''), err)
+        assert_equal(len(err.splitlines()), 1, err)
+        assert_true(err.startswith('seq2seq %s: error: %s' % (argv[0], message)), err)
+        with assert_raises(opts.CommandError) as caught:
+            opts.VALIDATORS[argv[0]](cli.build_parser().parse_args(argv))
+        assert_equal(len(str(caught.exception).splitlines()), 1)
+    # What validation lets through: --n-best widens the beam, which rescoring
+    # then has; a resumed run's model options are its config.json's.
+    args = cli.build_parser().parse_args(['predict', '--model-dir', 'm', '--n-best', '3',
+                                          '--rescore-model-dir', 'r'])
+    opts.validate_predict_args(args)
+    assert_equal(args.beam_size, 3)
+    args = cli.build_parser().parse_args(['train', '--train', 't', '--model-dir', 'm',
+                                          '--hidden-dim', '7', '--resume'])
+    opts.validate_train_args(args)
+    assert_equal(args.learning_rate, None)
+    args = cli.build_parser().parse_args(['train', '--train', 't', '--model-dir', 'm'])
+    opts.validate_train_args(args)
+    assert_equal(args.learning_rate, 0.001)
+
+
+def test_training_and_decoding_encode_pairs_alike():
+    """`encode_pairs` (train) and Translator.encode_sources/encode_targets
+    (predict, score) are one function: cut, reversed, EOS, padding."""
+    from seq2seq.training.data import encode_pairs, encode_sources, encode_targets
+    from seq2seq.training.vocab import Vocabulary
+    vocab = Vocabulary('abcd')          # ids: a 3, b 4, c 5, d 6
+    config = {'input_length': 3, 'output_length': 4, 'reverse_source': True,
+              'reverse_target': True}
+    pairs = [(1, list('ab'), list('abc')), (2, list('abcd'), list('a')),
+             (4, list('a'), list('abcd'))]
+    x, y, cut = encode_pairs(pairs, config, vocab, vocab)
+    assert_equal(x.tolist(), [[4, 3, 0], [5, 4, 3], [3, 0, 0]])
+    assert_equal(y.tolist(), [[5, 4, 3, 1], [3, 1, 0, 0], [6, 5, 4, 1]])
+    assert_equal(cut, [2, 4])
+    assert_equal(encode_sources([p[1] for p in pairs], config, vocab).tolist(), x.tolist())
+    del config['reverse_target']        # a model directory of an earlier version
+    assert_equal(encode_targets([list('abc')], config, vocab).tolist(), [[3, 4, 5, 1]])
+
+
+def test_predict_input_keeps_blank_lines():
+    """What predict reads (a file or standard input, bytes or text): every
+    line, blank ones included, each to get an output line."""
+    from seq2seq.training.data import DataFileError, read_lines
+    expected = [(1, 'ab'), (2, ''), (3, 'c d')]
+    assert_equal(read_lines('<stdin>', io.BytesIO(b'ab\n\r\nc d\n'), keep_blank=True), expected)
+    assert_equal(read_lines('<stdin>', io.StringIO(u'ab\n\nc d'), keep_blank=True), expected)
+    assert_equal(read_lines('<stdin>', io.BytesIO(b'ab\n\nc d\n')), [expected[0], expected[2]])
+    with assert_raises(DataFileError) as caught:
+        read_lines('<stdin>', io.BytesIO(b''), keep_blank=True)
+    assert_equal(str(caught.exception), '<stdin>, line 1: the file is empty; expected lines of '
+                 'text')

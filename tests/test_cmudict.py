@@ -11,12 +11,12 @@ from keras.optimizers import Adam
 from nose.plugins.attrib import attr
 from nose.tools import assert_equal, assert_less, assert_true
 
-from seq2seq import metrics
-from seq2seq.data import TeacherForcedBatches, pad_ids, read_tsv
+from seq2seq.training import metrics
+from seq2seq.training.data import TeacherForcedBatches, pad_ids, read_tsv
 from seq2seq.datasets import cmudict
-from seq2seq.losses import sparse_softmax_crossentropy
+from seq2seq.layers.losses import sparse_softmax_crossentropy
 from seq2seq.models import AttentionSeq2Seq
-from seq2seq.vocab import EOS_ID, Vocabulary
+from seq2seq.training.vocab import EOS_ID, Vocabulary
 
 LINES = u"""\
 'bout B AW1 T

@@ -12,9 +12,11 @@ from nose.plugins.attrib import attr
 from numpy.testing import assert_allclose, assert_array_equal
 
 from seq2seq import Seq2seq
-from seq2seq.conversation import (ConversationLayout, ConversationWindow, conversation_model,
-                                  evaluate_conversations, fit_conversations, one_exchange_model,
-                                  predict_conversations, reset_hidden_state, stateful_layers)
+from seq2seq.models.conversation import (ConversationLayout, ConversationWindow,
+                                         conversation_model, evaluate_conversations,
+                                         fit_conversations, one_exchange_model,
+                                         predict_conversations, reset_hidden_state,
+                                         stateful_layers)
 from seq2seq.models import Seq2Seq
 from tests import numpy_reference as ref
 from tests.helpers import assert_raises_with, compiled, float64, random_array
@@ -75,7 +77,7 @@ def test_reset_rows_of_a_stateful_seq2seq_model():
 
 def test_fitting_a_stateful_model_with_shuffling_warns():
     import warnings
-    from seq2seq.conversation import ShuffledStateWarning
+    from seq2seq.models.conversation import ShuffledStateWarning
     model = Seq2Seq(batch_input_shape=(2, 4, 2), hidden_dim=4, output_length=3, output_dim=2,
                     stateful=True)
     model.compile(loss='mse', optimizer='sgd')
@@ -356,7 +358,7 @@ def test_a_saved_window_model_loads_with_the_same_predictions():
 # -- the chat of examples/conversation.py ------------------------------------------------
 def _tiny_chat_model_dir(directory):
     import conversation as example
-    from seq2seq.vocab import Vocabulary
+    from seq2seq.training.vocab import Vocabulary
     vocab = Vocabulary(['hello', 'there', 'how', 'are', 'you', 'fine', '?'])
     model = conversation_model(vocab_size=len(vocab), input_length=example.INPUT_LENGTH,
                                output_length=example.OUTPUT_LENGTH, embedding_dim=4,

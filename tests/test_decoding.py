@@ -12,7 +12,7 @@ import zlib
 import numpy as np
 from numpy.testing import assert_allclose, assert_array_equal
 
-from seq2seq.decoding import Hypothesis, beam_search, gnmt_length_penalty, greedy_search
+from seq2seq.search.numpy_search import Hypothesis, beam_search, gnmt_length_penalty, greedy_search
 
 EOS = 0
 
@@ -510,7 +510,7 @@ def test_greedy_search_equals_the_reference_on_random_tables():
 def test_top_k_equals_a_stable_sort_with_ties():
     # The selection behind every beam: the k largest of each row, ties at the
     # k-th value to the lower index, returned in ascending index order.
-    from seq2seq.decoding import _top_k
+    from seq2seq.search.numpy_search import _top_k
     rng = np.random.RandomState(0)
     for _ in range(50):
         rows, n = rng.randint(1, 6), rng.randint(1, 12)

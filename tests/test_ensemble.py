@@ -1,19 +1,26 @@
-"""Ensemble decoding (seq2seq.inference.EnsembleStepper, Translator with
-several model directories) and scoring without dropout
-(seq2seq._theano.dropout_free).
+"""Ensembles (seq2seq.search.ensemble: Ensemble, its combination rule
+mean_log_probs and EnsembleStepper; Translator with several model
+directories) and scoring without dropout (seq2seq.layers.dropout_free).
 
 The references are plain numpy: the ensemble's step is log(mean(exp(.)))
 of its models' own steps, and a hypothesis' score is the sum of those steps
-along its tokens.
+along its tokens. An ensemble of one model is the model: the same searches
+and the same scores, exactly.
 """
+import os
+import shutil
+import tempfile
+
 import numpy as np
 import theano
 from keras import backend as K
-from nose.tools import assert_equal, assert_in, assert_raises
+from nose.tools import assert_equal, assert_in, assert_is, assert_raises, assert_true
 from numpy.testing import assert_allclose, assert_array_equal
 
-from seq2seq import inference
-from seq2seq._theano.dropout_free import dropout_masks, without_dropout
+from seq2seq.search import model_search as inference
+from seq2seq.search import numpy_search
+from seq2seq.search.ensemble import Ensemble, EnsembleStepper, mean_log_probs
+from seq2seq.layers.dropout_free import dropout_masks, without_dropout
 from seq2seq.models import AttentionSeq2Seq, Seq2Seq
 
 from .test_inference import padded_tokens
@@ -39,6 +46,50 @@ def ensemble_step_reference(steppers, tokens, states_per_model):
     steps = [s.step_fn(tokens, states) for s, states in zip(steppers, states_per_model)]
     probabilities = np.mean([np.exp(np.float64(lp)) for lp, _ in steps], axis=0)
     return np.log(probabilities), [states for _, states in steps]
+
+
+class TestCombinationRule(object):
+    """mean_log_probs on numbers worked out by hand: two models, three
+    tokens."""
+
+    def test_two_models_three_tokens(self):
+        # Row 0: p_a = (0.5, 0.25, 0.25), p_b = (0.1, 0.6, 0.3), whose means
+        # are (0.3, 0.425, 0.275). Row 1: each model all but sure of token
+        # 0, the rest exp(-1000) and exp(-1002) (0 in float64): the mean of
+        # those two is exp(-1000) * (1 + exp(-2)) / 2, whose log is
+        # -1000 + log(0.567667...) = -1000.566219...
+        model_a = np.array([np.log([0.5, 0.25, 0.25]), [0.0, -1000.0, -1002.0]])
+        model_b = np.array([np.log([0.1, 0.6, 0.3]), [0.0, -1002.0, -1000.0]])
+        expected = np.array([[-1.2039728043259361, -0.8556661100577202, -1.2909841813155656],
+                             [0.0, -1000.5662191695170, -1000.5662191695170]])
+        assert_allclose(np.log([0.3, 0.425, 0.275]), expected[0], rtol=1e-15)
+        combined = mean_log_probs([model_a, model_b])
+        assert_equal(combined.dtype, np.float64)
+        assert_allclose(combined, expected, rtol=1e-13, atol=0)
+        assert_array_equal(combined, mean_log_probs([model_b, model_a]))
+        assert_allclose(mean_log_probs([model_a.astype('float32'), model_b.astype('float32')]),
+                        expected, rtol=1e-6)
+        assert_is(Ensemble.mean_log_probs, mean_log_probs)
+
+    def test_one_model_is_its_own_mean_and_a_model_with_itself_too(self):
+        log_probs = np.log(np.random.RandomState(0).dirichlet(np.ones(5), size=(3, 4)))
+        assert_array_equal(mean_log_probs([log_probs]), log_probs)
+        assert_array_equal(mean_log_probs([log_probs.astype('float32')]),
+                           log_probs.astype('float32'))
+        assert_array_equal(mean_log_probs([log_probs.astype('float32')] * 3).astype('float32'),
+                           log_probs.astype('float32'))
+        certain = mean_log_probs([np.zeros(3)] * 3)      # log(3) - log(3), rounded
+        assert_true((certain <= 0).all() and (certain > -1e-15).all(), certain)
+        assert_array_equal(mean_log_probs([[-np.inf, 0.0], [-np.inf, -np.inf]]),
+                           [-np.inf, -np.log(2)])
+
+    def test_bad_tables(self):
+        with assert_raises(ValueError) as raised:
+            mean_log_probs([])
+        assert_in('log_probs', str(raised.exception))
+        with assert_raises(ValueError) as raised:
+            mean_log_probs([np.zeros((2, 3)), np.zeros((2, 4))])
+        assert_in('one shape', str(raised.exception))
 
 
 class TestEnsembleSearch(object):
@@ -100,6 +151,150 @@ class TestEnsembleSearch(object):
         with assert_raises(ValueError) as raised:
             inference.greedy_decode([], self.x)
         assert_in('non-empty list', str(raised.exception))
+
+    def test_an_ensemble_of_one_is_the_model(self):
+        stepper = inference.get_stepper(self.a)
+        assert_is(Ensemble([self.a]).stepper(inference.get_stepper), stepper)
+        assert_equal(Ensemble(self.a).models, [self.a])
+        # The model's own stepper straight through the numpy search: the
+        # single model's results, with no ensemble anywhere.
+        alone = numpy_search.beam_search(stepper.step_fn, stepper.initial_states([self.x]),
+                                         3, STEPS, eos_id=1, n_best=3)
+        greedy_alone = numpy_search.greedy_search(stepper.step_fn,
+                                                  stepper.initial_states([self.x]), STEPS,
+                                                  eos_id=1)
+        for model in (self.a, [self.a], (self.a,), Ensemble([self.a]), Ensemble(self.a)):
+            beams = inference.beam_decode(model, self.x, beam_size=3, eos_id=1, n_best=3)
+            for hyps, hyps_alone in zip(beams, alone):
+                assert_equal([list(h.tokens) for h in hyps],
+                             [list(h.tokens) for h in hyps_alone])
+                assert_array_equal([h.log_prob for h in hyps], [h.log_prob for h in hyps_alone])
+                assert_array_equal([h.score for h in hyps], [h.score for h in hyps_alone])
+            greedy = inference.greedy_decode(model, self.x, eos_id=1)
+            assert_array_equal(greedy[0][:, :greedy_alone[0].shape[1]], greedy_alone[0])
+            assert_array_equal(greedy[1], greedy_alone[1])
+            assert_array_equal(greedy[2], greedy_alone[2])
+
+    def test_the_ensemble_step_is_the_combination_rule(self):
+        ensemble = Ensemble([self.a, self.b])
+        stepper = ensemble.stepper(inference.get_stepper)
+        assert_true(isinstance(stepper, EnsembleStepper))
+        members = [inference.get_stepper(m) for m in (self.a, self.b)]
+        states = stepper.initial_states([self.x])
+        member_states = [m.initial_states([self.x]) for m in members]
+        previous = None
+        for _ in range(3):
+            log_probs, states = stepper.step_fn(previous, states)
+            steps = [m.step_fn(previous, s) for m, s in zip(members, member_states)]
+            member_states = [new_states for _, new_states in steps]
+            assert_array_equal(log_probs, mean_log_probs([lp for lp, _ in steps]).astype(
+                K.floatx()))
+            previous = log_probs.argmax(axis=1)
+
+    def test_an_ensemble_checks_before_compiling(self):
+        with assert_raises(TypeError) as raised:
+            Ensemble([self.a, 'model'])
+        assert_in('model must be a Keras model', str(raised.exception))
+        with assert_raises(ValueError) as raised:
+            Ensemble(())
+        assert_in('non-empty list', str(raised.exception))
+
+
+def write_model_dir(folder, seed, words):
+    """A model directory as `seq2seq train` writes one, without training:
+    an attention model of the characters of `words`, its random weights
+    pushed apart by `seed` so that two directories disagree."""
+    from seq2seq.app.model_dir import build_model, write_config
+    from seq2seq.training.vocab import Vocabulary
+    config = dict(model='attention', cell='lstm', depth=1, dropout=0.0, embedding_dim=4,
+                  hidden_dim=8, input_length=4, output_length=5, reverse_source=False,
+                  reverse_target=False, source_tokens='chars', target_tokens='chars')
+    vocab = Vocabulary.build(words)
+    np.random.seed(seed)        # Keras' initialisers draw from numpy
+    model = build_model(config, len(vocab), len(vocab))
+    rng = np.random.RandomState(seed)
+    model.set_weights([w + rng.normal(0, 0.5, w.shape).astype(w.dtype)
+                       for w in model.get_weights()])
+    write_config(folder, config, vocab, vocab)
+    model.save(os.path.join(folder, 'model.h5'))      # what Translator loads
+    return folder
+
+
+class TestTranslatorEnsemble(object):
+    """A Translator holds one Ensemble: its beam and its teacher-forced
+    scores use the same combination rule, and one directory is an
+    ensemble of one."""
+
+    WORDS = ['abcd', 'bcda', 'cdab', 'dabc', 'abdc', 'badc', 'cbad', 'dcba']
+
+    @classmethod
+    def setup_class(cls):
+        from seq2seq.app.translator import Translator
+        cls.folder = tempfile.mkdtemp()
+        cls.dirs = [write_model_dir(os.path.join(cls.folder, name), seed, cls.WORDS)
+                    for name, seed in (('a', 11), ('b', 12))]
+        cls.pair = Translator(cls.dirs)
+        cls.single = Translator(cls.dirs[0])
+        cls.sources = [list(w) for w in cls.WORDS] + [list('ab'), list('dd')]
+
+    @classmethod
+    def teardown_class(cls):
+        shutil.rmtree(cls.folder)
+
+    def finished(self, translator, decoded):
+        """(sources, targets, log-probabilities) of the hypotheses that ended
+        with EOS (a longer one would be cut to the output length)."""
+        found = [(source, tokens, log_prob) for source, hyps in zip(self.sources, decoded)
+                 for tokens, log_prob in hyps if len(tokens) < translator.output_length]
+        assert_true(len(found) >= len(self.sources), decoded)
+        return tuple(zip(*found))
+
+    def test_the_translator_holds_one_ensemble(self):
+        assert_equal(len(self.pair.ensemble), 2)
+        assert_equal(self.pair.models, self.pair.ensemble.models)
+        assert_is(self.pair.model, self.pair.models[0])
+        assert_equal(self.single.models, [self.single.model])
+        assert_equal(len(self.pair.configs), 2)
+
+    def test_beam_log_probabilities_are_the_teacher_forced_scores(self):
+        for translator in (self.pair, self.single):
+            decoded = translator.translate(self.sources, beam_size=4, n_best=4)
+            sources, targets, log_probs = self.finished(translator, decoded)
+            assert_allclose(translator.score(list(sources), list(targets)), log_probs,
+                            rtol=1e-5, atol=1e-5)
+            greedy = [(source, hyps[0][0], hyps[0][1])
+                      for source, hyps in zip(self.sources, translator.translate(self.sources))
+                      if len(hyps[0][0]) < translator.output_length]
+            assert_allclose(translator.score([s for s, _, _ in greedy], [t for _, t, _ in greedy]),
+                            [lp for _, _, lp in greedy], rtol=1e-5, atol=1e-5)
+
+    def test_the_ensemble_scores_with_the_combination_rule(self):
+        from seq2seq.app.translator import Translator
+        targets = [list(w[::-1]) for w in self.WORDS] + [list('ba'), list('d')]
+        pair = self.pair.reference_log_probs(self.sources, targets)[0]
+        alone = [Translator(d).reference_log_probs(self.sources, targets)[0] for d in self.dirs]
+        counted = ~np.isnan(pair)
+        assert_array_equal(counted, ~np.isnan(alone[1]))
+        assert_array_equal(pair[counted], mean_log_probs(
+            [a[counted] for a in alone]).astype('float32'))
+        # Not the mean of the log-probabilities: the log of the mean.
+        assert np.abs(pair[counted] - np.mean([a[counted] for a in alone], axis=0)).max() > 1e-3
+
+    def test_an_ensemble_of_one_scores_as_the_model(self):
+        from seq2seq.training.data import one_hot
+        # Full-length sources and targets: no batch is cut, so the scores
+        # come from the very arrays given to the model here.
+        sources = [list(w) for w in self.WORDS]
+        targets = [list(w[1:]) + [w[0]] for w in self.WORDS]
+        for translator in (self.single, type(self.single)([self.dirs[0]])):
+            x, y = translator.encode_sources(sources), translator.encode_targets(targets)
+            forced = translator._forced_function(translator.model, [translator.model.output])
+            probs = forced([x, one_hot(y, len(translator.target_vocab)), 1])[0]
+            picked = np.log(np.maximum(np.take_along_axis(probs, y[..., None], axis=-1)[..., 0],
+                                       1e-30))
+            counted = np.cumsum(y == 1, axis=1) - (y == 1) == 0      # up to EOS (id 1)
+            assert_array_equal(translator.score(sources, targets),
+                               np.where(counted, picked, 0.0).sum(axis=1, dtype='float64'))
 
 
 class TestScoringWithoutDropout(object):

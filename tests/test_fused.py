@@ -17,7 +17,7 @@ from numpy.testing import assert_allclose
 
 from seq2seq import LSTMDecoder, LSTMDecoder2, LSTMEncoder, Seq2seq
 from seq2seq.ops import fused_lstm as fused
-from seq2seq.recurrent import FusedFallbackWarning
+from seq2seq.layers.recurrent import FusedFallbackWarning
 from tests.helpers import float64, random_array
 
 TOL = dict(rtol=1e-5, atol=1e-5)
@@ -358,16 +358,23 @@ def test_unsupported_cells_fall_back_to_scan_with_a_reason():
 
 
 def test_unsupported_reason():
-    from seq2seq.cells import LSTMCell
-    assert fused.unsupported_reason(LSTMCell(3)) is None
-    assert fused.unsupported_reason(LSTMCell(3, inner_activation='sigmoid')) is None
-    assert 'float16' in fused.unsupported_reason(LSTMCell(3), dtype='float16')
-    assert 'LSTMCell' in fused.unsupported_reason(object())
+    from seq2seq.layers.cells import GRUCell, LSTMCell
+    assert fused.unsupported_reason(LSTMCell(3).kernel_spec()) is None
+    assert fused.unsupported_reason(LSTMCell(3, inner_activation='sigmoid').kernel_spec()) is None
+    assert 'float16' in fused.unsupported_reason(LSTMCell(3).kernel_spec(), dtype='float16')
+    assert 'got gru' in fused.unsupported_reason(GRUCell(3).kernel_spec())
 
+    # A subclass with its own maths is not an LSTM to the kernel: it would
+    # silently lose its maths.
     class PeepholeCell(LSTMCell):
         def step(self, projected_t, states_tm1):
             return LSTMCell.step(self, projected_t, states_tm1)
-    assert 'overrides' in fused.unsupported_reason(PeepholeCell(3))
+    reason = fused.unsupported_reason(PeepholeCell(3).kernel_spec())
+    assert "PeepholeCell, whose step is not LSTMCell's" in reason, reason
+
+    class RenamedCell(LSTMCell):   # the same maths: still fused
+        pass
+    assert fused.unsupported_reason(RenamedCell(3).kernel_spec()) is None
 
 
 _WITHOUT_BLAS_SCRIPT = '''

@@ -11,11 +11,12 @@ from keras.layers import Input
 from numpy.testing import assert_allclose
 
 from seq2seq import AttentionDecoder
-from seq2seq.losses import sparse_softmax_crossentropy
+from seq2seq.layers.losses import sparse_softmax_crossentropy
 from seq2seq.models import AttentionSeq2Seq
+from seq2seq.layers.decoder_core import FREE_RUNNING, TEACHER_FORCED
 from seq2seq.ops import fused_attention
 from seq2seq.ops.fused_attention import AttentionForward, AttentionGrad
-from seq2seq.recurrent import FusedFallbackWarning
+from seq2seq.layers.recurrent import FusedFallbackWarning
 from tests.helpers import assert_raises_with, float64
 
 TOLERANCES = {'float32': dict(rtol=1e-5, atol=1e-5), 'float64': dict(rtol=1e-9, atol=1e-10)}
@@ -148,8 +149,8 @@ def _decoder_graphs(dtype, readout_activation='softmax', inner_activation='hard_
     graphs = {}
     for implementation in ('scan', 'fused'):
         layer.implementation = implementation
-        outputs, finals, extras = layer.run(parts, teacher=parts.teacher)
-        results = [outputs, finals[0][0], finals[0][1], extras[0]]
+        outputs, finals, alpha = layer.run(parts, teacher=parts.teacher)
+        results = [outputs, finals[0][0], finals[0][1], alpha]
         cost = sum((r * w).sum() for r, w in zip(results, weights))
         wrt = layer.trainable_weights + [first, memory, teacher]
         graphs[implementation] = results + T.grad(cost, wrt)
@@ -159,16 +160,16 @@ def _decoder_graphs(dtype, readout_activation='softmax', inner_activation='hard_
 def _use_dropout_mask(layer, dropout_mask):
     """Makes `layer` read `dropout_mask` as its bottom cell's dropout mask,
     instead of a random draw: the scan and the fused loop both take the mask
-    from `constants()`."""
-    constants = layer.constants
+    from the constants of `Decoder.start`."""
+    start = layer.decoder.start
 
-    def with_given_mask(parts):
-        values = constants(parts)
+    def with_given_mask(*args):
+        values = start(*args)
         assert 'dropout_0' in values, 'the layer makes no dropout mask'
         values['dropout_0'] = dropout_mask
         return values
 
-    layer.constants = with_given_mask
+    layer.decoder.start = with_given_mask
 
 
 # A dropout mask as K.dropout(ones, 0.3) draws it, (batch 4, output_dim 3):
@@ -307,10 +308,10 @@ def test_dropout_only_in_training_and_inference_matches_scan():
                                  readout_activation='softmax')
         layer([first, memory, teacher], mask=[None, memory_mask, None])
         parts = layer.split_inputs([first, memory, teacher], [None, memory_mask, None])
-        assert layer._fused_applies(parts.teacher)
+        assert layer.decoder.fused_reason(TEACHER_FORCED) is None
         outputs = []
         for implementation, dropout in [('fused', 0.5), ('scan', 0.5), ('fused', 0.0)]:
-            layer.implementation, layer.dropout = implementation, dropout
+            layer.implementation, layer.decoder.dropout = implementation, dropout
             outputs.append(layer.run(parts, teacher=parts.teacher)[0])
         function = K.function([first, memory, teacher, memory_mask, K.learning_phase()],
                               outputs)
@@ -338,8 +339,7 @@ def test_model_with_dropout_trains_on_the_fused_path():
                              readout_activation='softmax')
     decoder = model.get_layer('decoder')
     assert decoder.dropout == 0.3
-    assert fused_attention.unsupported_reason(decoder, y_one_hot) is None
-    assert decoder._fused_applies(y_one_hot)
+    assert decoder.decoder.fused_reason(TEACHER_FORCED) is None
     model.compile(optimizer=keras.optimizers.Adam(0.02), loss=sparse_softmax_crossentropy)
     model._make_train_function()
     nodes = model.train_function.function.maker.fgraph.toposort()
@@ -381,15 +381,16 @@ def test_fallback_warnings():
 def test_unsupported_reasons():
     teacher = Input((4, 3))
     for kwargs, words in [(dict(depth=2), 'depth 2'), (dict(peek=True), 'peek'),
-                          (dict(cell='gru'), 'GRUCell'),
+                          (dict(cell='gru'), 'got gru'),
                           (dict(truncate_gradient=2), 'truncate_gradient=2'),
                           (dict(activation='relu'), 'activation tanh only'),
                           (dict(inner_activation='relu'), 'inner_activation')]:
         layer = AttentionDecoder(3, 6, 4, teacher_force=True, **kwargs)
-        reason = fused_attention.unsupported_reason(layer, teacher)
+        reason = layer.decoder.fused_reason(TEACHER_FORCED,
+                                            truncate_gradient=layer.truncate_gradient)
         assert reason is not None and words in reason, (kwargs, reason)
-        assert 'fused attention decoder' in reason or 'LSTMCell' in reason, reason
+        assert 'fused attention decoder' in reason, reason
     for kwargs in [dict(inner_activation='sigmoid'), dict(dropout=0.5)]:
         layer = AttentionDecoder(3, 6, 4, teacher_force=True, **kwargs)
-        assert fused_attention.unsupported_reason(layer, teacher) is None, kwargs
-    assert 'teacher-forced' in fused_attention.unsupported_reason(layer, None)
+        assert layer.decoder.fused_reason(TEACHER_FORCED) is None, kwargs
+    assert 'teacher-forced' in layer.decoder.fused_reason(FREE_RUNNING)

@@ -8,8 +8,8 @@ import theano
 import theano.tensor as T
 from numpy.testing import assert_allclose
 
-from seq2seq import inference
-from seq2seq.decoding import beam_search, greedy_search
+from seq2seq.search import model_search as inference
+from seq2seq.search.numpy_search import beam_search, greedy_search
 from seq2seq.models import AttentionSeq2Seq
 from seq2seq.ops import fused_decode
 from seq2seq.ops.fused_decode import AttentionDecodeStep

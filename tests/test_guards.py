@@ -11,10 +11,11 @@ from keras.layers import Dense, Embedding, Input, TimeDistributed
 from keras.models import Model, Sequential
 from keras.utils import Sequence
 
-from seq2seq import Seq2seq, guards
+from seq2seq import Seq2seq
+from seq2seq.layers import input_checks as guards
 from seq2seq._theano import patches
-from seq2seq.conversation import stateful_layers
-from seq2seq.losses import sparse_softmax_crossentropy
+from seq2seq.models.conversation import stateful_layers
+from seq2seq.layers.losses import sparse_softmax_crossentropy
 
 BATCH = 2          # the remembered state's batch size
 LENGTH, DIM = 4, 3
@@ -399,7 +400,7 @@ def test_the_remembered_states_are_checked_after_each_call():
 
 # -- decoding ---------------------------------------------------------------------------------------
 def test_decoding_refuses_bad_ids_and_nan_sources_before_compiling():
-    from seq2seq import inference
+    from seq2seq.search import model_search as inference
     model = ids_model()
     for value, words in [(VOCAB, ['7', '[0, 7)']), (-1, ['-1']), (2.7, ['2.7'])]:
         ids = good_ids(BATCH).astype('float64' if isinstance(value, float) else 'int64')
@@ -417,7 +418,7 @@ def test_decoding_refuses_bad_ids_and_nan_sources_before_compiling():
 
 
 def test_a_step_fn_returning_probabilities_is_refused():
-    from seq2seq.decoding import beam_search, greedy_search
+    from seq2seq.search.numpy_search import beam_search, greedy_search
     probabilities = np.array([[0.2, 0.5, 0.3], [0.6, 0.1, 0.3]])
 
     def step_fn(tokens, states):

@@ -16,7 +16,8 @@ from keras.layers import Activation, Dense, Embedding, Input, TimeDistributed
 from keras.models import Model, Sequential
 from numpy.testing import assert_allclose, assert_array_equal
 
-from seq2seq import LSTMDecoder, LSTMDecoder2, Seq2seq, inference
+from seq2seq import LSTMDecoder, LSTMDecoder2, Seq2seq
+from seq2seq.search import model_search as inference
 from seq2seq.models import AttentionSeq2Seq, Seq2Seq, SimpleSeq2Seq
 
 VOCAB = 6

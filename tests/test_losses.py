@@ -13,7 +13,7 @@ from numpy.testing import assert_allclose
 from seq2seq import Seq2seq
 from seq2seq._theano import keras_loss as keras_loss_rewrite
 from seq2seq.ops import fused_softmax
-from seq2seq.losses import sparse_softmax_crossentropy
+from seq2seq.layers.losses import sparse_softmax_crossentropy
 from tests.helpers import assert_raises_with, float64
 
 

@@ -4,7 +4,7 @@ import math
 import numpy as np
 from nose.tools import assert_almost_equal, assert_equal, assert_raises
 
-from seq2seq import metrics
+from seq2seq.training import metrics
 
 
 def test_edit_distance_counts_token_operations():

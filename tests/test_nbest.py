@@ -9,8 +9,8 @@ import unittest
 from nose.tools import assert_equal, assert_in, assert_raises
 from numpy.testing import assert_allclose
 
-from seq2seq.data import DataFileError
-from seq2seq.nbest import NbestScores, read_scored_nbest
+from seq2seq.training.data import DataFileError
+from seq2seq.app.nbest import NbestScores, read_scored_nbest
 
 # What `phonetisaurus-g2pfst --nbest=3` prints: source, cost (-log p), target.
 NBEST = ("abba\t14.0106\tAE B AH\n"

@@ -23,8 +23,8 @@ from keras.models import Model
 
 import seq2seq
 from seq2seq import Seq2seq
-from seq2seq.conversation import stateful_layers
-from seq2seq.losses import sparse_softmax_crossentropy
+from seq2seq.models.conversation import stateful_layers
+from seq2seq.layers.losses import sparse_softmax_crossentropy
 
 PACKAGE_DIR = os.path.dirname(os.path.abspath(seq2seq.__file__))
 DIM, OUT_LENGTH, OUT_DIM, VOCAB, CLASSES, HIDDEN = 3, 2, 3, 7, 5, 4

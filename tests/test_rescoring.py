@@ -19,7 +19,7 @@ from nose.plugins.attrib import attr
 from nose.tools import assert_equal, assert_in, assert_not_in, assert_raises, assert_true
 from numpy.testing import assert_allclose
 
-from seq2seq.rescoring import Reranker, combined_scores, rerank
+from seq2seq.app.rescoring import Reranker, combined_scores, rerank
 
 from .test_cli import TINY_MODEL, WORDS, copy_with_other_target_vocabulary, run, write
 
@@ -109,7 +109,7 @@ class StubSearch(object):
 
 
 def test_reranker_with_n_best_scores_and_no_rescorer():
-    from seq2seq.nbest import NbestScores
+    from seq2seq.app.nbest import NbestScores
     search = StubSearch({'ab': [(['A', 'B'], -0.5), (['A', 'P'], -1.0), (['E', 'B'], -2.0)]})
     nbest = NbestScores({('a', 'b'): {('A', 'P'): -1.0, ('E', 'B'): -4.0}}, offset=1.0)
     # 0.6 * search + 0.4 * n-best; A B is unlisted: -4 - 1 = -5.
@@ -159,13 +159,13 @@ class TestRightToLeftModels(unittest.TestCase):
         shutil.rmtree(cls.folder)
 
     def translator(self, *model_dirs):
-        from seq2seq.translator import Translator
+        from seq2seq.app.translator import Translator
         return Translator(list(model_dirs))
 
     def test_a_right_to_left_model_is_a_model_of_the_reversed_targets(self):
         """--reverse-target trains exactly what training on reversed target
         lines would, and hands its outputs back in reading order."""
-        from seq2seq.model_dir import load_model_dir
+        from seq2seq.app.model_dir import load_model_dir
         with open(os.path.join(self.r2l, 'config.json')) as f:
             assert_true(json.load(f)['reverse_target'])
         r2l, on_reversed = load_model_dir(self.r2l)[3], load_model_dir(self.on_reversed)[3]
@@ -216,7 +216,7 @@ class TestRightToLeftModels(unittest.TestCase):
         """score sorts the pairs by length and cuts each batch to its
         longest source and target: the same numbers as the whole padded
         arrays in the given order."""
-        from seq2seq.data import one_hot
+        from seq2seq.training.data import one_hot
         translator = self.translator(self.l2r)
         sources = [list(s) for s, _ in PAIRS] + [list('ab'), list('abcd')]
         targets = [list(t) for _, t in PAIRS] + [list('abcda'), list('a')]
@@ -382,8 +382,8 @@ class TestRightToLeftModels(unittest.TestCase):
 
 
 def test_old_model_directories_generate_left_to_right():
-    from seq2seq.model_dir import read_config, write_config
-    from seq2seq.vocab import Vocabulary
+    from seq2seq.app.model_dir import read_config, write_config
+    from seq2seq.training.vocab import Vocabulary
     folder = tempfile.mkdtemp()
     try:
         vocab = Vocabulary.build([['a', 'b']])

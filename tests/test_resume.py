@@ -118,8 +118,9 @@ def test_callback_resume_equals_the_uninterrupted_run():
     (Theano random streams) and remembered hidden states, which carry from
     epoch to epoch."""
     from seq2seq import set_seed
-    from seq2seq.callbacks import Checkpoint, load_checkpoint
-    from seq2seq.conversation import get_hidden_state
+    from seq2seq.training.callbacks import Checkpoint
+    from seq2seq.training.checkpoints import load_checkpoint
+    from seq2seq.models.conversation import get_hidden_state
     folder = tempfile.mkdtemp()
     try:
         x = np.random.RandomState(0).uniform(size=(12, 3, 2)).astype('float32')
@@ -167,7 +168,8 @@ def test_callback_resume_with_keras_shuffling_equals_the_uninterrupted_run():
     Checkpoint(shuffle=True) follows it, and fit on the samples in the saved
     order continues the same sequence of batches."""
     from seq2seq import set_seed
-    from seq2seq.callbacks import Checkpoint, load_checkpoint
+    from seq2seq.training.callbacks import Checkpoint
+    from seq2seq.training.checkpoints import load_checkpoint
     folder = tempfile.mkdtemp()
     try:
         x = np.random.RandomState(0).uniform(size=(12, 3, 2)).astype('float32')
@@ -211,7 +213,8 @@ SEEDED_RUN = '''
 import os, sys
 import numpy as np
 import seq2seq
-from seq2seq import cli, set_seed
+from seq2seq.app import cli
+from seq2seq import set_seed
 from seq2seq.models import SimpleSeq2Seq
 from tests.test_resume import checkpoint_arrays
 
@@ -266,7 +269,7 @@ import seq2seq
 from keras.layers import Input
 from keras.models import Model
 from seq2seq import Seq2seq, set_seed
-from seq2seq.conversation import load_hidden_state, save_hidden_state
+from seq2seq.models.conversation import load_hidden_state, save_hidden_state
 
 folder, part = sys.argv[1], sys.argv[2]
 exchanges = np.random.RandomState(0).uniform(size=(5, 2, 3, 2)).astype('float32')
@@ -315,8 +318,7 @@ def test_load_hidden_state_refuses_another_model():
     from keras.layers import Input
     from keras.models import Model
     from seq2seq import Seq2seq
-    from seq2seq.conversation import (get_hidden_state, load_hidden_state,
-                                      save_hidden_state)
+    from seq2seq.models.conversation import get_hidden_state, load_hidden_state, save_hidden_state
     folder = tempfile.mkdtemp()
     try:
         def model(hidden_dim, name):
@@ -365,7 +367,7 @@ def test_set_seed_seeds_numpy_and_python_and_refuses_bad_seeds():
 
 
 def test_checkpoint_arguments_are_checked():
-    from seq2seq.callbacks import Checkpoint
+    from seq2seq.training.callbacks import Checkpoint
     for kwargs in (dict(period=0), dict(period=1.5), dict(shuffle='batch'),
                    dict(state=[1, 2])):
         try:
@@ -379,7 +381,7 @@ def test_checkpoint_arguments_are_checked():
 def test_save_hidden_state_refuses_a_model_without_remembered_state():
     from keras.layers import Dense, Input
     from keras.models import Model
-    from seq2seq.conversation import save_hidden_state
+    from seq2seq.models.conversation import save_hidden_state
     inputs = Input(shape=(3,))
     model = Model(inputs, Dense(2)(inputs))
     folder = tempfile.mkdtemp()

@@ -11,10 +11,10 @@ from keras.layers import Dense, Embedding, Input
 from keras.models import Sequential
 
 from seq2seq import LSTMDecoder, RecurrentEncoder, Seq2seq
-from seq2seq.lstm_encoder import LSTMEncoder as LSTMEncoder2015
+from seq2seq.legacy.lstm_encoder import LSTMEncoder as LSTMEncoder2015
 from seq2seq.models import SimpleSeq2Seq
-from seq2seq.state_checks import (check_states_finite, guarded_state_updates,
-                                  new_refusal_counter, refused_batches)
+from seq2seq.layers.state_checks import (check_states_finite, guarded_state_updates,
+                                         new_refusal_counter, refused_batches)
 from tests.helpers import assert_raises_with
 
 BATCH = 2

@@ -8,8 +8,8 @@ from nose.plugins.attrib import attr
 from nose.tools import assert_equal, assert_raises, assert_true
 from numpy.testing import assert_allclose
 
-from seq2seq.data import TeacherForcedBatches, targets_with_eos, variable_length_batches
-from seq2seq.model_dir import READOUT_ACTIVATION, build_model, compile_model
+from seq2seq.training.data import TeacherForcedBatches, targets_with_eos, variable_length_batches
+from seq2seq.app.model_dir import READOUT_ACTIVATION, build_model, compile_model
 from seq2seq.models import AttentionSeq2Seq
 
 EOS = 2
@@ -206,7 +206,7 @@ def cli_weights_at_start():
 
 @attr('slow')
 def test_validation_scores_of_trimmed_batches_are_those_of_padded_ones():
-    from seq2seq.callbacks import make_validation_scorer
+    from seq2seq.training.callbacks import make_validation_scorer
     np.random.seed(0)
     model = cli_model('attention')
     x, y = ragged_pairs(10, seed=6)

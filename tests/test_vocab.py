@@ -6,9 +6,9 @@ import tempfile
 import numpy as np
 from nose.tools import assert_equal, assert_raises, assert_true
 
-from seq2seq.data import (TeacherForcedBatches, detokenize, group_references, pad_ids,
-                          target_weights, tokenize)
-from seq2seq.vocab import EOS_ID, PAD_ID, UNK_ID, Vocabulary
+from seq2seq.training.data import (TeacherForcedBatches, detokenize, group_references, pad_ids,
+                                   target_weights, tokenize)
+from seq2seq.training.vocab import EOS_ID, PAD_ID, UNK_ID, Vocabulary
 
 
 def test_vocabulary_reserves_pad_eos_unk_and_orders_by_frequency():

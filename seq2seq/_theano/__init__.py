@@ -15,8 +15,8 @@ from __future__ import absolute_import
 
 from . import backend, cache_keys, compile_speed, graph_fixes, keras_loss
 from .patches import (AFTER_KERAS, BEFORE_KERAS, OPT_OUT_VARIABLE, PATCHES,  # noqa: F401
-                      THEANO_VERSION, PatchSkippedWarning, enabled, install, register,
-                      status, variable)
+                      THEANO_VERSION, PatchSkippedWarning, enabled, install, register, status,
+                      variable)
 
 # One line per patch, in the order they are applied.
 register('backend', backend.set_keras_backend_default, 'KERAS_BACKEND=theano when unset',
@@ -35,12 +35,3 @@ register('keras_loss', keras_loss.install, "Keras' crossentropy on a softmax by 
 register('cold_notice', cache_keys.install_cold_notice,
          'one line on stderr before compiling into an empty cache')
 
-
-def _install_input_checks():
-    from .. import guards   # imported only when the patch is on
-    return guards.install()
-
-
-register('input_checks', _install_input_checks,
-         'fit/evaluate/predict of models holding our layers check their data first '
-         '(seq2seq.guards)', changes_theano=False, theano_version=None)

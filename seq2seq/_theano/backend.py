@@ -30,6 +30,10 @@ BACKEND_HELP = (
 ADDED_FLAGS_VARIABLE = 'SEQ2SEQ_THEANO_DEFAULTS'
 
 
+class PatchSkippedWarning(UserWarning):
+    """A patch was not applied (see `seq2seq._theano.patches`)."""
+
+
 class BackendError(ImportError):
     """Keras is (or would be) running on a backend other than Theano."""
 
@@ -183,7 +187,6 @@ def apply_default_flags():
             skipped.append('%s=%s (%s)' % (name, value, error))
     if skipped:
         import warnings
-        from .patches import PatchSkippedWarning
         warnings.warn('seq2seq: Theano was imported before seq2seq, and these Theano flags '
                       'could not be set afterwards: %s. Import seq2seq before keras and '
                       'theano, or set them in THEANO_FLAGS.' % '; '.join(skipped),
@@ -244,9 +247,3 @@ def select_keras_backend(quiet=True):
     if K.backend() != 'theano':
         raise BackendError('Keras was imported with the %r backend. %s'
                            % (K.backend(), BACKEND_HELP))
-
-
-def setup():
-    """The old entry point: `seq2seq._theano.install()` with its defaults."""
-    from . import install
-    return install()

@@ -345,8 +345,8 @@ def softmax_logits(probabilities):
     and inside TimeDistributed), reshaped or not, or Keras' N-d
     `exp(x - max(x)) / sum(exp(x - max(x)))`. A zero bias when none is found.
     Else None."""
-    from .. import losses
-    found = losses._softmax_input(probabilities)
+    from ..ops import fused_softmax
+    found = fused_softmax.softmax_input(probabilities)
     if found is not None:
         return found
     return _nd_softmax_logits(probabilities)

@@ -25,6 +25,9 @@ import os
 import sys
 import warnings
 
+from . import backend
+from .backend import PatchSkippedWarning  # noqa: F401 (its public home is here, with the patches)
+
 THEANO_VERSION = '1.0.11'
 OPT_OUT_VARIABLE = 'SEQ2SEQ_PATCH_THEANO'
 
@@ -32,10 +35,6 @@ OPT_OUT_VARIABLE = 'SEQ2SEQ_PATCH_THEANO'
 # Keras and Theano read at import), or once Keras and Theano are imported.
 BEFORE_KERAS = 'before_keras'
 AFTER_KERAS = 'after_keras'
-
-
-class PatchSkippedWarning(UserWarning):
-    """A patch was not applied (another Theano version, or too late)."""
 
 
 Patch = collections.namedtuple('Patch', 'name apply doc stage changes_theano theano_version')
@@ -155,7 +154,6 @@ def install(patches=None):
     Raises `seq2seq._theano.backend.BackendError` when Keras is (or would be)
     on another backend.
     """
-    from . import backend
     names = enabled(patches)
     for name in names:
         if PATCHES[name].stage == BEFORE_KERAS:

@@ -28,15 +28,16 @@ import io
 import json
 import os
 
-from . import losses
-from .vocab import Vocabulary, write_text_atomically
+from ..layers import losses
+from ..training.checkpoints import BEST_MODEL
+from ..training.vocab import Vocabulary
+from ..util.files import write_text_atomically
 
 FORMAT = 'seq2seq model directory'
 FORMAT_VERSION = 1
 CONFIG = 'config.json'
 SOURCE_VOCAB = 'source_vocab.json'
 TARGET_VOCAB = 'target_vocab.json'
-MODEL = 'model.h5'
 
 # The decoder's readout and the loss that goes with it. The decoders output
 # probabilities, trained with the fused sparse cross-entropy (ids as
@@ -65,7 +66,7 @@ def build_model(config, source_vocab_size, target_vocab_size):
     'simple' (SimpleSeq2Seq) reads the source only.
     """
     from keras.layers import Activation
-    from .models import AttentionSeq2Seq, Seq2Seq, Seq2SeqModel, SimpleSeq2Seq
+    from ..models.seq2seq_models import AttentionSeq2Seq, Seq2Seq, Seq2SeqModel, SimpleSeq2Seq
     common = dict(output_dim=target_vocab_size, output_length=config['output_length'],
                   hidden_dim=config['hidden_dim'], input_dim=config['embedding_dim'],
                   input_length=config['input_length'], source_vocab_size=source_vocab_size,
@@ -145,7 +146,7 @@ def read_config(model_dir):
     return config, vocabs[0], vocabs[1]
 
 
-def check_trained(model_dir, name=MODEL):
+def check_trained(model_dir, name=BEST_MODEL):
     """`read_config`, and a ModelDirError when the model file is missing."""
     config, source_vocab, target_vocab = read_config(model_dir)
     if not os.path.exists(os.path.join(model_dir, name)):
@@ -184,7 +185,7 @@ def initial_weights_skipped():
         Layer.add_weight = original
 
 
-def load_model_dir(model_dir, name=MODEL):
+def load_model_dir(model_dir, name=BEST_MODEL):
     """(config, source vocabulary, target vocabulary, Keras model) of a
     trained model directory."""
     config, source_vocab, target_vocab = check_trained(model_dir, name)

@@ -23,7 +23,7 @@ import math
 
 import numpy as np
 
-from .data import DataFileError, read_lines, tokenize
+from ..training.data import DataFileError, read_lines, tokenize
 
 
 def read_scored_nbest(path, source_tokens='chars', target_tokens='words'):

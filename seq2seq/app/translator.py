@@ -5,21 +5,24 @@
     translator.translate([list('hello')], beam_size=5)   # [[(['HH', 'AH', ...], -0.42)]]
 
 Several model directories trained on the same data make an ensemble:
-`Translator(['models/a', 'models/b'])` searches with the mean of their
-probabilities. A model trained with `--reverse-target` generates its targets
-last token first; a Translator hands them in and out in reading order.
+`Translator(['models/a', 'models/b'])` searches and scores with the mean of
+their probabilities (`seq2seq.search.ensemble.Ensemble`; one directory is an
+ensemble of one, decoded and scored exactly as its model). A model trained
+with `--reverse-target` generates its targets last token first; a
+Translator hands them in and out in reading order.
 """
 from __future__ import absolute_import
 
 import numpy as np
 from keras import backend as K
 
-from ._theano.dropout_free import without_dropout
-from .data import detokenize, one_hot, pad_ids, row_lengths, tokenize
-from .decoding import beam_search
-from .inference import beam_decode, greedy_decode
+from ..layers.dropout_free import without_dropout
+from ..search.ensemble import Ensemble
+from ..search.model_search import beam_decode, greedy_decode
+from ..training.data import (detokenize, encode_sources, encode_targets, one_hot, row_lengths,
+                             tokenize)
+from ..training.vocab import EOS_ID, PAD_ID
 from .model_dir import ModelDirError, is_teacher_forced, load_model_dir
-from .vocab import EOS_ID, PAD_ID
 
 
 # What the models of an ensemble must share: they read the same ids and
@@ -65,6 +68,12 @@ class Translator(object):
             models' probabilities. The first one's configuration and model
             serve everything else (`config`, `model`, `attention`).
 
+    # Attributes
+        ensemble: the models as one `seq2seq.search.ensemble.Ensemble`,
+            what the searches and the scores run.
+        models, configs, model_dirs: per model directory, in order.
+        model, config, model_dir: the first one's.
+
     # Raises
         ModelDirError: a directory cannot be loaded, or the models of an
             ensemble do not share their vocabularies and lengths.
@@ -77,8 +86,9 @@ class Translator(object):
         loaded = [load_model_dir(d) for d in model_dirs]
         _check_ensemble(model_dirs, loaded)
         self.model_dir, self.model_dirs = model_dirs[0], model_dirs
-        self.config, self.source_vocab, self.target_vocab, self.model = loaded[0]
-        self.models = [model for _, _, _, model in loaded]
+        self.config, self.source_vocab, self.target_vocab, _ = loaded[0]
+        self.ensemble = Ensemble([model for _, _, _, model in loaded])
+        self.models, self.model = self.ensemble.models, self.ensemble.model
         self.configs = [config for config, _, _, _ in loaded]
         self.input_length = self.config['input_length']
         self.output_length = self.config['output_length']
@@ -111,9 +121,8 @@ class Translator(object):
     def encode_sources(self, sources):
         """Token lists -> (n, input_length) ids, as at training (EOS-free,
         reversed when the model was trained on reversed sources, cut to
-        input_length)."""
-        ids = [self.source_vocab.encode(tokens[:self.input_length]) for tokens in sources]
-        return pad_ids(ids, self.input_length, PAD_ID, reverse=self.config['reverse_source'])
+        input_length): `seq2seq.training.data.encode_sources`."""
+        return encode_sources(sources, self.config, self.source_vocab)
 
     def _in_generation_order(self, tokens):
         """Reading order <-> the order the model generates in (the same
@@ -123,10 +132,9 @@ class Translator(object):
     def encode_targets(self, targets):
         """Token lists in reading order -> (n, output_length) ids in the
         order the model generates them (reversed for a model trained with
-        --reverse-target), ending with EOS, cut to fit as at training."""
-        ids = [self.target_vocab.encode(self._in_generation_order(tokens)[:self.output_length - 1])
-               + [EOS_ID] for tokens in targets]
-        return pad_ids(ids, self.output_length, PAD_ID)
+        --reverse-target), ending with EOS, cut to fit as at training:
+        `seq2seq.training.data.encode_targets`."""
+        return encode_targets(targets, self.config, self.target_vocab)
 
     # -- decoding -----------------------------------------------------------------------
     def translate(self, sources, beam_size=1, n_best=1, batch_size=64, length_penalty=0.0):
@@ -139,37 +147,17 @@ class Translator(object):
         if not sources:
             return []
         x = self.encode_sources(sources)
-        if len(self.models) == 1 and self.model.decoder_layer is None:
-            hypotheses = self._translate_by_table(x, beam_size, n_best, batch_size,
-                                                  length_penalty)
-        elif beam_size == 1:
-            models = self.models if len(self.models) > 1 else self.model
-            tokens, lengths, log_probs = greedy_decode(models, x, eos_id=EOS_ID,
-                                                       batch_size=batch_size)
+        if beam_size == 1:
+            tokens, _, log_probs = greedy_decode(self.ensemble, x, eos_id=EOS_ID,
+                                                 batch_size=batch_size)
             hypotheses = [[(row, lp)] for row, lp in zip(tokens, log_probs)]
         else:
-            models = self.models if len(self.models) > 1 else self.model
-            results = beam_decode(models, x, beam_size=beam_size, eos_id=EOS_ID, n_best=n_best,
-                                  batch_size=batch_size, length_penalty=length_penalty)
+            results = beam_decode(self.ensemble, x, beam_size=beam_size, eos_id=EOS_ID,
+                                  n_best=n_best, batch_size=batch_size,
+                                  length_penalty=length_penalty)
             hypotheses = [[(h.tokens, h.log_prob) for h in hyps] for hyps in results]
         return [[(self._in_generation_order(self.target_vocab.decode(ids)), float(log_prob))
                  for ids, log_prob in hyps] for hyps in hypotheses]
-
-    def _translate_by_table(self, x, beam_size, n_best, batch_size, length_penalty):
-        """A model without a step-by-step decoder (SimpleSeq2Seq): its
-        outputs do not depend on the tokens chosen, so the search runs over
-        the table of per-step log-probabilities `predict` gives."""
-        log_table = np.log(np.maximum(self.model.predict(x, batch_size=batch_size), 1e-30))
-
-        def step_fn(tokens, states):
-            step, table = states
-            rows = np.arange(len(step))
-            return table[rows, step], [step + 1, table]
-
-        start = [np.zeros(len(x), dtype='int64'), log_table]
-        hypotheses = beam_search(step_fn, start, beam_size, self.output_length, eos_id=EOS_ID,
-                                 n_best=n_best, length_penalty=length_penalty)
-        return [[(h.tokens, h.log_prob) for h in hyps] for hyps in hypotheses]
 
     # -- teacher-forced scoring ---------------------------------------------------------
     @staticmethod
@@ -192,7 +180,9 @@ class Translator(object):
         included; NaN after it) and (n, output_length) booleans: whether the
         model's most probable token there is the reference's, given the
         reference's previous tokens (teacher forcing; the model's own
-        outputs for a model that is not teacher-forced)."""
+        outputs for a model that is not teacher-forced). An ensemble's
+        log-probabilities are those its search sees: the ensemble's
+        `mean_log_probs` of its models'."""
         x = self.encode_sources(sources)
         y = self.encode_targets(targets)
         if self._forced is None:
@@ -201,11 +191,14 @@ class Translator(object):
         log_probs = np.full(y.shape, np.nan, dtype='float32')
         right = np.zeros(y.shape, dtype=bool)
         for rows, xb, yb in self._forced_batches(x, y, batch_size):
-            probs = np.mean([forced(self._forced_inputs(config, xb, yb))[0] for forced, config
-                             in zip(self._forced, self.configs)], axis=0)
-            picked = np.take_along_axis(probs, yb[..., None], axis=-1)[..., 0]
-            log_probs[rows, :yb.shape[1]] = np.log(np.maximum(picked, 1e-30))
-            right[rows, :yb.shape[1]] = probs.argmax(axis=-1) == yb
+            # The models output probabilities; a 0 (float32 underflow) is
+            # read as 1e-30, a finite log-probability.
+            table = self.ensemble.mean_log_probs(
+                [np.log(np.maximum(forced(self._forced_inputs(config, xb, yb))[0], 1e-30))
+                 for forced, config in zip(self._forced, self.configs)])
+            log_probs[rows, :yb.shape[1]] = np.take_along_axis(table, yb[..., None],
+                                                               axis=-1)[..., 0]
+            right[rows, :yb.shape[1]] = table.argmax(axis=-1) == yb
         is_eos = y == EOS_ID
         after_eos = np.cumsum(is_eos, axis=1) - is_eos > 0
         log_probs[after_eos] = np.nan
@@ -234,8 +227,9 @@ class Translator(object):
 
     def score(self, sources, targets, batch_size=64):
         """(n,) float64: the log-probability of each target token list
-        (EOS included) given its source, by teacher forcing: the mean of the
-        models' probabilities at each step for an ensemble. A target longer
+        (EOS included) given its source, by teacher forcing: for an
+        ensemble, the log of the mean of the models' probabilities at each
+        step (`Ensemble.mean_log_probs`, as its search). A target longer
         than the model's output length is cut as at training."""
         if len(sources) != len(targets):
             raise ValueError('sources and targets must be as many, got %d and %d'

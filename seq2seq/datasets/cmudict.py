@@ -22,8 +22,8 @@ import io
 import os
 import re
 
-from ..data import read_tsv
-from ..vocab import write_text_atomically
+from ..training.data import read_tsv
+from ..util.files import write_text_atomically
 
 HEADWORD = re.compile(r"^[a-z']+$")
 ALTERNATE = re.compile(r'^(.*)\((\d+)\)$')

@@ -19,6 +19,8 @@ import numpy as np
 import theano.tensor as T
 from keras import activations, initializers
 
+from ..ops.specs import CellSpec
+
 # The 2015 (Keras 0.x) initializer names that Keras 2 spells differently.
 _LEGACY_INITIALIZERS = {'one': 'ones', 'zero': 'zeros'}
 
@@ -28,6 +30,27 @@ def get_initializer(identifier):
     if isinstance(identifier, str):
         identifier = _LEGACY_INITIALIZERS.get(identifier, identifier)
     return initializers.get(identifier)
+
+
+# Keras' named activations, with Theano's own functions of the same maths.
+_NAMED_ACTIVATIONS = (
+    ('tanh', (activations.tanh, T.tanh)),
+    ('hard_sigmoid', (activations.hard_sigmoid, T.nnet.hard_sigmoid)),
+    ('sigmoid', (activations.sigmoid, T.nnet.sigmoid)),
+    ('linear', (activations.linear,)),
+    ('softmax', (activations.softmax, T.nnet.softmax)),
+    ('relu', (activations.relu, T.nnet.relu)),
+)
+
+
+def activation_name(function):
+    """The name of an activation function, as the fused kernels read it:
+    'tanh', 'hard_sigmoid', 'sigmoid', 'linear', 'softmax', 'relu', or
+    '<name> (custom)' for any other function."""
+    for name, functions in _NAMED_ACTIVATIONS:
+        if any(function is f for f in functions):
+            return name
+    return '%s (custom)' % getattr(function, '__name__', repr(function))
 
 
 class PerGateInitializer(object):
@@ -70,6 +93,7 @@ class GatedCell(object):
 
     n_gates = None
     state_names = ()
+    kind = None          # 'lstm' or 'gru': the maths the fused kernels know by this name
 
     def __init__(self, units, activation='tanh', inner_activation='hard_sigmoid',
                  init='glorot_uniform', inner_init='orthogonal',
@@ -85,6 +109,24 @@ class GatedCell(object):
     @property
     def state_sizes(self):
         return [self.units] * len(self.state_names)
+
+    @property
+    def weights(self):
+        """kernel, recurrent_kernel, bias: every weight of the cell."""
+        return [self.kernel, self.recurrent_kernel, self.bias]
+
+    def kernel_spec(self):
+        """This cell as the fused kernels read it (`seq2seq.ops.specs.CellSpec`).
+        A subclass that changes the step's maths is not its parent's kind:
+        no kernel would run its own maths."""
+        kind = self.kind
+        kind_class = next(c for c in type(self).__mro__ if 'kind' in c.__dict__)
+        for method in ('step', 'project_inputs'):
+            if getattr(type(self), method) is not getattr(kind_class, method):
+                kind = '%s, whose %s is not %s\'s' % (type(self).__name__, method,
+                                                     kind_class.__name__)
+        return CellSpec(kind=kind, units=self.units, activation=activation_name(self.activation),
+                        inner_activation=activation_name(self.inner_activation))
 
     @property
     def recurrent_weights(self):
@@ -155,6 +197,7 @@ class LSTMCell(GatedCell):
 
     n_gates = 4
     state_names = ('h', 'c')
+    kind = 'lstm'
 
     def _bias_value(self, shape, dtype=None):
         units = self.units
@@ -203,6 +246,7 @@ class GRUCell(GatedCell):
 
     n_gates = 3
     state_names = ('h',)
+    kind = 'gru'
 
     def step(self, projected_t, states_tm1):
         """One step from the projected input and [h_tm1]. Returns (h_t, [h_t])."""

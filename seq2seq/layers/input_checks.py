@@ -66,7 +66,7 @@ ENTRY_POINTS = ('fit', 'evaluate', 'predict', 'train_on_batch', 'test_on_batch',
 ORIGINAL_ATTRIBUTE = '_seq2seq_unguarded'
 
 _plans = weakref.WeakKeyDictionary()     # model -> (layers key, _Plan)
-_state_checks = {}                       # 'module' -> seq2seq.state_checks or None
+_state_checks = {}                       # 'module' -> seq2seq.layers.state_checks or None
 
 
 # -- what a model holds ------------------------------------------------------------------
@@ -567,7 +567,7 @@ def _check_states_after(model):
     """`seq2seq.state_checks.check_states_finite(model)`, when that module is there."""
     if 'module' not in _state_checks:
         try:
-            _state_checks['module'] = importlib.import_module('seq2seq.state_checks')
+            _state_checks['module'] = importlib.import_module('seq2seq.layers.state_checks')
         except ImportError:
             _state_checks['module'] = None
     module = _state_checks['module']

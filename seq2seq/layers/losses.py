@@ -8,13 +8,12 @@ in fused Ops instead of Keras' one-hot, renormalise, clip and log graph.
 """
 from __future__ import absolute_import
 
-import theano
 import theano.tensor as T
 from theano.ifelse import IfElse, ifelse
 from theano.tensor.nnet import nnet as _nnet
 from theano.tensor.opt import Assert
 
-from .ops import fused_softmax
+from ..ops import fused_softmax
 
 
 def softmax_cross_entropy(y_true, logits):
@@ -87,7 +86,7 @@ def sparse_softmax_crossentropy(y_true, y_pred):
     targets = Assert('sparse_softmax_crossentropy: y_true must hold one integer class '
                      'index per position of y_pred, shape y_pred.shape[:-1] + (1,)')(
         targets, T.eq(targets.shape[0], T.prod(per_position)))
-    logits_and_bias = _softmax_input(y_pred)
+    logits_and_bias = fused_softmax.softmax_input(y_pred)
     if logits_and_bias is not None:
         logits, bias = logits_and_bias                              # (positions, classes), (classes,)
         # The rows of the softmax are the rows of y_pred only when the reshapes
@@ -113,38 +112,6 @@ def _ifelse_branches(variable):
     if node is None or not isinstance(node.op, IfElse) or len(node.outputs) != 1:
         return None
     return node.inputs
-
-
-def _softmax_input(probabilities):
-    """(logits, bias) when `probabilities` is `softmax(logits + bias)` over the
-    rows of a matrix, possibly reshaped afterwards (TimeDistributed); else None.
-    A plain softmax gets a zero bias."""
-    variable = probabilities
-    while variable.owner is not None and isinstance(variable.owner.op, T.Reshape):
-        variable = variable.owner.inputs[0]
-    node = variable.owner
-    if node is None or variable.ndim != 2:
-        return None
-    if isinstance(node.op, _nnet.SoftmaxWithBias):
-        return node.inputs[0], node.inputs[1]
-    if isinstance(node.op, _nnet.Softmax):
-        return _split_row_bias(node.inputs[0])
-    return None
-
-
-def _split_row_bias(logits):
-    """(x, b) when `logits` is `x + b` with b a vector added to every row
-    (Dense's bias_add), so the fused Op adds it; else (logits, zeros)."""
-    node = logits.owner
-    if (node is not None and isinstance(node.op, T.Elemwise)
-            and isinstance(node.op.scalar_op, theano.scalar.Add) and len(node.inputs) == 2):
-        for row_input, other in (node.inputs, node.inputs[::-1]):
-            source = row_input.owner
-            if (source is not None and isinstance(source.op, T.DimShuffle)
-                    and source.op.new_order == ('x', 0) and other.ndim == 2
-                    and not other.broadcastable[0] and not other.broadcastable[1]):
-                return other, source.inputs[0]
-    return logits, T.zeros_like(logits[0])
 
 
 def _keras_epsilon():

@@ -1,26 +1,22 @@
-"""The `theano.scan` loops that run cells over time.
+"""Running cells over time: the encoder's scan loop and the fused loops.
 
-These loops are the reference implementation: every faster path must match
-them. Tensors inside are time-major, (time, batch, features), because scan
-iterates over the first axis.
+The `theano.scan` loops are the reference implementation: every faster path
+must match them. Tensors inside are time-major, (time, batch, features),
+because scan iterates over the first axis.
 
-Two loops cover every model:
-- `run_encoder`: a cell reads a given input sequence (an encoder, or a stacked
-  layer above a decoder).
-- `run_feedback_decoder`: a stack of cells whose output at t-1, after a
-  readout, is its input at t (Sutskever et al. 2014), optionally reading a
-  constant context at every step as well (Cho et al. 2014).
+- `run_encoder`: a cell reads a given input sequence (an encoder, or a cell
+  above a decoder's feedback loop), by the scan loop or, for an LSTM, by one
+  C Op (`seq2seq.ops.fused_lstm`).
+- `fused_feedback_loop`: the fused kernel of a free-running decoder of one
+  LSTM cell; the decoder's scan loop and its step are
+  `seq2seq.layers.decoder_core.Decoder`.
 
-One step of a feedback decoder is one function, `feedback_step`: the scan
-loop here, `RecurrentDecoder.step` (seq2seq.decoders) and step-by-step search
-(seq2seq.inference) all call it, so training and decoding share their maths.
-
-Both take `implementation='scan'|'fused'|'auto'`. 'fused' runs an LSTM's
-whole sequence in one C Op (`seq2seq.ops.fused_lstm`) and must match the scan loop;
-where it does not apply (another cell or activation, truncated gradients, a
-stack of decoder cells) the scan loop runs instead, with a
-`FusedFallbackWarning` saying why. 'auto' (the layers' default) is 'fused'
-where it applies and the scan loop elsewhere, without a warning.
+`implementation='scan'|'fused'|'auto'` (`use_fused`): 'fused' runs a fused
+kernel and must match the scan loop; where none applies (another cell or
+activation, truncated gradients, a stack of decoder cells) the scan loop
+runs instead, with a `FusedFallbackWarning` saying why. 'auto' (the layers'
+default) is 'fused' where it applies and the scan loop elsewhere, without a
+warning.
 """
 from __future__ import absolute_import
 
@@ -30,7 +26,7 @@ import warnings
 import theano
 import theano.tensor as T
 
-from .ops import fused_lstm as fused
+from ..ops import fused_lstm as fused
 
 IMPLEMENTATIONS = ('auto', 'scan', 'fused')
 
@@ -46,7 +42,7 @@ def check_implementation(implementation):
                          % (', '.join(repr(i) for i in IMPLEMENTATIONS), implementation))
 
 
-def _use_fused(implementation, reason):
+def use_fused(implementation, reason):
     """Whether to run fused; warns when 'fused' was asked for but `reason`
     (a string) says it cannot run."""
     check_implementation(implementation)
@@ -61,7 +57,8 @@ def _use_fused(implementation, reason):
     return True
 
 
-DecodeStep = collections.namedtuple('DecodeStep', ['feedback', 'output', 'logits', 'states'])
+DecodeStep = collections.namedtuple('DecodeStep',
+                                    ['feedback', 'output', 'logits', 'states', 'attention'])
 DecodeStep.__doc__ = """What one step of a decoder layer gives step-by-step search.
 
 # Fields
@@ -70,6 +67,7 @@ DecodeStep.__doc__ = """What one step of a decoder layer gives step-by-step sear
         returns at step t; `feedback` unless cells run above the feedback loop).
     logits: `output` before the layer's own activation (`output` when linear).
     states: the new states, per cell of the layer's `step_cells()`.
+    attention: the attention weights (batch, L) of an attending decoder, else None.
 """
 
 
@@ -110,8 +108,8 @@ def run_encoder(cell, inputs, initial_states, mask=None, go_backwards=False,
         (outputs, final_states): outputs (batch, time, units) in the order
         read; final_states a list of (batch, size).
     """
-    reason = fused.unsupported_reason(cell, truncate_gradient, inputs.dtype)
-    if _use_fused(implementation, reason):
+    reason = fused.unsupported_reason(cell.kernel_spec(), truncate_gradient, inputs.dtype)
+    if use_fused(implementation, reason):
         return _fused_encoder(cell, inputs, initial_states, mask, go_backwards)
     # One GEMM for all steps, outside the loop.
     projected = cell.project_inputs(inputs).dimshuffle(1, 0, 2)  # (time, batch, G*u)
@@ -148,114 +146,6 @@ def run_encoder(cell, inputs, initial_states, mask=None, go_backwards=False,
     return outputs, final_states
 
 
-def feedback_step(cells, readout, x_tm1, states_tm1, input_extras=None, input_masks=None,
-                  readout_extra=None):
-    """One step of a stack of cells whose readout is fed back as the next input.
-
-        z^1_t = (x_{t-1} * m_1) W_1 + b_1 + e_1
-        h^k_t, s^k_t = cell_k(z^k_t, s^k_{t-1});   z^k_t = (h^{k-1}_t * m_k) W_k + b_k + e_k
-        y_t = h^top_t W_y + b_y + r_t                       (the readout, no activation)
-
-    # Arguments
-        cells: the stack, bottom first; each built.
-        readout: (W_y, b_y).
-        x_tm1: (batch, dim), the input of this step.
-        states_tm1: per cell, a list of (batch, size).
-        input_extras: optional per-cell list of terms e_k (or None) added to
-            that cell's projected input (a projected context, peek, attention).
-        input_masks: optional per-cell list of multiplicative masks m_k (or
-            None) on that cell's input (dropout, the same at every step).
-        readout_extra: optional r_t added to the readout (attention context).
-
-    # Returns
-        (y_t, states_t): the readout (batch, dim) before any activation and
-        the new states per cell.
-    """
-    n_cells = len(cells)
-    input_extras = input_extras if input_extras is not None else [None] * n_cells
-    input_masks = input_masks if input_masks is not None else [None] * n_cells
-    readout_weight, readout_bias = readout
-    layer_input = x_tm1
-    states_t = []
-    for cell, cell_states, extra, mask in zip(cells, states_tm1, input_extras, input_masks):
-        if mask is not None:
-            layer_input = layer_input * mask                      # (batch, width)
-        projected = cell.project_inputs(layer_input)              # (batch, G*u)
-        if extra is not None:
-            projected = projected + extra
-        layer_input, new_states = cell.step(projected, cell_states)  # (batch, u)
-        states_t.append(new_states)
-    y_t = T.dot(layer_input, readout_weight) + readout_bias       # (batch, dim)
-    if readout_extra is not None:
-        y_t = y_t + readout_extra
-    return y_t, states_t
-
-
-def run_feedback_decoder(cells, readout, first_input, initial_states, n_steps,
-                         context_projections=None, truncate_gradient=-1,
-                         implementation='scan'):
-    """Generate `n_steps` outputs, feeding each back as the next input.
-
-        x_0 = first_input
-        h^0_t = cell_0(x_{t-1} W + [context V] , h^0_{t-1}), ...
-        h^k_t = cell_k(h^{k-1}_t, h^k_{t-1})            (k > 0: a stack)
-        x_t = readout(h^top_t)                           output at step t
-
-    # Arguments
-        cells: the stack, bottom first; each built.
-        readout: (weight, bias), mapping the top cell's output to x_t;
-            x_t must have first_input's size.
-        first_input: (batch, dim), the input of the first step.
-        initial_states: per cell, a list of (batch, size).
-        n_steps: number of outputs.
-        context_projections: optional per-cell list of (batch, G*u) terms
-            added to that cell's projected input at every step (the
-            Cho-style decoder's projected context; computed once outside).
-        truncate_gradient: scan's truncate_gradient.
-        implementation: 'scan', or 'fused' (one cell only) for
-            `seq2seq.ops.fused_lstm.LSTMForward`; see `_fused_feedback_decoder`.
-
-    # Returns
-        (outputs, final_states): outputs (batch, n_steps, dim); final_states
-        per cell, a list of (batch, size).
-    """
-    if len(cells) != 1:
-        reason = 'the fused decoder runs one cell, got a stack of %d' % len(cells)
-    elif not isinstance(n_steps, int) or n_steps < 1:
-        reason = 'the fused decoder needs n_steps as a positive int, got %r' % (n_steps,)
-    else:
-        reason = fused.unsupported_reason(cells[0], truncate_gradient, first_input.dtype)
-    if _use_fused(implementation, reason):
-        context = context_projections[0] if context_projections is not None else None
-        return _fused_feedback_decoder(cells[0], readout, first_input, initial_states[0],
-                                       n_steps, context)
-    readout_weight, readout_bias = readout
-    if context_projections is None:
-        context_projections = [None] * len(cells)
-    constants = [c for c in context_projections if c is not None]
-    weights = [w for cell in cells for w in [cell.kernel, cell.bias] + cell.recurrent_weights]
-    n_flat = len(flatten_states(initial_states))
-
-    def step(*args):
-        x_tm1 = args[0]                                           # (batch, dim)
-        states_tm1 = unflatten_states(args[1:1 + n_flat], cells)  # per cell [(batch, size)]
-        x_t, states_t = feedback_step(cells, readout, x_tm1, states_tm1,
-                                      context_projections)       # (batch, dim)
-        return [x_t] + flatten_states(states_t)
-
-    results, _ = theano.scan(
-        step,
-        outputs_info=[first_input] + flatten_states(initial_states),
-        non_sequences=constants + weights + [readout_weight, readout_bias],
-        n_steps=n_steps,
-        truncate_gradient=truncate_gradient,
-        strict=True,
-        name='decoder_scan')
-    outputs = results[0].dimshuffle(1, 0, 2)                      # (batch, n_steps, dim)
-    final_states = unflatten_states([r[-1] for r in results[1:]], cells)
-    return outputs, final_states
-
-
 def _fused_encoder(cell, inputs, initial_states, mask, go_backwards):
     """`run_encoder` for an LSTMCell, with `seq2seq.ops.fused_lstm.LSTMForward`."""
     h0, c0 = initial_states
@@ -273,13 +163,13 @@ def _fused_encoder(cell, inputs, initial_states, mask, go_backwards):
             time_major_mask = time_major_mask[::-1]
     h_seq, c_seq = fused.lstm_sequence(
         projected, h0, c0, cell.recurrent_kernel, mask=time_major_mask,
-        inner_activation=fused.inner_activation_name(cell.inner_activation), bias=cell.bias)
+        inner_activation=cell.kernel_spec().inner_activation, bias=cell.bias)
     outputs = h_seq.dimshuffle(1, 0, 2)                           # (batch, time, u)
     return outputs, [h_seq[-1], c_seq[-1]]
 
 
-def _fused_feedback_decoder(cell, readout, first_input, initial_states, n_steps, context):
-    """`run_feedback_decoder` for one LSTMCell, with `seq2seq.ops.fused_lstm.LSTMForward`.
+def fused_feedback_loop(cell, readout, first_input, initial_states, n_steps, context=None):
+    """A free-running decoder of one LSTM cell with `seq2seq.ops.fused_lstm.LSTMForward`.
 
     The output fed back is linear in h, so the feedback folds into the
     recurrent kernel. With x_t = h_t Wx + bx (the readout):
@@ -291,6 +181,16 @@ def _fused_feedback_decoder(cell, readout, first_input, initial_states, n_steps,
     so steps 1 .. n_steps-1 are an LSTM with recurrent kernel U + Wx W and a
     projected input constant over time. The outputs x_t = h_t Wx + bx are
     then one GEMM over all steps, and Theano differentiates U + Wx W.
+
+    # Arguments
+        cell: a built LSTMCell (`fused.unsupported_reason` of its spec None).
+        readout: (Wx, bx).
+        first_input: v (batch, dim); initial_states: [h_0, c_0].
+        n_steps: the number of outputs, an int.
+        context: optional (batch, 4u), added to every step's projected input.
+
+    # Returns
+        (outputs (batch, n_steps, dim), [h, c] final).
     """
     readout_weight, readout_bias = readout
     first_projected = cell.project_inputs(first_input)           # (batch, 4u)
@@ -303,18 +203,18 @@ def _fused_feedback_decoder(cell, readout, first_input, initial_states, n_steps,
     else:
         feedback_kernel = cell.recurrent_kernel + T.dot(readout_weight, cell.kernel)  # (u, 4u)
         constant = T.dot(readout_bias, cell.kernel) + cell.bias  # (4u,)
-        n_gates = cell.n_gates * cell.units
         if context is not None:
             # The same context at every step: broadcast in time, not repeated.
             projected = T.shape_padleft(context)                  # (1, batch, 4u)
         else:
             projected = T.patternbroadcast(
-                T.zeros((1, 1, n_gates), dtype=first_input.dtype), (True, True, False))
+                T.zeros((1, 1, cell.n_gates * cell.units), dtype=first_input.dtype),
+                (True, True, False))
         rest_h, rest_c = fused.lstm_sequence(
             projected, h_1, c_1, feedback_kernel,
-            inner_activation=fused.inner_activation_name(cell.inner_activation),
+            inner_activation=cell.kernel_spec().inner_activation,
             bias=constant, n_steps=n_steps - 1)                   # (n_steps-1, batch, u)
         h_seq = T.concatenate([T.shape_padleft(h_1), rest_h])     # (n_steps, batch, u)
         final_states = [rest_h[-1], rest_c[-1]]
     outputs = T.dot(h_seq, readout_weight) + readout_bias         # (n_steps, batch, dim)
-    return outputs.dimshuffle(1, 0, 2), [final_states]
+    return outputs.dimshuffle(1, 0, 2), final_states

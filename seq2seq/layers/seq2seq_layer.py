@@ -17,13 +17,12 @@ forward pass, as a symbolic input.
 """
 from __future__ import absolute_import
 
-import collections
-
 import theano.tensor as T
 
-from .layers import (CellLayer, _check_positive_int, _input_shape_kwargs,
-                     check_depth)
-from .recurrent import DecodeStep, feedback_step, run_encoder, run_feedback_decoder
+from ..util.checks import check_depth, check_positive_int
+from .base import CellLayer, input_shape_kwargs
+from .decoder_core import Decoder
+from .recurrent import run_encoder
 
 
 def _check_initializer_names(**initializers):
@@ -98,17 +97,17 @@ class Seq2seq(CellLayer):
                             ('output_length', output_length)]:
             if value is None:
                 raise TypeError('Seq2seq needs %s (a positive int)' % name)
-            _check_positive_int(name, value)
+            check_positive_int(name, value)
         _check_initializer_names(init=init, inner_init=inner_init,
                                  forget_bias_init=forget_bias_init)
-        _check_positive_int('input_dim', input_dim, allow_none=True)
-        _check_positive_int('input_length', input_length, allow_none=True)
+        check_positive_int('input_dim', input_dim, allow_none=True)
+        check_positive_int('input_length', input_length, allow_none=True)
         if not isinstance(peek, bool):
             raise TypeError('peek must be True or False, got %r' % (peek,))
         self.depth = check_depth(depth)
         if weights is not None:
             kwargs['weights'] = _checked_flat_weights(weights)
-        kwargs = _input_shape_kwargs(kwargs, input_dim, input_length, batch_size, remember_state)
+        kwargs = input_shape_kwargs(kwargs, input_dim, input_length, batch_size, remember_state)
         super(Seq2seq, self).__init__(
             init=init, inner_init=inner_init, forget_bias_init=forget_bias_init,
             activation=activation, inner_activation=inner_activation,
@@ -130,9 +129,19 @@ class Seq2seq(CellLayer):
             if input_dim is not None else []
         self._lower_width_pending = input_dim is None and encoder_depth > 1
         self.encoder_cell = self.new_cell(self.hidden_dim)
-        self.decoder_cell = self.new_cell(self.hidden_dim)
-        self.upper_decoder_cells = [self.new_cell(self.output_dim)
-                                    for _ in range(decoder_depth - 1)]
+        # The decoder: one cell in the feedback loop, the others above it.
+        self.decoder = Decoder([self.new_cell(self.hidden_dim)], self.output_dim, peek=self.peek,
+                               upper_cells=[self.new_cell(self.output_dim)
+                                            for _ in range(decoder_depth - 1)],
+                               cell_prefix='decoder_%d_', peek_name='decoder_0_context_kernel')
+
+    @property
+    def decoder_cell(self):
+        return self.decoder.cells[0]
+
+    @property
+    def upper_decoder_cells(self):
+        return self.decoder.upper_cells
 
     def recurrent_cells(self):
         return (self.lower_encoder_cells + [self.encoder_cell, self.decoder_cell]
@@ -166,18 +175,9 @@ class Seq2seq(CellLayer):
                                              name='bridge_kernel')
         self.bridge_bias = self.add_weight(shape=(self.output_dim,), initializer='zeros',
                                            name='bridge_bias')
-        self.decoder_cell.build(self, self.output_dim, 'decoder_0_')
-        if self.peek:
-            # V of the Cho-style decoder: v V enters the decoder's gates at every step.
-            self.context_kernel = self.decoder_cell.build_input_kernel(
-                self, self.output_dim, 'decoder_0_context_kernel')
-        self.readout_kernel = self.add_weight(shape=(self.hidden_dim, self.output_dim),
-                                              initializer=self.decoder_cell.init,
-                                              name='readout_kernel')
-        self.readout_bias = self.add_weight(shape=(self.output_dim,), initializer='zeros',
-                                            name='readout_bias')
-        for i, cell in enumerate(self.upper_decoder_cells):
-            cell.build(self, self.output_dim, 'decoder_%d_' % (i + 1))
+        # The decoder's cell, its peek kernel V (v V enters the gates at every
+        # step, Cho et al. 2014), the readout, the upper cells.
+        self.decoder.build(self)
         self.built = True
 
     def encode(self, inputs, mask=None, initial_states=None):
@@ -202,32 +202,17 @@ class Seq2seq(CellLayer):
         """The decoder's first input, (batch, output_dim), from the context."""
         return T.dot(context, self.bridge_kernel) + self.bridge_bias
 
-    def peek_projections(self, vector):
-        """The per-cell context terms of the decoder loop: [v V] with
-        peek=True (constant over the steps, so computed once), else None."""
-        if not self.peek:
-            return None
-        return [T.dot(vector, self.context_kernel)]              # (batch, 4*hidden_dim)
-
     def decode(self, context, encoder_finals, upper_states):
         """Symbolic decoder: the decoder LSTM starts from the top encoder
         LSTM's final (h, c) of this very pass and reads the bridged context
         first; the upper decoder LSTMs start from `upper_states` (a list
         [h, c] per cell). Returns (outputs, per-cell final states)."""
         vector = self.bridge(context)                            # (batch, output_dim)
-        outputs, decoder_finals = run_feedback_decoder(
-            [self.decoder_cell], (self.readout_kernel, self.readout_bias), vector,
-            [encoder_finals[-1]], self.output_length,
-            context_projections=self.peek_projections(vector),
-            truncate_gradient=self.truncate_gradient,
-            implementation=self.implementation)                  # (batch, out_len, out_dim)
-        upper_finals = []
-        for cell, states in zip(self.upper_decoder_cells, upper_states):
-            outputs, finals = run_encoder(
-                cell, outputs, list(states), truncate_gradient=self.truncate_gradient,
-                implementation=self.implementation)              # (batch, out_len, out_dim)
-            upper_finals.append(finals)
-        return outputs, decoder_finals + upper_finals
+        outputs, finals, _ = self.decoder.run(
+            vector, [list(encoder_finals[-1])] + [list(s) for s in upper_states],
+            self.decoder.start(vector), self.output_length, implementation=self.implementation,
+            truncate_gradient=self.truncate_gradient)           # (batch, out_len, out_dim)
+        return outputs, finals
 
     def call(self, inputs, mask=None):
         context, encoder_finals = self.encode(inputs, mask)
@@ -238,11 +223,11 @@ class Seq2seq(CellLayer):
         self.remember(encoder_finals + decoder_finals, inputs)
         return outputs
 
-    # -- step-by-step decoding (seq2seq.inference) --------------------------------
+    # -- step-by-step decoding (seq2seq.search.model_search) --------------------------
     def step_cells(self):
         """The cells whose states `decode_step` carries: the decoder LSTM,
         then the upper decoder LSTMs."""
-        return [self.decoder_cell] + self.upper_decoder_cells
+        return self.decoder.step_cells
 
     def decode_start(self, inputs, mask=None):
         """(first input, initial states per step cell, constants) for
@@ -253,23 +238,12 @@ class Seq2seq(CellLayer):
             self.initial_states(first_upper + i, inputs)
             for i in range(len(self.upper_decoder_cells))]
         vector = self.bridge(context)                            # (batch, output_dim)
-        constants = collections.OrderedDict()
-        if self.peek:
-            constants['context'] = self.peek_projections(vector)[0]
-        return vector, states, constants
+        return vector, states, self.decoder.start(vector)
 
     def decode_step(self, x_tm1, states_tm1, constants):
-        """One step of `call`'s decoder: the feedback LSTM (the step of its
-        `run_feedback_decoder` loop), then one step of each upper LSTM (the
-        step of their `run_encoder` loops)."""
-        x_t, decoder_states = feedback_step(
-            [self.decoder_cell], (self.readout_kernel, self.readout_bias), x_tm1,
-            states_tm1[:1], input_extras=[constants.get('context')])  # (batch, output_dim)
-        output, states_t = x_t, list(decoder_states)
-        for cell, cell_states in zip(self.upper_decoder_cells, states_tm1[1:]):
-            output, new_states = cell.step(cell.project_inputs(output), cell_states)
-            states_t.append(new_states)                          # (batch, output_dim)
-        return DecodeStep(feedback=x_t, output=output, logits=output, states=states_t)
+        """One step of `call`'s decoder (`Decoder.step`): the feedback LSTM,
+        then one step of each upper LSTM."""
+        return self.decoder.step(x_tm1, states_tm1, constants)
 
     # -- one exchange from given states (seq2seq.conversation) --------------------
     def run_exchange(self, inputs, initial_states, mask=None):

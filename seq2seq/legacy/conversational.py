@@ -20,8 +20,8 @@ from __future__ import absolute_import
 
 import warnings
 
-from .layers import check_depth
-from .seq2seq import Seq2seq
+from ..util.checks import check_depth
+from ..layers.seq2seq_layer import Seq2seq
 
 __all__ = ['Conversational', 'ShallowDecoderWarning']
 

@@ -1,25 +1,25 @@
 """The 2015 module `lstm_encoder`: `LSTMEncoder` in the 2015 argument order.
 
-It is `seq2seq.layers.RecurrentEncoder` (an LSTM) taking its arguments in
+It is `seq2seq.encoders.RecurrentEncoder` (an LSTM) taking its arguments in
 the 2015 positional order, with the state as the 2015 pair [h, c]; a saved
 model loads back as `seq2seq.layers.LSTMEncoder`, whose config is the same.
 """
 from __future__ import absolute_import
 
-from . import layers
+from ..layers import encoders
 from .stateful_rnn import OneLSTMState, as_cell_states, checked_lstm_weights
 
 __all__ = ['LSTMEncoder']
 
 
-class LSTMEncoder(OneLSTMState, layers.RecurrentEncoder):
+class LSTMEncoder(OneLSTMState, encoders.RecurrentEncoder):
     """`RecurrentEncoder` with the 2015 signature.
 
     # Arguments
         output_dim, input_dim, input_length, return_sequences, go_backwards,
         batch_size, remember_state, truncate_gradient, init, inner_init,
         forget_bias_init, activation, inner_activation: as in
-            `seq2seq.layers.RecurrentEncoder`.
+            `seq2seq.encoders.RecurrentEncoder`.
         weights: None or the Keras 2 layout (see `checked_lstm_weights`).
         hidden_state: the initial remembered state, [h, c].
         decoder, decoders: the 2015 way to send the final state to decoders

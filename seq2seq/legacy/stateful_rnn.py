@@ -9,7 +9,7 @@ LSTM each and take its state as the 2015 pair [h, c].
 """
 from __future__ import absolute_import
 
-from .layers import StatefulRNN
+from ..layers.base import StatefulRNN
 
 __all__ = ['StatefulRNN']
 

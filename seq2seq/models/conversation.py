@@ -52,8 +52,9 @@ from keras.callbacks import Callback
 from keras.layers import Activation, Embedding, Input
 from keras.models import Model
 
-from .layers import StatefulRNN, _check_positive_int
-from .seq2seq import Seq2seq
+from ..layers.base import StatefulRNN
+from ..util.checks import check_positive_int
+from ..layers.seq2seq_layer import Seq2seq
 
 
 # -- training across exchanges --------------------------------------------------------
@@ -92,7 +93,7 @@ class ConversationWindow(StatefulRNN):
                  hidden_state=None, **kwargs):
         if not isinstance(layer, Seq2seq):
             raise TypeError('ConversationWindow wraps a Seq2seq layer, got %r' % (layer,))
-        _check_positive_int('window', window)
+        check_positive_int('window', window)
         super(ConversationWindow, self).__init__(batch_size=batch_size,
                                                  remember_state=remember_state,
                                                  hidden_state=hidden_state, **kwargs)
@@ -178,11 +179,11 @@ def conversation_model(vocab_size, input_length, output_length, embedding_dim, h
         depth: the `Seq2seq` layer's depth.
         seq2seq_kwargs: any other `Seq2seq` argument (implementation, ...).
     """
-    _check_positive_int('vocab_size', vocab_size)
+    check_positive_int('vocab_size', vocab_size)
     target_vocab_size = vocab_size if target_vocab_size is None else target_vocab_size
-    _check_positive_int('target_vocab_size', target_vocab_size)
-    _check_positive_int('window', window)
-    _check_positive_int('input_length', input_length)
+    check_positive_int('target_vocab_size', target_vocab_size)
+    check_positive_int('window', window)
+    check_positive_int('input_length', input_length)
     if remember_state and batch_size is None:
         raise ValueError('conversation_model(remember_state=True) needs batch_size')
     ids = Input(batch_shape=(batch_size, window, input_length), dtype='int32', name='ids')
@@ -214,7 +215,7 @@ def one_exchange_model(model, batch_size=1, remember_state=True):
     chat's weights too, since they are the same variables.
     """
     window = _window_layer(model)
-    _check_positive_int('batch_size', batch_size)
+    check_positive_int('batch_size', batch_size)
     source = model.inputs[0]
     shape = (batch_size, 1) + tuple(K.int_shape(source)[2:])
     ids = Input(batch_shape=shape, dtype=K.dtype(source), name='ids')
@@ -335,7 +336,7 @@ def save_hidden_state(model, path):
     `model.save` does not save them; `seq2seq.callbacks.save_checkpoint`
     does.)"""
     import h5py
-    from .vocab import replaced_atomically
+    from ..util.files import replaced_atomically
     if not stateful_layers(model):
         raise ValueError('model %r has no layer with remember_state=True: no hidden state '
                          'to save' % model.name)
@@ -388,8 +389,8 @@ class ConversationLayout(object):
     """
 
     def __init__(self, lengths, batch_size, window=None):
-        _check_positive_int('batch_size', batch_size)
-        _check_positive_int('window', window, allow_none=True)
+        check_positive_int('batch_size', batch_size)
+        check_positive_int('window', window, allow_none=True)
         lengths = list(lengths)
         for i, n in enumerate(lengths):
             if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:

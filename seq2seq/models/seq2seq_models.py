@@ -20,8 +20,9 @@ from keras.layers import (Concatenate, Dense, Dropout, Embedding, Input, RepeatV
                           TimeDistributed)
 from keras.models import Model
 
-from .decoders import AttentionDecoder, RecurrentDecoder
-from .layers import BidirectionalEncoder, LSTMEncoder, _check_positive_int, check_depth
+from ..layers.decoders import AttentionDecoder, RecurrentDecoder
+from ..layers.encoders import BidirectionalEncoder, LSTMEncoder
+from ..util.checks import check_positive_int, check_depth
 
 
 class Seq2SeqModel(Model):
@@ -143,14 +144,14 @@ class Seq2SeqModel(Model):
     # -- search -------------------------------------------------------------------
     def greedy_decode(self, x, max_length=None, eos_id=None, feedback=None, batch_size=64):
         """Token ids by greedy search; see `seq2seq.inference.greedy_decode`."""
-        from .inference import greedy_decode
+        from ..search.model_search import greedy_decode
         return greedy_decode(self, x, max_length=max_length, eos_id=eos_id,
                              feedback=feedback, batch_size=batch_size)
 
     def beam_decode(self, x, beam_size=5, max_length=None, eos_id=None, length_penalty=0.0,
                     n_best=1, feedback=None, batch_size=64):
         """n-best hypotheses by beam search; see `seq2seq.inference.beam_decode`."""
-        from .inference import beam_decode
+        from ..search.model_search import beam_decode
         return beam_decode(self, x, beam_size=beam_size, max_length=max_length,
                            eos_id=eos_id, length_penalty=length_penalty, n_best=n_best,
                            feedback=feedback, batch_size=batch_size)
@@ -161,7 +162,7 @@ def _batch_input_shape(function, input_shape, input_dim, input_length, batch_inp
                        batch_size, source_vocab_size=None):
     if source_vocab_size is not None:
         # Token ids: (batch, length) ints, embedded into input_dim-vectors.
-        _check_positive_int('source_vocab_size', source_vocab_size)
+        check_positive_int('source_vocab_size', source_vocab_size)
         if input_dim is None:
             raise TypeError('%s(source_vocab_size=...) needs input_dim, the size of the '
                             'token embeddings' % function)
@@ -188,10 +189,10 @@ def _batch_input_shape(function, input_shape, input_dim, input_length, batch_inp
 
 
 def _common(function, output_dim, output_length, hidden_dim, depth, dropout, stateful, shape):
-    _check_positive_int('output_dim', output_dim)
-    _check_positive_int('output_length', output_length)
+    check_positive_int('output_dim', output_dim)
+    check_positive_int('output_length', output_length)
     hidden_dim = output_dim if hidden_dim is None else hidden_dim
-    _check_positive_int('hidden_dim', hidden_dim)
+    check_positive_int('hidden_dim', hidden_dim)
     depth = check_depth(depth)
     if not 0.0 <= dropout < 1.0:
         raise ValueError('dropout must be in [0, 1), got %r' % (dropout,))

@@ -42,31 +42,30 @@ from theano.gradient import DisconnectedType, grad_not_implemented
 from . import fused_lstm
 from .c_helpers import (BlasOp, c_type_settings, check_choice, int8_mask_input,
                         output_grad_or_zeros)
-from .fused_lstm import (DTYPES, _numpy_step, _numpy_step_backward,  # noqa: F401
-                         check_float_inputs, inner_activation_name)
+from .c_helpers import DTYPES, check_float_inputs
+from .numpy_reference import lstm_step, lstm_step_backward, masked_softmax
 
 INNER_ACTIVATIONS = fused_lstm.INNER_ACTIVATIONS
 
 
-def unsupported_reason(decoder, teacher, dtype=None):
-    """Why `decoder` (an AttentionDecoder) cannot run fused, or None.
+def unsupported_reason(decoder, teacher_forced, truncate_gradient=-1, dtype=None):
+    """Why an attention decoder cannot run fused, or None.
 
     # Arguments
-        decoder: a built `seq2seq.decoders.AttentionDecoder`.
-        teacher: the teacher-forced targets, or None (free running).
+        decoder: its `seq2seq.ops.specs.DecoderSpec`.
+        teacher_forced: whether it runs teacher-forced (training).
+        truncate_gradient: the layer's truncate_gradient.
         dtype: the dtype of the graph, when known.
     """
-    if teacher is None:
+    if not teacher_forced:
         return ('the fused attention decoder runs teacher-forced training only; '
                 'free running feeds each readout back and runs the scan loop')
-    if decoder.depth != 1:
-        return 'the fused attention decoder runs one cell, got depth %d' % decoder.depth
+    if len(decoder.cells) != 1:
+        return 'the fused attention decoder runs one cell, got depth %d' % len(decoder.cells)
     if decoder.peek:
         return 'the fused attention decoder does not support peek=True'
-    reason = fused_lstm.unsupported_reason(decoder.cells[0], decoder.truncate_gradient, dtype)
-    if reason is not None:
-        return reason.replace('the fused LSTM', 'the fused attention decoder')
-    return None
+    reason = fused_lstm.unsupported_reason(decoder.cells[0], truncate_gradient, dtype)
+    return reason and reason.replace('the fused LSTM', 'the fused attention decoder')
 
 
 def attention_sequence(projected, h0, c0, recurrent_kernel, context_kernel, memory,
@@ -102,18 +101,6 @@ def attention_sequence(projected, h0, c0, recurrent_kernel, context_kernel, memo
 
 # -- numpy versions of the maths (perform, and a readable reference) ----------
 
-def _masked_softmax(energy, mask):
-    """The scan's masked softmax over the last axis: 0 on masked steps, and
-    all 0 for a row with no unmasked step."""
-    keep = mask != 0
-    masked = np.where(keep, energy, -np.inf)
-    top = masked.max(axis=-1, keepdims=True)
-    top = np.where(np.isfinite(top), top, 0)
-    weights = np.where(keep, np.exp(masked - top), 0).astype(energy.dtype)
-    total = np.maximum(weights.sum(axis=-1, keepdims=True), energy.dtype.type(1e-12))
-    return weights / total
-
-
 def numpy_forward(projected, h0, c0, recurrent_kernel, context_kernel, memory,
                   memory_projection, query_kernel, attention_vector, mask, inner_activation):
     """The forward loop in numpy.
@@ -136,10 +123,10 @@ def numpy_forward(projected, h0, c0, recurrent_kernel, context_kernel, memory,
     for t in range(time):
         query = h.dot(query_kernel)                                   # (batch, a)
         energy = np.tanh(memory_projection + query[:, None, :])      # (batch, L, a)
-        alpha = _masked_softmax(energy.dot(attention_vector), mask)  # (batch, L)
+        alpha = masked_softmax(energy.dot(attention_vector), mask)  # (batch, L)
         context = np.einsum('bl,blm->bm', alpha, memory)              # (batch, m)
         z = projected[t] + h.dot(recurrent_kernel) + context.dot(context_kernel)
-        h, c, gates[t] = _numpy_step(z, c, inner_activation)
+        h, c, gates[t] = lstm_step(z, c, inner_activation)
         h_seq[t], c_seq[t], context_seq[t], alpha_seq[t] = h, c, context, alpha
         energies[t] = energy
     return h_seq, c_seq, context_seq, alpha_seq, gates, energies
@@ -170,7 +157,7 @@ def numpy_backward(h0, c0, recurrent_kernel, context_kernel, memory, query_kerne
         h_prev = h_seq[t - 1] if t > 0 else h0
         c_prev = c_seq[t - 1] if t > 0 else c0
         dh = dh_seq[t] + dh_next
-        dz, dc_next = _numpy_step_backward(gates[t], c_seq[t], c_prev, dh,
+        dz, dc_next = lstm_step_backward(gates[t], c_seq[t], c_prev, dh,
                                            dc_seq[t] + dc_next, inner_activation)
         d_projected[t] = dz
         d_recurrent += h_prev.T.dot(dz)

@@ -31,64 +31,43 @@ from __future__ import absolute_import
 
 import numpy as np
 import theano.tensor as T
-from keras import activations
 from theano.gof import Apply
 
 from . import fused_lstm, fused_softmax
 from .c_helpers import BlasOp, c_type_settings, check_float_inputs
-from .fused_lstm import _activate, _split
+from .numpy_reference import log_softmax, lstm_step, masked_softmax
 
 INNER_ACTIVATIONS = fused_lstm.INNER_ACTIVATIONS
 READOUT_ACTIVATIONS = ('linear', 'softmax')
 
 
-def readout_activation_name(function):
-    """'linear' or 'softmax' for a supported readout activation, else None."""
-    for name in READOUT_ACTIVATIONS:
-        if function is activations.get(name):
-            return name
-    return None
-
-
 def unsupported_reason(decoder, head=(), dtype=None):
-    """Why the search step of `decoder` cannot run as `AttentionDecodeStep`,
-    or None.
+    """Why a decoder's search step cannot run as `AttentionDecodeStep`, or None.
 
     # Arguments
-        decoder: a built decoder layer of the package.
-        head: the layers between the decoder and the model's output.
+        decoder: its `seq2seq.ops.specs.DecoderSpec`.
+        head: the names of the layers between the decoder and the model's output.
         dtype: the dtype of the graph, when known.
     """
-    from ..decoders import AttentionDecoder
-    if not isinstance(decoder, AttentionDecoder):
-        return 'the fused search step runs an AttentionDecoder, got %s' % type(decoder).__name__
-    for method in ('step', 'decode_step', 'bottom_extra', 'attention', 'constants'):
-        if getattr(type(decoder), method) is not getattr(AttentionDecoder, method):
-            return ('the fused search step computes AttentionDecoder.%s, which %s overrides'
-                    % (method, type(decoder).__name__))
+    if not decoder.attends:
+        return 'the fused search step runs an attention decoder'
     if head:
         return ('the fused search step needs the decoder to be the model\'s output '
-                '(layers after it: %s)' % ', '.join(layer.name for layer in head))
-    if decoder.depth != 1:
-        return 'the fused search step runs one cell, got depth %d' % decoder.depth
+                '(layers after it: %s)' % ', '.join(head))
+    if len(decoder.cells) != 1:
+        return 'the fused search step runs one cell, got depth %d' % len(decoder.cells)
+    if decoder.upper_cells:
+        return 'the fused search step runs no cells above the loop'
     if decoder.peek:
         return 'the fused search step does not support peek=True'
-    if readout_activation_name(decoder.readout_activation) is None:
+    if decoder.readout_activation not in READOUT_ACTIVATIONS:
         return ('the fused search step supports readout_activation %s only, got %s'
-                % (' or '.join(READOUT_ACTIVATIONS),
-                   activations.serialize(decoder.readout_activation)))
+                % (' or '.join(READOUT_ACTIVATIONS), decoder.readout_activation))
     reason = fused_lstm.unsupported_reason(decoder.cells[0], -1, dtype)
-    if reason is not None:
-        return reason.replace('the fused LSTM', 'the fused search step')
-    return None
+    return reason and reason.replace('the fused LSTM', 'the fused search step')
 
 
 # -- numpy: the maths, for perform and as the tests' reference ----------------
-
-def _log_softmax(logits):
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-
 
 def numpy_step(x, tokens, rows, h, c, kernel, bias, recurrent_query_kernel, projection,
                memory_gates, memory_readout, mask, attention_vector, readout_kernel,
@@ -103,19 +82,12 @@ def numpy_step(x, tokens, rows, h, c, kernel, bias, recurrent_query_kernel, proj
     z, query = zq[:, :4 * units], zq[:, 4 * units:]
     z = z + (kernel[tokens] if len(tokens) else x.dot(kernel)) + bias
     energy = np.tanh(projection[rows] + query[:, None, :]).dot(attention_vector)   # (B, L)
-    keep = mask[rows] != 0
-    masked = np.where(keep, energy, -np.inf)
-    top = masked.max(axis=1, keepdims=True)
-    top = np.where(np.isfinite(top), top, 0)
-    weights = np.where(keep, np.exp(masked - top), 0)
-    alpha = (weights / np.maximum(weights.sum(axis=1, keepdims=True), 1e-12)).astype(dtype)
+    alpha = masked_softmax(energy, mask[rows]).astype(dtype)           # (B, L)
     z = z + np.einsum('bl,blg->bg', alpha, memory_gates[rows])
-    z_i, z_f, z_c, z_o = _split(z, units)
-    c_t = _activate(z_f, inner_activation) * c + _activate(z_i, inner_activation) * np.tanh(z_c)
-    h_t = _activate(z_o, inner_activation) * np.tanh(c_t)
+    h_t, c_t, _ = lstm_step(z, c, inner_activation)
     logits = (np.einsum('bl,bln->bn', alpha, memory_readout[rows]) + readout_bias
               + h_t.dot(readout_kernel))
-    log_probs = _log_softmax(logits).astype(dtype)
+    log_probs = log_softmax(logits).astype(dtype)
     x_t = np.exp(log_probs) if readout == 'softmax' else logits
     return log_probs, x_t.astype(dtype), h_t.astype(dtype), c_t.astype(dtype)
 

@@ -32,65 +32,61 @@ from __future__ import absolute_import
 
 import numpy as np
 import theano.tensor as T
-from keras import activations
 from theano.gof import Apply
 from theano.gradient import DisconnectedType, grad_not_implemented
 
 # The shared helpers, importable from here too (other fused Ops import them).
+from .numpy_reference import lstm_step, lstm_step_backward
 from .c_helpers import (CHECK_SHAPE_C, DTYPES, HELD_ARRAYS_C, PREPARE_OUTPUT_C,  # noqa: F401
                         SHARED_C, VECTORISE_FLAGS, BlasOp, c_type_settings, cache_version,
-                        check_choice, check_float_inputs, int8_mask_input,
-                        output_grad_or_zeros)
+                        check_choice, check_float_inputs, int8_mask_input, output_grad_or_zeros)
 
 INNER_ACTIVATIONS = ('hard_sigmoid', 'sigmoid')
 
 # Each inner activation's constant in the C code (fused_gate's KIND).
 GATE_KINDS = {'hard_sigmoid': 'FUSED_HARD_SIGMOID', 'sigmoid': 'FUSED_SIGMOID'}
 
-# Theano's own functions count as well as Keras' wrappers of them.
-_TANH = (activations.tanh, T.tanh)
-_INNER = {
-    'hard_sigmoid': (activations.hard_sigmoid, T.nnet.hard_sigmoid),
-    'sigmoid': (activations.sigmoid, T.nnet.sigmoid),
-}
-
-
-def inner_activation_name(function):
-    """'hard_sigmoid' or 'sigmoid' for a supported gate activation, else None."""
-    for name, functions in _INNER.items():
-        if any(function is f for f in functions):
-            return name
-    return None
-
-
 def unsupported_reason(cell, truncate_gradient=-1, dtype=None):
-    """Why `cell` cannot run fused, or None when it can.
+    """Why a cell cannot run fused, or None when it can.
 
     # Arguments
-        cell: a cell of `seq2seq.cells`.
+        cell: its `seq2seq.ops.specs.CellSpec`.
         truncate_gradient: the layer's truncate_gradient.
         dtype: the dtype of the graph, when known.
     """
-    from ..cells import LSTMCell
-    if not isinstance(cell, LSTMCell):
-        return 'only LSTMCell has a fused implementation, got %s' % type(cell).__name__
-    # A subclass with its own maths would silently lose it.
-    for method in ('step', 'project_inputs'):
-        if getattr(type(cell), method) is not getattr(LSTMCell, method):
-            return ('the fused LSTM computes LSTMCell.%s, which %s overrides'
-                    % (method, type(cell).__name__))
-    if not any(cell.activation is f for f in _TANH):
-        return ('the fused LSTM supports activation tanh only, got %s'
-                % activations.serialize(cell.activation))
-    if inner_activation_name(cell.inner_activation) is None:
+    if cell.kind != 'lstm':
+        return 'the fused LSTM runs an LSTM cell, got %s' % cell.kind
+    if cell.activation != 'tanh':
+        return 'the fused LSTM supports activation tanh only, got %s' % cell.activation
+    if cell.inner_activation not in INNER_ACTIVATIONS:
         return ('the fused LSTM supports inner_activation %s only, got %s'
-                % (' or '.join(INNER_ACTIVATIONS), activations.serialize(cell.inner_activation)))
+                % (' or '.join(INNER_ACTIVATIONS), cell.inner_activation))
     if truncate_gradient != -1:
         return ('the fused LSTM back-propagates through every step; '
                 'truncate_gradient=%d needs the scan loop' % truncate_gradient)
     if dtype is not None and dtype not in DTYPES:
         return 'the fused LSTM supports %s only, got %s' % (' and '.join(DTYPES), dtype)
     return None
+
+
+def feedback_unsupported_reason(decoder, truncate_gradient=-1, dtype=None):
+    """Why a free-running decoder without attention cannot run its loop as
+    one `LSTMForward` (the readout folded into the recurrent kernel, see
+    `seq2seq.layers.recurrent.fused_feedback_loop`), or None.
+
+    # Arguments
+        decoder: its `seq2seq.ops.specs.DecoderSpec`.
+        truncate_gradient, dtype: as `unsupported_reason`.
+    """
+    if len(decoder.cells) != 1:
+        return 'the fused decoder runs one cell, got a stack of %d' % len(decoder.cells)
+    if decoder.dropout:
+        return 'the fused decoder has no dropout; dropout=%g needs the scan loop' % decoder.dropout
+    if decoder.readout_activation != 'linear':
+        return ('the fused decoder feeds back a linear readout, got readout_activation %s'
+                % decoder.readout_activation)
+    reason = unsupported_reason(decoder.cells[0], truncate_gradient, dtype)
+    return reason and reason.replace('the fused LSTM', 'the fused decoder')
 
 
 def lstm_sequence(projected, h0, c0, recurrent_kernel, mask=None,
@@ -133,59 +129,6 @@ def lstm_sequence(projected, h0, c0, recurrent_kernel, mask=None,
 
 # -- numpy versions of the maths (perform, and a readable reference) ----------
 
-def _activate(z, inner_activation):
-    if inner_activation == 'hard_sigmoid':
-        # Theano's: clip(0.2 z + 0.5, 0, 1), in z's dtype.
-        return np.clip(z * z.dtype.type(0.2) + z.dtype.type(0.5), 0, 1)
-    return 1 / (1 + np.exp(-z))
-
-
-def _activation_derivative(z, activated, inner_activation):
-    """d activated / d z, as Theano's gradients compute it."""
-    if inner_activation == 'hard_sigmoid':
-        # Theano's clip passes the gradient where min <= x <= max (inclusive).
-        linear = z * z.dtype.type(0.2) + z.dtype.type(0.5)
-        inside = (linear >= 0) & (linear <= 1)
-        return inside * z.dtype.type(0.2)
-    return activated * (1 - activated)
-
-
-def _split(gates, units):
-    return (gates[..., :units], gates[..., units:2 * units],
-            gates[..., 2 * units:3 * units], gates[..., 3 * units:])
-
-
-def _numpy_step(z, c_prev, inner_activation):
-    """One step of the cell from its pre-activations z (batch, 4u) and
-    c_{t-1}: (h_t, c_t, gates), gates = (z_i, z_f, tanh(z_c), z_o)."""
-    z_i, z_f, z_c, z_o = _split(z, z.shape[-1] // 4)
-    i = _activate(z_i, inner_activation)
-    f = _activate(z_f, inner_activation)
-    g = np.tanh(z_c)
-    o = _activate(z_o, inner_activation)
-    c = f * c_prev + i * g
-    h = o * np.tanh(c)
-    return h, c, np.concatenate([z_i, z_f, g, z_o], axis=1)
-
-
-def _numpy_step_backward(gates, c, c_prev, dh, dc, inner_activation):
-    """The backward of `_numpy_step`: from the step's gates, c_t and c_{t-1},
-    and the gradients dh of h_t and dc of c_t (from outside and from step
-    t+1; not yet through h_t), (dz (batch, 4u), dL/dc_{t-1} through f)."""
-    z_i, z_f, g, z_o = _split(gates, gates.shape[-1] // 4)
-    i = _activate(z_i, inner_activation)
-    f = _activate(z_f, inner_activation)
-    o = _activate(z_o, inner_activation)
-    tanh_c = np.tanh(c)
-    dc = dc + dh * o * (1 - tanh_c * tanh_c)
-    dz = np.concatenate([
-        dc * g * _activation_derivative(z_i, i, inner_activation),
-        dc * c_prev * _activation_derivative(z_f, f, inner_activation),
-        dc * i * (1 - g * g),
-        dh * tanh_c * _activation_derivative(z_o, o, inner_activation)], axis=1)
-    return dz, dc * f
-
-
 def numpy_forward(projected, h0, c0, recurrent_kernel, mask, inner_activation):
     """The forward recurrence in numpy: (h_seq, c_seq, gates).
 
@@ -203,7 +146,7 @@ def numpy_forward(projected, h0, c0, recurrent_kernel, mask, inner_activation):
     h, c = h0, c0
     for t in range(time):
         z = projected[t] + h.dot(recurrent_kernel)                # (batch, 4u)
-        h_new, c_new, gates[t] = _numpy_step(z, c, inner_activation)
+        h_new, c_new, gates[t] = lstm_step(z, c, inner_activation)
         if mask is not None:
             keep = mask[t][:, None] != 0                          # (batch, 1)
             h_new = np.where(keep, h_new, h)
@@ -229,7 +172,7 @@ def numpy_backward(h0, c0, recurrent_kernel, h_seq, c_seq, gates, dh_seq, dc_seq
         h_prev = h_seq[t - 1] if t > 0 else h0
         c_prev = c_seq[t - 1] if t > 0 else c0
         dh = dh_seq[t] + dh_next
-        dz, dc_prev = _numpy_step_backward(gates[t], c_seq[t], c_prev, dh,
+        dz, dc_prev = lstm_step_backward(gates[t], c_seq[t], c_prev, dh,
                                            dc_seq[t] + dc_next, inner_activation)
         dh_prev = np.zeros_like(dh)
         if mask is not None:

@@ -42,6 +42,7 @@ import theano.tensor as T
 import theano.scalar
 from theano.gof import Apply, Op, ParamsType
 from theano.gradient import DisconnectedType
+from theano.tensor.nnet import nnet
 from theano.tensor.nnet.nnet import softmax_grad
 
 from .c_helpers import (DTYPES, HELD_ARRAYS_C, SHARED_C, VECTORISE_FLAGS,  # noqa: F401
@@ -635,3 +636,36 @@ def softmax_categorical_crossentropy(logits, bias, targets, clip=None):
     softmax(logits + bias); `clip=(lo, hi)` clips every probability as
     Keras' `categorical_crossentropy` does."""
     return SoftmaxCategoricalCrossEntropy(clip)(logits, bias, targets)[0]
+
+
+# -- finding the logits under a softmax, for the losses and the Keras loss patch ----------
+def softmax_input(probabilities):
+    """(logits, bias) when `probabilities` is `softmax(logits + bias)` over the
+    rows of a matrix, possibly reshaped afterwards (TimeDistributed); else None.
+    A plain softmax gets a zero bias."""
+    variable = probabilities
+    while variable.owner is not None and isinstance(variable.owner.op, T.Reshape):
+        variable = variable.owner.inputs[0]
+    node = variable.owner
+    if node is None or variable.ndim != 2:
+        return None
+    if isinstance(node.op, nnet.SoftmaxWithBias):
+        return node.inputs[0], node.inputs[1]
+    if isinstance(node.op, nnet.Softmax):
+        return split_row_bias(node.inputs[0])
+    return None
+
+
+def split_row_bias(logits):
+    """(x, b) when `logits` is `x + b` with b a vector added to every row
+    (Dense's bias_add), so the fused Op adds it; else (logits, zeros)."""
+    node = logits.owner
+    if (node is not None and isinstance(node.op, T.Elemwise)
+            and isinstance(node.op.scalar_op, theano.scalar.Add) and len(node.inputs) == 2):
+        for row_input, other in (node.inputs, node.inputs[::-1]):
+            source = row_input.owner
+            if (source is not None and isinstance(source.op, T.DimShuffle)
+                    and source.op.new_order == ('x', 0) and other.ndim == 2
+                    and not other.broadcastable[0] and not other.broadcastable[1]):
+                return other, source.inputs[0]
+    return logits, T.zeros_like(logits[0])

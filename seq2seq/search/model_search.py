@@ -52,6 +52,14 @@ What a hypothesis feeds back after choosing a token (`feedback`):
   decoder whose output size is the vocabulary.
 The log-probabilities are the log-softmax of the model's output before its
 final softmax (or of the output itself when it ends without one).
+
+`greedy_decode` and `beam_decode` search an ensemble
+(`seq2seq.search.ensemble.Ensemble`): a list of models, or one model, an
+ensemble of one, whose stepper is the model's own. The search itself knows
+only the stepper: an ensemble of several steps with an `EnsembleStepper`
+over its members' steppers. A model without a feedback decoder (e.g.
+`SimpleSeq2Seq`) is searched over the table of its per-step outputs
+(`TableStepper`).
 """
 from __future__ import absolute_import
 
@@ -65,9 +73,12 @@ from keras import backend as K
 from keras.engine.network import Network
 from keras.layers import Activation, Dense, Dropout, TimeDistributed
 
-from . import decoding
-from .decoding import beam_search, greedy_search
-from .recurrent import flatten_states, unflatten_states
+from . import numpy_search
+# EnsembleStepper is importable from here too, where earlier releases defined it.
+from .ensemble import Ensemble, EnsembleStepper, check_model  # noqa: F401
+from .numpy_search import beam_search, greedy_search
+from ..layers.decoder_core import SEARCH_STEP
+from ..layers.recurrent import flatten_states, unflatten_states
 
 FEEDBACKS = ('readout', 'token')
 
@@ -94,15 +105,6 @@ def _decoder_layers(network):
     return found
 
 
-def _check_model(model):
-    if not isinstance(model, Network):
-        raise TypeError('model must be a Keras model (Model or Sequential), got %r'
-                        % type(model).__name__)
-    if not getattr(model, 'built', True) or not getattr(model, 'inputs', None):
-        raise ValueError('model must be built (give its first layer an input shape) '
-                         'before decoding')
-
-
 def find_decoder(model, required=True):
     """The one decoder layer of `model` (searched inside nested models too),
     or None if it has none and not `required`.
@@ -112,7 +114,7 @@ def find_decoder(model, required=True):
         ValueError: it holds more than one decoder layer, or none when
             `required`.
     """
-    _check_model(model)
+    check_model(model)
     found = _decoder_layers(model)
     if not found and not required:
         return None
@@ -264,10 +266,13 @@ class DecoderStepper(object):
         source_inputs: the model inputs the search reads (a teacher-forced
             model's targets are not among them).
         output_length: the decoder's number of steps (the default max_length).
+        max_steps: None, it can take any number of steps.
 
     A stepper keeps the constants of the batch being searched in shared
     variables: run one search at a time with it.
     """
+
+    max_steps = None
 
     def __init__(self, model, feedback=None, group_rows=True):
         decoder = _attach_decoder(self, model, feedback)
@@ -328,7 +333,9 @@ class DecoderStepper(object):
     def initial_states(self, sources):
         """The search states for a batch of sources, [x_prev, source rows] +
         the decoder's states, each with the batch first; the batch's
-        constants go to the shared variables."""
+        constants go to the shared variables. `sources`: the arrays of
+        `source_inputs`, or of every model input (see `select_sources`)."""
+        sources = select_sources(self, sources)
         results = self._start(*(list(sources) + [0] * len(_learning_phase())))
         first, states, constants = (results[0], results[1:1 + self.n_states],
                                     results[1 + self.n_states:])
@@ -384,21 +391,22 @@ class FusedAttentionStepper(object):
     """
 
     grouped = False
+    max_steps = None
 
     def __init__(self, model, feedback=None):
-        from .ops import fused_decode
-        decoder = _attach_decoder(self, model, feedback)
-        reason = fused_decode.unsupported_reason(decoder, self.head, K.floatx())
+        _attach_decoder(self, model, feedback)
+        reason = fused_step_reason(model, self.decoder)
         if reason is not None:
             raise ValueError(reason)
         self._compile()
 
     def _compile(self):
-        from .ops import fused_decode
-        decoder = self.decoder
+        from ..ops import fused_decode
+        layer = self.decoder
+        decoder = layer.decoder          # its `seq2seq.layers.decoder_core.Decoder`
         cell = decoder.cells[0]
-        inputs, mask = trace_decoder_inputs(self.model, decoder)
-        first, states, constants = decoder.decode_start(inputs, mask)
+        inputs, mask = trace_decoder_inputs(self.model, layer)
+        first, states, constants = layer.decode_start(inputs, mask)
         h0, c0 = flatten_states(states)
         self.source_inputs = [t for t in self.model.inputs
                               if t in set(theano.gof.graph.inputs([first, h0, c0]
@@ -431,10 +439,9 @@ class FusedAttentionStepper(object):
         h_tm1, c_tm1 = _placeholder_like(h0, 'h_tm1'), _placeholder_like(c0, 'c_tm1')
         projection, memory_gates, memory_readout, memory_mask, recurrent_query = \
             self._constants
-        op = fused_decode.AttentionDecodeStep(
-            inner_activation=fused_decode.fused_lstm.inner_activation_name(
-                cell.inner_activation),
-            readout=fused_decode.readout_activation_name(decoder.readout_activation))
+        spec = decoder.kernel_spec()
+        op = fused_decode.AttentionDecodeStep(inner_activation=spec.cells[0].inner_activation,
+                                              readout=spec.readout_activation)
         log_probs, x_t, h_t, c_t = op(
             x_tm1, tokens, rows, h_tm1, c_tm1, cell.kernel, cell.bias, recurrent_query,
             projection, memory_gates, memory_readout, memory_mask, decoder.attention_vector,
@@ -446,8 +453,10 @@ class FusedAttentionStepper(object):
         self._no_tokens = np.zeros(0, dtype='int64')
 
     def initial_states(self, sources):
-        """[x_0, source rows, h, c] for a batch of sources; the batch's
-        constants go to the shared variables."""
+        """[x_0, source rows, h, c] for a batch of sources (as
+        `DecoderStepper.initial_states`); the batch's constants go to the
+        shared variables."""
+        sources = select_sources(self, sources)
         results = self._start(*(list(sources) + [0] * len(_learning_phase())))
         first, h0, c0 = results[:3]
         for shared, value in zip(self._constants, results[3:]):
@@ -508,6 +517,10 @@ class TableStepper(object):
     the log-probabilities of every step come from one forward pass per batch
     (`predict`'s), and the search reads them step by step.
 
+    # Attributes
+        output_length, max_steps: the model's number of output steps, the
+            most a search can take.
+
     # Raises
         ValueError: the model's output is not (batch, steps, vocab).
     """
@@ -527,7 +540,7 @@ class TableStepper(object):
         self.model = model
         self.decoder = None
         self.source_inputs = list(model.inputs)
-        self.output_length = shape[1]
+        self.output_length = self.max_steps = shape[1]
         layer = output._keras_history[0]
         inner = layer.layer if isinstance(layer, TimeDistributed) else layer
         steps = output
@@ -544,6 +557,7 @@ class TableStepper(object):
     def initial_states(self, sources):
         """[step index, source row] per source; the batch's log-probabilities
         (batch, steps, vocab) are kept for the steps."""
+        sources = select_sources(self, sources)
         self._log_probs = self._table(*(list(sources) + [0] * len(_learning_phase())))
         n = len(self._log_probs)
         return [np.zeros(n, dtype='int64'), np.arange(n, dtype='int64')]
@@ -554,57 +568,6 @@ class TableStepper(object):
             raise ValueError('max_length must be at most the model\'s %d output steps'
                              % self.output_length)
         return self._log_probs[rows, steps], [steps + 1, rows]
-
-
-class EnsembleStepper(object):
-    """Several models searched as one (ensemble decoding, as in Nematus'
-    `gen_sample` given several models): every model takes its own step from
-    its own states, and the search sees the log of the mean of their
-    probabilities. The models read the same sources and score the same
-    target vocabulary.
-
-    # Arguments
-        steppers: one stepper per model (`get_stepper`).
-
-    # Raises
-        ValueError: fewer than two steppers, or models whose outputs score
-            vocabularies of different sizes.
-    """
-
-    grouped = False
-
-    def __init__(self, steppers):
-        self.members = list(steppers)
-        if len(self.members) < 2:
-            raise ValueError('an ensemble needs at least 2 models, got %d' % len(self.members))
-        sizes = [K.int_shape(m.model.outputs[0])[-1] for m in self.members]
-        if len(set(sizes)) != 1:
-            raise ValueError('the models of an ensemble must score the same target '
-                             'vocabulary; their outputs have %s scores per step' % sizes)
-        self.model = self.members[0].model
-        self.decoder = self.members[0].decoder
-        self.output_length = min(m.output_length for m in self.members)
-        self._state_counts = None
-
-    def initial_states(self, sources):
-        """Every model's search states, one after the other; `sources` are
-        the arrays of the models' inputs (each model picks its own)."""
-        per_model = [m.initial_states(_select_sources(m, sources)) for m in self.members]
-        self._state_counts = [len(states) for states in per_model]
-        return [state for states in per_model for state in states]
-
-    def step_fn(self, tokens, states):
-        """`seq2seq.decoding`'s step function: log(mean(p_model))."""
-        log_probs, new_states, start = [], [], 0
-        for member, count in zip(self.members, self._state_counts):
-            member_log_probs, member_states = member.step_fn(tokens,
-                                                             states[start:start + count])
-            start += count
-            log_probs.append(np.asarray(member_log_probs, dtype='float64'))
-            new_states.extend(member_states)
-        mean = np.logaddexp.reduce(np.stack(log_probs), axis=0) - np.log(len(log_probs))
-        # Rounding may leave a certain token a hair above 0.
-        return np.minimum(mean, 0.0).astype(K.floatx()), new_states
 
 
 def _attach_decoder(stepper, model, feedback):
@@ -668,11 +631,11 @@ def fused_step_reason(model, decoder=None):
     """Why `get_stepper` gives `model` the layer's own step (`DecoderStepper`)
     rather than the fused one (`FusedAttentionStepper`), or None. A decoder
     built with implementation='scan' keeps its own step, the reference."""
-    from .ops import fused_decode
     decoder = find_decoder(model) if decoder is None else decoder
     if getattr(decoder, 'implementation', 'auto') == 'scan':
         return 'the decoder has implementation=\'scan\''
-    return fused_decode.unsupported_reason(decoder, layers_after(model, decoder), K.floatx())
+    head = [layer.name for layer in layers_after(model, decoder)]
+    return decoder.decoder.fused_reason(SEARCH_STEP, K.floatx(), head=head)
 
 
 def clear_cache(model):
@@ -692,7 +655,7 @@ def _check_batch_size(batch_size):
 def _check_sources(model, x):
     """x as a list of arrays matching the model's inputs, checked against
     their declared shapes; a teacher-forced model's targets may be left out
-    (they are dropped if given)."""
+    (a stepper drops them if given, see `select_sources`)."""
     if x is None:
         raise TypeError('x must be a numpy array (or a list of them, one per model input), '
                         'got None')
@@ -723,16 +686,16 @@ def _check_sources(model, x):
             raise ValueError('x must have shape %s (the model input %r), got %s'
                              % (('(n,) + %s' % (tuple(expected[1:]),)), tensor.name,
                                 array.shape))
-    from .guards import check_source_values   # token ids in the vocabulary, finite floats
+    from ..layers.input_checks import check_source_values  # token ids in the vocabulary, finite floats
     check_source_values(model, arrays)
     return arrays
 
 
-def _select_sources(stepper, arrays):
-    """The arrays of `stepper.source_inputs`, in order (all of them for an
-    ensemble: each of its models picks its own)."""
-    if isinstance(stepper, EnsembleStepper):
-        return arrays
+def select_sources(stepper, arrays):
+    """The arrays of `stepper.source_inputs`, in order, from `arrays`: one
+    per input of the stepper's model, or already the sources. Every
+    stepper picks its own in `initial_states`, so the search hands every
+    stepper, and every member of an ensemble, the arrays it was given."""
     inputs = list(stepper.model.inputs)
     if len(arrays) == len(inputs):
         return [arrays[inputs.index(t)] for t in stepper.source_inputs]
@@ -747,15 +710,15 @@ def _batches(arrays, batch_size):
         yield [a[start:start + batch_size] for a in arrays]
 
 
-def _by_length(model, arrays):
+def _by_length(ensemble, arrays):
     """An order of the sources, longest first, so that a batch holds
     sources of similar lengths (an attention decoder then skips the steps
     padded in all of them, see `AttentionDecoder.trim_padding`). A source's
     length: up to its last step that is not all zeros. None for a stateful
-    model (a row continues the same row of the previous batch) or sources
-    without a time axis. Every other source is decoded on its own, so the
-    order does not change the results, only the speed."""
-    if getattr(model, 'stateful', False):
+    model or ensemble member (a row continues the same row of the previous
+    batch) or sources without a time axis. Every other source is decoded on
+    its own, so the order does not change the results, only the speed."""
+    if ensemble.stateful:
         return None
     x = arrays[0]
     if x.ndim < 2 or x.shape[1] < 2:
@@ -780,48 +743,33 @@ def _unsort(values, order):
     return result
 
 
-def _check_table_length(stepper, max_length):
-    for member in getattr(stepper, 'members', [stepper]):
-        if member.decoder is None and max_length > member.output_length:
-            raise ValueError('max_length must be at most %d for this model: it has no '
-                             'feedback decoder, only its %d output steps; got %d'
-                             % (member.output_length, member.output_length, max_length))
+def _check_max_length(stepper, max_length):
+    if stepper.max_steps is not None and max_length > stepper.max_steps:
+        raise ValueError('max_length must be at most %d for this model: it (or a model of the '
+                         'ensemble) has no feedback decoder, only its %d output steps; got %d'
+                         % (stepper.max_steps, stepper.max_steps, max_length))
 
 
 def _check_search_args(eos_id, max_length):
-    decoding._check_optional_token_id('eos_id', eos_id)
+    numpy_search.check_optional_token_id('eos_id', eos_id)
     if max_length is not None:
-        decoding._check_positive_int('max_length', max_length)
+        numpy_search.check_positive_int('max_length', max_length)
 
 
 # -- the searches -----------------------------------------------------------------------
-def _models(model):
-    """[model], or the models of an ensemble given as a list or tuple."""
-    if isinstance(model, (list, tuple)):
-        if not model:
-            raise ValueError('model must be a Keras model or a non-empty list of them '
-                             '(an ensemble), got an empty %s' % type(model).__name__)
-        return list(model)
-    return [model]
-
-
 def _search_setup(model, x, feedback, max_length):
     """(stepper, source arrays longest first, their order, max_length) for a
-    search over `model` (a Keras model or a list of them, an ensemble)."""
-    models = _models(model)
-    for member in models:
-        _check_model(member)
+    search over `model` (a Keras model, a list of them or an `Ensemble`)."""
+    ensemble = Ensemble(model)
     if feedback not in (None,) + FEEDBACKS:
         raise ValueError('feedback must be one of %s or None, got %r' % (FEEDBACKS, feedback))
-    arrays = _check_sources(models[0], x)
-    for member in models[1:]:
-        _check_sources(member, arrays)
-    steppers = [get_stepper(member, feedback) for member in models]
-    stepper = steppers[0] if len(steppers) == 1 else EnsembleStepper(steppers)
-    arrays = _select_sources(stepper, arrays)
+    arrays = x
+    for member in ensemble.models:
+        arrays = _check_sources(member, arrays)
+    stepper = ensemble.stepper(lambda member: get_stepper(member, feedback))
     max_length = stepper.output_length if max_length is None else max_length
-    _check_table_length(stepper, max_length)
-    order = _by_length(models[0], arrays)
+    _check_max_length(stepper, max_length)
+    order = _by_length(ensemble, arrays)
     if order is not None:
         arrays = [a[order] for a in arrays]
     return stepper, arrays, order, max_length
@@ -832,9 +780,9 @@ def greedy_decode(model, x, max_length=None, eos_id=None, feedback=None, batch_s
 
     # Arguments
         model: a Keras model holding one decoder layer (see the module doc),
-            or a list of such models trained on the same vocabularies: an
-            ensemble, searched with the mean of their probabilities
-            (`EnsembleStepper`).
+            or a list of such models trained on the same vocabularies, or
+            an `Ensemble` of them: searched as one model with the mean of
+            their probabilities (see `seq2seq.search.ensemble`).
         x: the sources (what `model.predict` takes, without targets).
         max_length: most tokens per sequence (default: the decoder's
             output_length).
@@ -873,9 +821,9 @@ def beam_decode(model, x, beam_size=5, max_length=None, eos_id=None, length_pena
         score, finished), best first.
     """
     _check_search_args(eos_id, max_length)
-    beam_size = decoding._check_positive_int('beam_size', beam_size)
-    decoding._check_length_penalty(length_penalty)
-    decoding._check_n_best(n_best, beam_size)
+    beam_size = numpy_search.check_positive_int('beam_size', beam_size)
+    numpy_search.check_length_penalty(length_penalty)
+    numpy_search.check_n_best(n_best, beam_size)
     batch_size = _check_batch_size(batch_size)
     stepper, arrays, order, max_length = _search_setup(model, x, feedback, max_length)
     hypotheses = []

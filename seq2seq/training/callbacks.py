@@ -19,7 +19,6 @@ import io
 import json
 import math
 import os
-import random
 import sys
 
 import numpy as np
@@ -145,11 +144,11 @@ def make_validation_scorer(model, batches, teacher_force):
     A teacher-forced model is scored as it is trained, reading the previous
     reference tokens (Keras' own validation would run it on its own output
     vectors, which neither training nor beam search does), but without
-    dropout (`seq2seq._theano.dropout_free`): the scores are the model's,
+    dropout (`seq2seq.layers.dropout_free`): the scores are the model's,
     the same at every call. Other models run as in `predict`.
     """
     from keras import backend as K
-    from .._theano.dropout_free import without_dropout
+    from ..layers.dropout_free import without_dropout
     forward = K.function(model.inputs + [K.learning_phase()], without_dropout([model.output]))
     phase = 1 if teacher_force else 0
 

@@ -8,6 +8,8 @@ import contextlib
 import numpy as np
 from keras.utils import Sequence
 
+from .vocab import EOS_ID, PAD_ID
+
 
 def one_hot(ids, vocab_size, dtype='float32'):
     """(..., ) int ids -> (..., vocab_size) one-hot vectors."""
@@ -88,12 +90,21 @@ def detokenize(tokens, tokenization):
     return ('' if tokenization == 'chars' else ' ').join(tokens)
 
 
-def read_lines(path, stream=None):
-    """(line number, text) of every non-blank line of a UTF-8 file (or of a
-    binary `stream`, named `path` in errors), without the line end.
+def read_lines(path, stream=None, keep_blank=False):
+    """(line number, text) of every non-blank line of a UTF-8 file, without
+    the line end.
 
-    Raises DataFileError for a missing or unreadable file, bytes that are not
-    UTF-8, or a file with no line.
+    # Arguments
+        path: the file; with `stream`, the name errors give it (e.g.
+            '<stdin>').
+        stream: read these lines instead of opening `path`: a binary stream
+            (decoded as UTF-8) or a text one (its lines taken as they are).
+        keep_blank: keep the blank lines too (`seq2seq predict` writes an
+            output line for every input line).
+
+    # Raises
+        DataFileError for a missing or unreadable file, bytes that are not
+        UTF-8, or a file with no line.
     """
     if stream is None:
         try:
@@ -101,16 +112,17 @@ def read_lines(path, stream=None):
         except (IOError, OSError) as error:
             raise DataFileError(path, None, error.strerror or str(error))
         with stream:
-            return read_lines(path, stream)
+            return read_lines(path, stream, keep_blank)
     lines = []
     for number, raw in enumerate(stream, 1):
-        try:
-            text = raw.decode('utf-8')
-        except UnicodeDecodeError as error:
-            raise DataFileError(path, number, 'not UTF-8 text (byte %d: %s)'
-                                % (error.start + 1, error.reason))
-        text = text.rstrip('\r\n')
-        if text.strip():
+        if isinstance(raw, bytes):
+            try:
+                raw = raw.decode('utf-8')
+            except UnicodeDecodeError as error:
+                raise DataFileError(path, number, 'not UTF-8 text (byte %d: %s)'
+                                    % (error.start + 1, error.reason))
+        text = raw.rstrip('\r\n')
+        if keep_blank or text.strip():
             lines.append((number, text))
     if not lines:
         raise DataFileError(path, 1, 'the file is empty; expected lines of text')
@@ -161,6 +173,64 @@ def pad_ids(sequences, length, pad_id=0, reverse=False):
         sequence = sequence[:length]
         padded[row, :len(sequence)] = sequence
     return padded
+
+
+def encode_sources(sources, config, source_vocab):
+    """Source token lists -> (n, input_length) int32 ids, as a model of
+    `config` reads them at training and after: each cut to its
+    `input_length` tokens, reversed when it was trained with
+    --reverse-source, padded with PAD_ID; no EOS.
+
+    # Arguments
+        sources: token lists.
+        config: the model directory's configuration (`input_length`,
+            `reverse_source`).
+        source_vocab: its source Vocabulary (unknown tokens get UNK_ID).
+    """
+    length = config['input_length']
+    ids = [source_vocab.encode(list(tokens)[:length]) for tokens in sources]
+    return pad_ids(ids, length, PAD_ID, reverse=bool(config.get('reverse_source')))
+
+
+def encode_targets(targets, config, target_vocab):
+    """Target token lists in reading order -> (n, output_length) int32 ids
+    in the order a model of `config` generates them (last token first when
+    it was trained with --reverse-target), each cut to `output_length - 1`
+    tokens, then EOS, then PAD_ID.
+
+    # Arguments
+        targets: token lists, in reading order.
+        config: the model directory's configuration (`output_length`,
+            `reverse_target`; a configuration without it reads left to right).
+        target_vocab: its target Vocabulary.
+    """
+    length = config['output_length']
+    order = -1 if config.get('reverse_target') else 1
+    ids = [target_vocab.encode(list(tokens)[::order][:length - 1]) + [EOS_ID]
+           for tokens in targets]
+    return pad_ids(ids, length, PAD_ID)
+
+
+def encode_pairs(pairs, config, source_vocab, target_vocab):
+    """The ids of (line number, source tokens, target tokens) `pairs`, as
+    `read_tsv` gives them, for a model of `config`.
+
+    # Arguments
+        pairs: (line number, source tokens, target tokens) triples.
+        config, source_vocab, target_vocab: the model directory's
+            configuration and vocabularies.
+
+    # Returns
+        (x, y, cut): the `encode_sources` and `encode_targets` arrays, and
+        the line numbers of the pairs longer than the model reads or writes,
+        which those cut.
+    """
+    input_length, output_length = config['input_length'], config['output_length']
+    cut = [line for line, source, target in pairs
+           if len(source) > input_length or len(target) > output_length - 1]
+    x = encode_sources([source for _, source, _ in pairs], config, source_vocab)
+    y = encode_targets([target for _, _, target in pairs], config, target_vocab)
+    return x, y, cut
 
 
 def row_lengths(present):
@@ -299,7 +369,7 @@ def variable_length_batches(model):
     (`seq2seq.guards`) refuse an array longer than declared, not a shorter
     one.
     """
-    from .guards import DECLARED_FEED_SHAPES
+    from ..layers.input_checks import DECLARED_FEED_SHAPES
     declared = dict(input=list(model._feed_input_shapes),
                     output=list(model._feed_output_shapes))
     setattr(model, DECLARED_FEED_SHAPES, declared)

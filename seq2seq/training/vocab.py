@@ -15,7 +15,8 @@ from __future__ import absolute_import
 import collections
 import io
 import json
-import os
+
+from ..util.files import write_text_atomically
 
 PAD, EOS, UNK = '<pad>', '</s>', '<unk>'
 PAD_ID, EOS_ID, UNK_ID = 0, 1, 2

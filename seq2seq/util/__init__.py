@@ -1,0 +1,2 @@
+"""Plain-Python helpers every other folder may use: argument checks and
+atomic file writes. Nothing here imports Keras or Theano."""
