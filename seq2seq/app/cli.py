@@ -15,9 +15,11 @@ calls the library (`Translator`, `Reranker`, `seq2seq.training`) and prints.
 """
 from __future__ import absolute_import, print_function
 
+import contextlib
 import os
 import sys
 
+from ..util.files import remove_dead_temporaries
 from .opts import VALIDATORS, CommandError, RECORDED_TRAIN_OPTIONS, build_parser
 
 USAGE_ERROR = 2
@@ -39,14 +41,21 @@ def _write(path, text):
 
 
 # -- train -----------------------------------------------------------------------------
-def _new_run(args, pairs):
-    """Config, vocabularies and a compiled model for a fresh run."""
+def _new_run(args, pairs, held):
+    """Config, vocabularies and a compiled model for a fresh run; the
+    directory's lock goes into the ExitStack `held`."""
     from ..training.seeding import set_seed
     from ..training.vocab import Vocabulary
-    from .model_dir import CONFIG, build_model, compile_model, write_config
+    from .model_dir import CONFIG, build_model, compile_model, lock_model_dir, write_config
+    if not os.path.isdir(args.model_dir):
+        os.makedirs(args.model_dir)
+    held.enter_context(lock_model_dir(args.model_dir))
     if os.path.exists(os.path.join(args.model_dir, CONFIG)):
         raise CommandError('%s already holds a model: continue it with --resume, or choose '
                            'another --model-dir' % args.model_dir)
+    # Temporary files of runs killed while writing (loss.png, the
+    # vocabularies, ...); a refused run above leaves them.
+    remove_dead_temporaries(args.model_dir)
     source_vocab = Vocabulary.build(source for _, source, _ in pairs)
     target_vocab = Vocabulary.build(target for _, _, target in pairs)
     config = {name: getattr(args, name) for name in RECORDED_TRAIN_OPTIONS}
@@ -60,8 +69,13 @@ def _new_run(args, pairs):
     return config, source_vocab, target_vocab, model, None
 
 
-def _resumed_run(args):
-    """Config, vocabularies, the last checkpoint and the training state.
+def _resumed_run(args, held):
+    """Config, vocabularies, the last checkpoint and the training state;
+    the directory's lock goes into the ExitStack `held`.
+
+    A run that stopped before its first checkpoint (killed in epoch 1, even
+    while writing last.h5) starts again from epoch 1 with the directory's
+    configuration and vocabularies, as `train` would have (state None).
 
     The checkpoint holds the training state, the random states and the
     optimizer state (`seq2seq.training.checkpoints.save_checkpoint`); one an
@@ -71,12 +85,22 @@ def _resumed_run(args):
     from ..training.checkpoints import (LAST_CHECKPOINT, TRAIN_STATE, load_checkpoint,
                                         load_train_state)
     from ..training.seeding import set_seed
-    from .model_dir import read_config, write_config
+    from .model_dir import (build_model, check_config_complete, compile_model, lock_model_dir,
+                            read_config, write_config)
+    held.enter_context(lock_model_dir(args.model_dir))
     config, source_vocab, target_vocab = read_config(args.model_dir)
     checkpoint = os.path.join(args.model_dir, LAST_CHECKPOINT)
+    remove_dead_temporaries(args.model_dir)     # of runs killed while writing
     if not os.path.exists(checkpoint):
-        raise CommandError('%s has no checkpoint to resume from (no epoch finished yet): '
-                           'train again without --resume' % args.model_dir)
+        check_config_complete(args.model_dir, config)
+        if args.learning_rate is not None:
+            config['learning_rate'] = args.learning_rate
+        print('%s: no epoch was checkpointed before the run stopped; training from epoch 1 '
+              'with its configuration and vocabularies' % args.model_dir)
+        set_seed(config['seed'])    # as _new_run: the same initial weights
+        model = compile_model(build_model(config, len(source_vocab), len(target_vocab)),
+                              config['learning_rate'])
+        return config, source_vocab, target_vocab, model, None
     # What a checkpoint without random states (an earlier version's) leaves
     # to numpy's generator (the dropout streams' seeds) is then still seeded.
     set_seed(config.get('seed', 0))
@@ -101,13 +125,19 @@ def _resumed_run(args):
 
 
 def train(args):
+    # The model directory stays locked until the command ends.
+    with contextlib.ExitStack() as held:
+        return _train(args, held)
+
+
+def _train(args, held):
     from ..training.callbacks import CheckpointAndEarlyStopping, make_validation_scorer
     from ..training.data import (TeacherForcedBatches, encode_pairs, read_tsv,
                                  variable_length_batches)
     from ..training.vocab import EOS_ID
     from .model_dir import is_teacher_forced
     if args.resume:
-        config, source_vocab, target_vocab, model, state = _resumed_run(args)
+        config, source_vocab, target_vocab, model, state = _resumed_run(args, held)
     else:
         config = state = None
     tokens = (config or vars(args))
@@ -115,7 +145,7 @@ def train(args):
     valid = (read_tsv(args.valid, tokens['source_tokens'], tokens['target_tokens'])
              if args.valid else None)
     if not args.resume:
-        config, source_vocab, target_vocab, model, state = _new_run(args, pairs)
+        config, source_vocab, target_vocab, model, state = _new_run(args, pairs, held)
     done = state['epoch'] if state else 0
     if state and state.get('stopped_early'):
         print('%s: training stopped early after epoch %d; nothing to resume'
@@ -339,12 +369,15 @@ def main(argv=None):
     except SystemExit as exit:
         return exit.code
     import seq2seq  # noqa: F401  (selects Keras' Theano backend first)
+    from ..training.checkpoints import CheckpointWriteError
     from ..training.data import DataFileError
+    from ..util.files import FileWriteError
     from .model_dir import ModelDirError
     try:
         VALIDATORS[args.command](args)
         return COMMANDS[args.command](args)
-    except (CommandError, DataFileError, ModelDirError) as error:
+    except (CommandError, DataFileError, ModelDirError, FileWriteError,
+            CheckpointWriteError) as error:
         print('seq2seq %s: error: %s' % (args.command, error), file=sys.stderr)
         return USAGE_ERROR
     except KeyboardInterrupt:

@@ -15,6 +15,8 @@
     history.csv          loss, validation loss, token accuracy and learning
                          rate per epoch
     loss.png             the loss curve
+    .lock                held (flock) by the `train` writing the directory;
+                         the kernel drops it when that process ends
 
 Also how a configuration becomes a model (`build_model`), with the decoder's
 readout and the loss chosen in one place (`READOUT_ACTIVATION`, `LOSS`).
@@ -31,7 +33,7 @@ import os
 from ..layers import losses
 from ..training.checkpoints import BEST_MODEL
 from ..training.vocab import Vocabulary
-from ..util.files import write_text_atomically
+from ..util.files import FolderLock, LockedError, write_text_atomically
 
 FORMAT = 'seq2seq model directory'
 FORMAT_VERSION = 1
@@ -107,6 +109,42 @@ def write_config(model_dir, config, source_vocab, target_vocab):
     data = dict(config, format=FORMAT, format_version=FORMAT_VERSION)
     write_text_atomically(os.path.join(model_dir, CONFIG), json.dumps(data, indent=1,
                                                                       sort_keys=True))
+
+
+LOCK = '.lock'
+
+
+def lock_model_dir(model_dir):
+    """The lock of a model directory (a `FolderLock`, to `release` or use
+    in a `with`), taken by whatever writes into it, so that two runs never
+    write the same directory (the later would overwrite the better model).
+    ModelDirError when another running process holds it; the lock of a
+    process that died is free (flock), whatever file it left."""
+    if not os.path.isdir(model_dir):
+        raise ModelDirError('%s: no such model directory' % model_dir)
+    try:
+        lock = FolderLock(model_dir, LOCK)
+    except LockedError as error:
+        raise ModelDirError('%s is being written by another run (%s): wait for it to end, or '
+                            'choose another --model-dir' % (model_dir, error.strerror))
+    except OSError as error:
+        raise ModelDirError('%s: cannot lock the model directory (%s)'
+                            % (model_dir, error.strerror or error))
+    return lock
+
+
+# The settings a configuration must hold to build and train its model.
+REQUIRED_CONFIG = ('model', 'cell', 'hidden_dim', 'depth', 'embedding_dim', 'dropout',
+                   'batch_size', 'learning_rate', 'patience', 'seed', 'input_length',
+                   'output_length', 'source_tokens', 'target_tokens')
+
+
+def check_config_complete(model_dir, config):
+    """ModelDirError naming the settings config.json lacks to build the model."""
+    missing = [name for name in REQUIRED_CONFIG if name not in config]
+    if missing:
+        raise ModelDirError('%s: lacks %s, needed to build the model'
+                            % (os.path.join(model_dir, CONFIG), ', '.join(missing)))
 
 
 def read_config(model_dir):

@@ -17,6 +17,8 @@ from __future__ import absolute_import
 
 import argparse
 
+from ..util.files import folder_problem
+
 COMMANDS = (('train', 'train a model on a TSV file'),
             ('predict', 'decode sources, one per line'),
             ('evaluate', 'score a model on a TSV file'),
@@ -310,9 +312,19 @@ def validate_train_args(args):
         args.learning_rate = DEFAULTS['learning_rate']
 
 
+def _check_output(option, path):
+    """CommandError for an output file that cannot be created (no such
+    folder, ...), before any model loads: not after the decoding."""
+    problem = path and folder_problem(path)
+    if problem:
+        raise CommandError('%s: %s' % (option, problem))
+
+
 def validate_predict_args(args):
-    """CommandError for options that do not go together; widens --beam-size
-    to --n-best (an n-best list needs a beam at least that wide)."""
+    """CommandError for options that do not go together or an --output
+    that cannot be written; widens --beam-size to --n-best (an n-best list
+    needs a beam at least that wide)."""
+    _check_output('--output', args.output)
     if args.n_best and args.n_best > args.beam_size:
         args.beam_size = args.n_best
     _validate_rescoring_args(args)
@@ -324,7 +336,8 @@ def validate_evaluate_args(args):
 
 
 def validate_score_args(args):
-    """Nothing: score's options are independent (argparse checks each)."""
+    """CommandError for an --output that cannot be written."""
+    _check_output('--output', args.output)
 
 
 def validate_attention_args(args):
@@ -332,6 +345,7 @@ def validate_attention_args(args):
     splits an empty or all-space text into none)."""
     if not args.source.strip():
         raise CommandError('--source is empty')
+    _check_output('--out', args.out)
 
 
 def _validate_rescoring_args(args):

@@ -43,6 +43,7 @@ exactly equal (tested), and leaves the remembered-state path unchanged.
 """
 from __future__ import absolute_import
 
+import os
 import warnings
 
 import numpy as np
@@ -316,12 +317,21 @@ def write_hidden_state(group, model):
 def read_hidden_state(group, model):
     """Set `model`'s remembered states from an h5py group
     `write_hidden_state` wrote."""
+    import h5py
     states = {}
     for name in group:
         layer_group = group[name]
+        if not isinstance(layer_group, h5py.Group):
+            raise ValueError('hidden state %r: expected a group per layer holding datasets '
+                             'named CELL_VARIABLE (e.g. 0_1), found a dataset' % name)
         cells = {}
         for key in layer_group:
-            i, j = (int(part) for part in key.split('_'))
+            parts = key.split('_')
+            if len(parts) != 2 or not all(part.isdigit() for part in parts):
+                raise ValueError('hidden state of layer %r: expected datasets named '
+                                 'CELL_VARIABLE (e.g. 0_1, the first cell\'s c), found %r'
+                                 % (name, key))
+            i, j = (int(part) for part in parts)
             cells.setdefault(i, {})[j] = layer_group[key][()]
         states[name] = [[cells[i][j] for j in sorted(cells[i])] for i in sorted(cells)]
     if states or stateful_layers(model):
@@ -334,26 +344,52 @@ def save_hidden_state(model, path):
     same folder, fsynced and renamed: a conversation interrupted by a
     restart continues with `load_hidden_state` where it stopped. (Keras'
     `model.save` does not save them; `seq2seq.callbacks.save_checkpoint`
-    does.)"""
+    does.) A folder that is missing or not writable is a ValueError naming
+    `path`, before anything is written; a failed write (disk full) a
+    `seq2seq.util.files.FileWriteError` naming `path`, the old file kept."""
     import h5py
-    from ..util.files import replaced_atomically
+    from ..util.files import folder_problem, replaced_atomically
     if not stateful_layers(model):
         raise ValueError('model %r has no layer with remember_state=True: no hidden state '
                          'to save' % model.name)
+    problem = folder_problem(path)
+    if problem:
+        raise ValueError('save_hidden_state: %s' % problem)
     with replaced_atomically(path) as temporary:
         with h5py.File(temporary, 'w') as f:
             write_hidden_state(f.create_group('hidden_state'), model)
 
 
+HIDDEN_STATE_GROUP = 'hidden_state'
+
+
 def load_hidden_state(model, path):
     """Set `model`'s remembered hidden states from a file `save_hidden_state`
-    wrote (from a model with the same layer names and shapes)."""
+    wrote (from a model with the same layer names and shapes). A file that
+    is missing, not HDF5 (text, cut short) or laid out otherwise is a
+    ValueError naming it, and the model's states are left as they were."""
     import h5py
-    with h5py.File(path, 'r') as f:
-        if 'hidden_state' not in f:
-            raise ValueError('%s holds no hidden state (not written by save_hidden_state)'
-                             % path)
-        read_hidden_state(f['hidden_state'], model)
+    if not os.path.isfile(path):
+        raise ValueError('load_hidden_state: %s: %s' % (
+            path, 'is a folder, not a file' if os.path.isdir(path) else 'no such file'))
+    try:
+        f = h5py.File(path, 'r')
+    except OSError as error:    # h5py's message names its internals, not the problem
+        raise ValueError('load_hidden_state: %s is not a hidden state file written by '
+                         'save_hidden_state (not a whole HDF5 file: %s)'
+                         % (path, str(error).split('(')[0].strip() or type(error).__name__))
+    with f:
+        if HIDDEN_STATE_GROUP not in f or not isinstance(f[HIDDEN_STATE_GROUP], h5py.Group):
+            raise ValueError('load_hidden_state: %s holds no group %r (expected a file '
+                             'written by save_hidden_state; it holds %s)'
+                             % (path, HIDDEN_STATE_GROUP, sorted(f) or 'nothing'))
+        try:
+            read_hidden_state(f[HIDDEN_STATE_GROUP], model)
+        except ValueError as error:     # the file's layout, or another model's states
+            raise ValueError('load_hidden_state: %s: %s' % (path, error))
+        except (KeyError, OSError) as error:    # an HDF5 object that does not read
+            raise ValueError('load_hidden_state: %s: the hidden state does not read (%s: %s)'
+                             % (path, type(error).__name__, error))
 
 
 # -- laying conversations out in the rows of batches --------------------------------

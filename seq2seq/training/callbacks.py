@@ -25,12 +25,12 @@ import numpy as np
 from keras import backend as K
 from keras.callbacks import Callback
 
-from ..util.files import write_text_atomically
+from ..util.files import FileWriteError, write_text_atomically
 # The names of the first release's seq2seq.callbacks, defined in the modules below.
 from .checkpoints import (BEST_MODEL, CHECKPOINT_GROUP, LAST_CHECKPOINT,  # noqa: F401
-                          SAMPLE_ORDER, TRAIN_STATE, load_checkpoint, load_train_state,
-                          read_checkpoint_state, remove_stale_temporaries, save_checkpoint,
-                          save_model_atomically)
+                          SAMPLE_ORDER, TRAIN_STATE, CheckpointWriteError, load_checkpoint,
+                          load_train_state, read_checkpoint_state, remove_stale_temporaries,
+                          save_checkpoint, save_model_atomically)
 from .seeding import random_streams, set_seed  # noqa: F401
 
 HISTORY_CSV = 'history.csv'
@@ -212,6 +212,8 @@ class CheckpointAndEarlyStopping(Callback):
         self.stopped_early = bool(state.get('stopped_early', False))
         # The rate the next epoch runs at, once decayed; None: the optimizer's.
         self.learning_rate = state.get('learning_rate')
+        # The epoch last.h5 holds (None: none yet), for the message of a failed write.
+        self.checkpointed_epoch = state.get('epoch')
 
     def on_train_begin(self, logs=None):
         if self.learning_rate is not None:
@@ -224,6 +226,25 @@ class CheckpointAndEarlyStopping(Callback):
         logs = logs if logs is not None else {}
         if self.validation is not None:
             logs['val_loss'], logs['val_token_accuracy'] = self.validation()
+        try:
+            self._end_epoch(epoch, logs)
+        except OSError as error:
+            # A full disk ends the run with one line, not a traceback from
+            # deep in h5py or matplotlib; every file was written to a
+            # temporary one, so the previous checkpoint is whole.
+            if not isinstance(error, (FileWriteError, CheckpointWriteError)):
+                error = FileWriteError(getattr(error, 'filename', None) or self.model_dir,
+                                       error)
+            if self.checkpointed_epoch is None:
+                intact = ('no epoch was checkpointed yet: start again with '
+                          '`seq2seq train --resume`')
+            else:
+                intact = ('the last checkpoint, %s (epoch %d), is intact: continue with '
+                          '`seq2seq train --resume`' % (self.path(LAST_CHECKPOINT),
+                                                        self.checkpointed_epoch))
+            raise CheckpointWriteError('%s; %s' % (error, intact)) from error
+
+    def _end_epoch(self, epoch, logs):
         val_loss = logs.get('val_loss')
         row = {'epoch': epoch + 1, 'loss': float(logs['loss']),
                'learning_rate': float(K.get_value(self.model.optimizer.lr)),
@@ -250,10 +271,16 @@ class CheckpointAndEarlyStopping(Callback):
         # The state goes into the checkpoint itself (one rename: the model and
         # its state never disagree), and into train_state.json for people.
         save_checkpoint(self.model, self.path(LAST_CHECKPOINT), state)
+        self.checkpointed_epoch = epoch + 1
         write_text_atomically(self.path(TRAIN_STATE), json.dumps(state, indent=1))
         write_history_csv(self.history, self.path(HISTORY_CSV))
         from .plots import plot_loss_curve
-        plot_loss_curve(self.history, self.path(LOSS_CURVE))
+        try:
+            plot_loss_curve(self.history, self.path(LOSS_CURVE))
+        except FileWriteError:
+            raise
+        except OSError as error:    # matplotlib's error names the temporary file
+            raise FileWriteError(self.path(LOSS_CURVE), error) from error
         summary = 'epoch %d: loss %.4f' % (row['epoch'], row['loss'])
         if row['val_loss'] is not None:
             summary += ', validation loss %.4f' % row['val_loss']

@@ -37,10 +37,18 @@ import random
 import numpy as np
 
 from ..models.conversation import read_hidden_state, write_hidden_state
-from ..util.files import replaced_atomically
+from ..util.files import remove_dead_temporaries, replaced_atomically
 from .seeding import random_streams
 
 LAST_CHECKPOINT = 'last.h5'
+
+
+class CheckpointWriteError(OSError):
+    """A file of a training run could not be written (e.g. the disk is
+    full); the message says which, and which checkpoint is still intact."""
+
+    def __str__(self):
+        return self.args[0]
 
 
 BEST_MODEL = 'model.h5'
@@ -68,23 +76,8 @@ def save_model_atomically(model, path, include_optimizer=True, extra=None):
 def remove_stale_temporaries(path):
     """Delete the temporary files of `path` that processes no longer running
     left behind (killed while saving); those of running processes stay."""
-    if os.name != 'posix':
-        return
-    folder = os.path.dirname(os.path.abspath(path))
-    prefix = '.%s.tmp' % os.path.basename(path)
-    for name in os.listdir(folder):
-        pid = name[len(prefix):]
-        if not (name.startswith(prefix) and pid.isdigit()) or int(pid) == os.getpid():
-            continue
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            try:
-                os.remove(os.path.join(folder, name))
-            except OSError:
-                pass
-        except OSError:          # running, as another user
-            pass
+    remove_dead_temporaries(os.path.dirname(os.path.abspath(path)),
+                            [os.path.basename(path)])
 
 
 def _write_random_state(group, model):
