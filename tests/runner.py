@@ -10,21 +10,53 @@ Two tiers:
 
 * `python -m tests.runner` (`make test`, CI): every test.
 * `python -m tests.runner --fast` (`make test-fast`): every test not marked
-  slow; a few minutes on 2 cores once `~/.theano` is warm, and every module
-  still has tests in it.
+  slow; what a developer runs after each change. Under 5 minutes on an idle
+  2-core machine once `~/.theano` is warm.
 
-Marking a test slow (long training, a cold compile in a child process, a
-full-size model) is one decorator from nose's attrib plugin:
+What the fast tier covers: every public capability has at least one quick
+test there, asserting something the code computed (values against
+tests/numpy_reference.py, or a second path: step-by-step decoding equals
+predict, loading equals saving, a training step lowers the loss):
+
+* the layers (`Seq2seq` at each depth, the encoders, decoders and cells,
+  masking, remembered state and its guards) against the numpy loops;
+* each model class (`SimpleSeq2Seq`, `Seq2Seq` with peek, teacher forcing,
+  GRU cells, reversed input, stateful, `AttentionSeq2Seq`): built, predicting
+  the reference's values or a second path's, one small model trained a few
+  steps with a falling loss, save and `load_model` giving the same outputs;
+* the 2015 API (positional order, modules, `Conversational`);
+* the losses and the rewrite of Keras' losses into the fused Ops, the fused
+  Ops, greedy and beam search, ensembles, rescoring, the command line, the
+  checkpoint and resume helpers, the saved-model fixtures, the README blocks;
+* the Theano patches (switches, opt-out, import order; child processes that
+  compile nothing) and the compile-speed machinery (in-process, warm cache).
+
+Slow only (`@attr('slow')`): long trainings (tests/test_model_learning.py,
+each model learning to reverse sequences to a stated accuracy; the command
+line's training, resume and rescoring runs), full-size models (the 2015
+README example in tests/test_learning.py, the depth-4 README snippets, every
+model saved and trained on after loading), cold compiles in a child process
+(tests/test_compile_speed.py, the opt-out layers in tests/test_install.py,
+tests/test_compilation.py), finite-difference gradients of deep stacks, the
+SIGKILL checkpoint test, and the property drawn over all four models in
+tests/test_property.py. tests/test_learning.py and
+tests/test_model_learning.py have no fast test: what they assert needs long
+training; the fast tier's training tests are the falling losses of
+tests/test_models.py, tests/test_legacy.py and tests/test_losses.py.
+
+Marking a test slow is one decorator from nose's attrib plugin:
 
     from nose.plugins.attrib import attr
 
     @attr('slow')
-    def test_learns_to_reverse_sequences():
+    def test_seq2seq_learns_to_reverse():
         ...
 
 (on a `unittest.TestCase` class it marks every method). Mark a test slow
-when it takes more than about 10 seconds with a warm cache, and keep a
-faster test of the same module in the fast tier.
+when it takes more than about 10 seconds with a warm cache (count the Keras
+functions it compiles: each costs seconds) and keep a quick test of the same
+capability in the fast tier; where a test is slow only because its model is
+needlessly big or it trains needlessly long, shrink it instead.
 """
 import sys
 import time

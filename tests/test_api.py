@@ -1,10 +1,12 @@
-"""The layers as Keras users meet them: shapes, configs, models, errors."""
+"""The layers as Keras users meet them: shapes and values (against the numpy
+reference), configs, models, errors."""
 import numpy as np
 from keras.layers import Activation, Embedding, Input
 from keras.models import Model, Sequential
 from numpy.testing import assert_allclose
 
 from seq2seq import BidirectionalEncoder, LSTMDecoder, LSTMDecoder2, LSTMEncoder, Seq2seq
+from tests import numpy_reference as ref
 from tests.helpers import assert_raises_with
 
 
@@ -14,12 +16,26 @@ def _seq2seq(**overrides):
     return Seq2seq(**args)
 
 
-def test_output_shapes_for_each_depth():
+def _embedded_seq2seq_reference(model, x):
+    """What an Embedding -> Seq2seq model computes, in numpy (float64)."""
+    embedding, layer = model.layers
+    vectors = embedding.get_weights()[0].astype('float64')[x]
+    expected, _ = ref.seq2seq(vectors, [w.astype('float64') for w in layer.get_weights()],
+                              layer.depth, layer.output_length)
+    return expected
+
+
+def test_output_shapes_and_values_for_each_depth():
     for depth in [1, 2, (2, 3), [3, 1]]:
+        assert _seq2seq(depth=depth).compute_output_shape((None, 4, 3)) == (None, 7, 6), depth
+    # The values for one LSTM either side and for stacks of different depths
+    # (an int or a list is the same pair of stacks).
+    x = np.random.RandomState(0).randint(0, 10, (2, 4))
+    for depth in [1, (2, 3)]:
         model = Sequential([Embedding(10, 3, input_length=4), _seq2seq(depth=depth)])
         assert model.output_shape == (None, 7, 6), depth
-        x = np.random.RandomState(0).randint(0, 10, (2, 4))
-        assert model.predict(x).shape == (2, 7, 6)
+        assert_allclose(model.predict(x), _embedded_seq2seq_reference(model, x),
+                        rtol=1e-4, atol=1e-5, err_msg=str(depth))
 
 
 def test_depth_counts_the_stacked_lstms():
@@ -45,18 +61,31 @@ def test_functional_api():
 
 def test_encoder_decoder_composed_in_the_functional_api():
     inputs = Input((5, 3))
-    encoder = LSTMEncoder(output_dim=4, return_sequences=True)(inputs)
-    context = LSTMEncoder(output_dim=3)(encoder)
-    outputs = LSTMDecoder2(dim=3, hidden_dim=6, output_length=4)(context)
-    model = Model(inputs, outputs)
-    assert model.predict(np.zeros((2, 5, 3))).shape == (2, 4, 3)
+    first = LSTMEncoder(output_dim=4, return_sequences=True)
+    second = LSTMEncoder(output_dim=3)
+    decoder = LSTMDecoder2(dim=3, hidden_dim=6, output_length=4)
+    model = Model(inputs, decoder(second(first(inputs))))
+    x = np.random.RandomState(1).uniform(-1, 1, (2, 5, 3))
+    # numpy: the two encoders, then the Cho decoder from zeros reading the
+    # context at every step.
+    as64 = lambda layer: [w.astype('float64') for w in layer.get_weights()]  # noqa: E731
+    sequence, _, _ = ref.lstm_encoder(x, as64(first))
+    _, context, _ = ref.lstm_encoder(sequence, as64(second))
+    kernel, recurrent_kernel, bias, context_kernel, readout_kernel, readout_bias = as64(decoder)
+    zeros = np.zeros((2, 6))
+    expected, _, _ = ref.lstm_decoder(context, (kernel, recurrent_kernel, bias),
+                                      (readout_kernel, readout_bias), 4, zeros, zeros,
+                                      context_kernel=context_kernel)
+    assert_allclose(model.predict(x), expected, rtol=1e-4, atol=1e-5)
 
 
 def test_input_dim_is_inferred_when_not_given():
     layer = Seq2seq(hidden_dim=5, output_dim=6, output_length=7, depth=2)
     model = Sequential([Embedding(10, 3, input_length=4), layer])
     assert layer.input_dim == 3
-    assert model.predict(np.zeros((1, 4))).shape == (1, 7, 6)
+    x = np.random.RandomState(2).randint(0, 10, (3, 4))
+    assert_allclose(model.predict(x), _embedded_seq2seq_reference(model, x),
+                    rtol=1e-4, atol=1e-5)
 
 
 def test_config_round_trips():
@@ -109,7 +138,7 @@ def test_input_of_the_wrong_width_is_refused():
 
 def test_softmax_cross_entropy_on_sequences():
     from keras import backend as K
-    from seq2seq.losses import softmax_cross_entropy
+    from seq2seq.layers.losses import softmax_cross_entropy
     logits = np.random.RandomState(0).randn(2, 3, 4)
     targets = np.eye(4)[np.array([[0, 1, 2], [3, 3, 0]])]
     probs = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)

@@ -160,22 +160,72 @@ def test_failed_build_is_left_to_theano_and_cleaned_up():
 
 
 def test_finished_build_moves_into_the_linkers_folder():
+    calls = []
+
     def writes_library(location, py_module, module_name, src_code):
-        assert not py_module
+        calls.append((location, py_module, module_name))
         with open(os.path.join(location, module_name + '.so'), 'w') as stream:
             stream.write(src_code)
 
     builds = compile_speed.ParallelBuilds(writes_library, jobs=2)
-    folder, location = tempfile.mkdtemp(), tempfile.mkdtemp()
+    folder, location, second = tempfile.mkdtemp(), tempfile.mkdtemp(), tempfile.mkdtemp()
     try:
-        assert builds.start('k', folder, {'module_name': 'm', 'src_code': 'code'}) is not None
-        assert builds.start('k', tempfile.mkdtemp(), {'module_name': 'm', 'src_code': ''}) is None
+        job = builds.start('k', folder, {'module_name': 'm', 'src_code': 'code'})
+        job.future.result(timeout=30)
+        # The worker built into the job's own folder, as a plain library.
+        assert job.folder == folder
+        assert calls == [(folder, False, 'm')], calls
+        assert os.listdir(folder) == ['m.so']
+        # The same key again while the first is not taken: no second build.
+        assert builds.start('k', second, {'module_name': 'm', 'src_code': ''}) is None
+        assert builds.started == 1 and len(calls) == 1
         library = builds.take('k', location, 'm')
         assert library == os.path.join(location, 'm.so')
         assert open(library).read() == 'code'
         assert not os.path.exists(folder) and builds.used == 1
     finally:
         shutil.rmtree(location, ignore_errors=True)
+        shutil.rmtree(second, ignore_errors=True)
+
+
+def test_functions_compiled_through_the_patch_compute_numpys_values_and_recompile_nothing():
+    """In this process (the patch installed, a warm cache after the first
+    compile): a function of several C nodes gives numpy's values, and the
+    same graph compiled again finds every module in the cache (no g++, no
+    parallel build started)."""
+    import numpy as np
+    import theano
+    import theano.tensor as T
+    from theano.gof import cmodule
+
+    x, y = T.matrix(), T.matrix()
+    outputs = [T.exp(x) * y + 3 * T.sqrt(abs(x)), T.tanh(x).sum(axis=0), T.dot(x, y.T),
+               (x ** 2).max(axis=1), T.concatenate([x, y])]
+    a = np.random.RandomState(0).rand(3, 4).astype(theano.config.floatX)
+    b = np.random.RandomState(1).rand(3, 4).astype(theano.config.floatX)
+    expected = [np.exp(a) * b + 3 * np.sqrt(abs(a)), np.tanh(a).sum(0), a.dot(b.T),
+                (a ** 2).max(1), np.concatenate([a, b])]
+    for got, want in zip(theano.function([x, y], outputs)(a, b), expected):
+        assert np.allclose(got, want, rtol=1e-5), (got, want)
+    builds = compile_speed._installed.get('builds')
+    started = builds.started if builds is not None else 0
+    compiled = []
+    patched = cmodule.GCC_compiler.__dict__['compile_str']
+    assert getattr(patched.__func__, '_seq2seq_patch', False), 'compile_speed is not installed'
+
+    def counting(module_name, *args, **kwargs):
+        compiled.append(module_name)
+        return patched.__func__(module_name, *args, **kwargs)
+
+    cmodule.GCC_compiler.compile_str = staticmethod(counting)
+    try:
+        again = theano.function([x, y], outputs)
+    finally:
+        cmodule.GCC_compiler.compile_str = patched
+    assert compiled == [], compiled
+    assert (builds.started if builds is not None else 0) == started
+    for got, want in zip(again(a, b), expected):
+        assert np.allclose(got, want, rtol=1e-5), (got, want)
 
 
 def test_builds_nobody_took_are_dropped_with_their_folders():

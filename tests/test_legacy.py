@@ -13,13 +13,13 @@ from keras.layers import Activation, Dense, Embedding, Input
 from keras.models import Model, Sequential, load_model
 from numpy.testing import assert_allclose, assert_array_equal
 
-from seq2seq import inference
-from seq2seq.conversation import ConversationWindow
-from seq2seq.conversational import Conversational, ShallowDecoderWarning
-from seq2seq.lstm_decoder import LSTMDecoder, LSTMDecoder2
-from seq2seq.lstm_encoder import LSTMEncoder
-from seq2seq.seq2seq import Seq2seq
-from seq2seq.stateful_rnn import StatefulRNN
+from seq2seq.search import model_search as inference
+from seq2seq.models.conversation import ConversationWindow
+from seq2seq.legacy.conversational import Conversational, ShallowDecoderWarning
+from seq2seq.legacy.lstm_decoder import LSTMDecoder, LSTMDecoder2
+from seq2seq.legacy.lstm_encoder import LSTMEncoder
+from seq2seq.layers.seq2seq_layer import Seq2seq
+from seq2seq.legacy.stateful_rnn import StatefulRNN
 from tests.helpers import assert_raises_with, compiled
 
 VOCAB, EMBED, HIDDEN, LENGTH = 7, 4, 5, 3
@@ -79,8 +79,15 @@ def test_2015_style_script_fits_and_predicts_after_embedding():
     model.add(Seq2seq(EMBED, HIDDEN, LENGTH, input_dim=EMBED, input_length=LENGTH))
     model.compile(loss='mse', optimizer='rmsprop')
     x, y = _ids(4), np.random.RandomState(1).rand(4, LENGTH, EMBED)
-    model.fit(x, y, batch_size=2, epochs=1, verbose=0)
-    assert model.predict(x).shape == (4, LENGTH, EMBED)
+    before = model.predict(x)
+    history = model.fit(x, y, batch_size=4, epochs=5, verbose=0)
+    after = model.predict(x)
+    assert after.shape == (4, LENGTH, EMBED)
+    # One batch an epoch: fit's first loss, computed before any update, is
+    # the mse of what predict gave; every step on the fixed batch lowers it.
+    losses = history.history['loss'] + [np.mean((after - y) ** 2)]
+    assert_allclose(losses[0], np.mean((before - y) ** 2), rtol=1e-4)
+    assert all(b < a for a, b in zip(losses, losses[1:])), losses
 
 
 # -- the 2015 modules ------------------------------------------------------------------------

@@ -6,9 +6,9 @@ output logits, trained with softmax cross-entropy.
 import numpy as np
 from nose.plugins.attrib import attr
 
-from seq2seq.data import one_hot, reversal_task
-from seq2seq.losses import softmax_cross_entropy
-from seq2seq.metrics import token_accuracy
+from seq2seq.training.data import one_hot, reversal_task
+from seq2seq.layers.losses import softmax_cross_entropy
+from seq2seq.training.metrics import token_accuracy
 from seq2seq.models import AttentionSeq2Seq, Seq2Seq, SimpleSeq2Seq
 
 LENGTH, VOCAB = 5, 8
@@ -40,6 +40,9 @@ def test_simple_seq2seq_learns_to_reverse():
 
 @attr('slow')
 def test_seq2seq_learns_to_reverse():
+    # An encoder whose final state starts a decoder fed back its own output:
+    # the structure of the Seq2seq layer too (examples/reverse.py), here with
+    # peek. The suite's one reversal test for that structure.
     x, y, x_test, y_test = _task(1)
     model = Seq2Seq(input_dim=VOCAB, input_length=LENGTH, hidden_dim=64, output_length=LENGTH,
                     output_dim=VOCAB, peek=True)
@@ -84,7 +87,7 @@ def test_attention_seq2seq_learns_to_reverse():
 def test_decoding_stops_at_the_end_of_sequence_token():
     # Variable-length targets ending with EOS (id 1), padded with 0: the
     # teacher-forced model learns where to stop, and search stops there.
-    from seq2seq.data import targets_with_eos
+    from seq2seq.training.data import targets_with_eos
     rng = np.random.RandomState(5)
     lengths = rng.randint(1, 4, size=3000)
     sources = [list(rng.randint(2, VOCAB, size=n)) for n in lengths]

@@ -43,6 +43,7 @@ def test_readme_simple_seq2seq_depth_3():
     assert _fit_and_predict(model, x, y).shape == (16, 8, 8)
 
 
+@attr('slow')   # the depth-3 snippet is the fast tier's SimpleSeq2Seq README test
 def test_readme_simple_seq2seq_depth_4_5():
     x, y = _data(8)
     model = SimpleSeq2Seq(input_dim=5, hidden_dim=10, output_length=8, output_dim=8,
@@ -50,6 +51,7 @@ def test_readme_simple_seq2seq_depth_4_5():
     assert _fit_and_predict(model, x, y).shape == (16, 8, 8)
 
 
+@attr('slow')   # compiling the training function of a depth-4 Seq2Seq: tens of seconds
 def test_readme_seq2seq_depth_4():
     x, y = _data()
     model = Seq2Seq(batch_input_shape=(16, 7, 5), hidden_dim=10, output_length=8,
@@ -84,7 +86,8 @@ def test_teacher_forced_model_trains_on_targets_and_predicts_from_the_source_alo
     # Prediction runs free: the targets, if given at all, are not read.
     assert_allclose(model.predict([x, np.zeros_like(y)]), predicted, rtol=1e-5, atol=1e-6)
     assert_allclose(model.predict([x, y]), predicted, rtol=1e-5, atol=1e-6)
-    assert np.isfinite(model.evaluate(x, y, verbose=0))
+    # evaluate, given the source alone, scores what predict gives.
+    assert_allclose(model.evaluate(x, y, verbose=0), np.mean((predicted - y) ** 2), rtol=1e-4)
 
 
 _LOOP_OPS = ('Scan', 'LSTMForward', 'LSTMGrad')
@@ -120,6 +123,7 @@ def _teacher_forced_training(learning_phase, x, y):
         theano_backend._LEARNING_PHASE = saved
 
 
+@attr('slow')   # two teacher-forced models trained and their graphs inspected
 def test_teacher_forced_training_skips_the_free_running_loop():
     """Training a teacher-forced Seq2Seq computes what it would with the
     learning phase fixed to 1: the free-running loop (predict's) adds no
@@ -232,6 +236,30 @@ def _check_save_and_load(model, x, y, inputs=None):
     return loaded
 
 
+def test_save_and_load_gives_the_same_model_and_outputs():
+    """load_model with no custom_objects: the same class, the same options,
+    the same weights and the same outputs (the model compiled but not
+    trained: no optimizer state, so no training function to compile)."""
+    x = RNG.rand(4, 6, 3)
+    model = Seq2Seq(input_dim=3, input_length=6, hidden_dim=6, output_length=4, output_dim=5,
+                    peek=True)
+    model.compile(loss='mse', optimizer='adam')
+    folder = tempfile.mkdtemp()
+    try:
+        path = os.path.join(folder, 'model.h5')
+        model.save(path)
+        loaded = keras.models.load_model(path)
+    finally:
+        shutil.rmtree(folder)
+    assert type(loaded) is type(model)
+    assert loaded.decoder_layer.peek
+    for saved, got in zip(model.get_weights(), loaded.get_weights()):
+        assert_allclose(got, saved)
+    expected = model.predict(x)
+    assert np.abs(expected).max() > 1e-3
+    assert_allclose(loaded.predict(x), expected, rtol=1e-5, atol=1e-6)
+
+
 @attr('slow')
 def test_save_and_load_every_model():
     x = RNG.rand(8, 6, 3)
@@ -245,6 +273,7 @@ def test_save_and_load_every_model():
         _check_save_and_load(build(), x, y)
 
 
+@attr('slow')   # trains, saves, loads (compiling the training function) and trains on
 def test_save_and_load_teacher_forced_model():
     x = RNG.rand(8, 6, 3)
     y = RNG.rand(8, 4, 5)

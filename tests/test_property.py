@@ -9,6 +9,10 @@ vectors or token ids, the package's sparse loss or Keras' own), the call,
 the number of samples, the batch_size argument, the sequence length and one
 corruption of the data (or none). Whether the call must be refused is
 worked out here from the drawn values, independently of the checks.
+
+The fast tier draws from two of the four models (between them: vectors and
+ids, remembered state and none, depth 1 and 2, the package's sparse loss);
+the slow test from all four.
 """
 import collections
 import os
@@ -20,6 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from keras.layers import Dense, Embedding, Input, TimeDistributed
 from keras.models import Model
+from nose.plugins.attrib import attr
 
 import seq2seq
 from seq2seq import Seq2seq
@@ -149,11 +154,16 @@ def must_refuse(name, call, n, batch_size, corrupted):
     return n % state_batch != 0 or batch_size not in (None, state_batch)
 
 
-@settings(max_examples=50, deadline=None, derandomize=True, database=None,
-          suppress_health_check=[HealthCheck.too_slow])
-@given(st.data())
-def check_one_drawn_call(data):
-    name = data.draw(st.sampled_from(sorted(CONFIGS)), label='model')
+def check_one_drawn_call(names):
+    """The property, as a Hypothesis test drawing one of the models `names`."""
+    @given(st.data())
+    def check(data):
+        _check_one_drawn_call(data, sorted(names))
+    return check
+
+
+def _check_one_drawn_call(data, names):
+    name = data.draw(st.sampled_from(names), label='model')
     call = data.draw(st.sampled_from(CALLS), label='call')
     state_batch = CONFIGS[name][1]
     unit = state_batch or 1
@@ -203,8 +213,23 @@ def check_one_drawn_call(data):
         assert np.isfinite(result)
 
 
-def test_every_call_works_or_is_refused_cleanly_with_nothing_changed():
+def _check_property(names, examples):
     _outcomes.clear()
-    check_one_drawn_call()
+    settings(max_examples=examples, deadline=None, derandomize=True, database=None,
+             suppress_health_check=[HealthCheck.too_slow])(check_one_drawn_call(names))()
     # The draws reach both sides of the property.
     assert _outcomes['taken'] >= 5 and _outcomes['refused'] >= 5, dict(_outcomes)
+
+
+# Between them, these two models have vectors and token ids, remembered state
+# and none, a decoder stack deeper than one and the package's sparse loss.
+FAST_CONFIGS = ('vectors_stateful_deep', 'ids_deep')
+
+
+def test_every_call_works_or_is_refused_cleanly_with_nothing_changed():
+    _check_property(FAST_CONFIGS, 30)
+
+
+@attr('slow')   # all four models (each compiles three functions)
+def test_every_call_on_every_model_works_or_is_refused_cleanly_with_nothing_changed():
+    _check_property(CONFIGS, 50)
