@@ -24,6 +24,7 @@ from seq2seq.layers.dropout_free import dropout_masks, without_dropout
 from seq2seq.models import AttentionSeq2Seq, Seq2Seq
 
 from .test_inference import padded_tokens
+from nose.plugins.attrib import attr
 
 VOCAB, TARGETS, LENGTH, STEPS = 9, 7, 6, 5
 
@@ -280,6 +281,7 @@ class TestTranslatorEnsemble(object):
         # Not the mean of the log-probabilities: the log of the mean.
         assert np.abs(pair[counted] - np.mean([a[counted] for a in alone], axis=0)).max() > 1e-3
 
+    @attr('slow')
     def test_an_ensemble_of_one_scores_as_the_model(self):
         from seq2seq.training.data import one_hot
         # Full-length sources and targets: no batch is cut, so the scores
@@ -313,6 +315,7 @@ class TestScoringWithoutDropout(object):
     def forward(self, model, outputs):
         return K.function(model.inputs + [K.learning_phase()], outputs)
 
+    @attr('slow')
     def test_the_same_scores_as_the_model_without_dropout(self):
         assert len(dropout_masks([self.model.output])) >= 4   # encoders and decoder cells
         clean = self.forward(self.model, without_dropout([self.model.output]))

@@ -19,6 +19,7 @@ from seq2seq import LSTMDecoder, LSTMDecoder2, LSTMEncoder, Seq2seq
 from seq2seq.ops import fused_lstm as fused
 from seq2seq.layers.recurrent import FusedFallbackWarning
 from tests.helpers import float64, random_array
+from nose.plugins.attrib import attr
 
 TOL = dict(rtol=1e-5, atol=1e-5)
 
@@ -140,6 +141,8 @@ def test_sigmoid_gates_match_scan():
 
 # -- gradients -------------------------------------------------------------------
 
+
+@attr('slow')
 def test_seq2seq_gradients_match_scan():
     mask = K.placeholder((None, 5))
     _check_gradients_match(
@@ -343,6 +346,7 @@ def test_unknown_implementation_is_refused():
             raise AssertionError('no ValueError')
 
 
+@attr('slow')
 def test_unsupported_cells_fall_back_to_scan_with_a_reason():
     cases = [(dict(activation='relu'), 'activation tanh'),
              (dict(inner_activation='tanh'), 'inner_activation'),
@@ -397,6 +401,7 @@ print('ok')
 '''
 
 
+@attr('slow')
 def test_fused_op_works_when_theano_has_no_blas_library():
     # With blas.ldflags empty Theano supplies NumPy-based [sd]gemm_; the Op
     # must link against those (a const-pointer call once missed them).

@@ -18,6 +18,7 @@ from seq2seq.ops import fused_attention
 from seq2seq.ops.fused_attention import AttentionForward, AttentionGrad
 from seq2seq.layers.recurrent import FusedFallbackWarning
 from tests.helpers import assert_raises_with, float64
+from nose.plugins.attrib import attr
 
 TOLERANCES = {'float32': dict(rtol=1e-5, atol=1e-5), 'float64': dict(rtol=1e-9, atol=1e-10)}
 
@@ -190,6 +191,7 @@ def test_layer_matches_scan_values_states_attention_and_gradients():
     _assert_fused_matches_scan(dropout=0.0)
 
 
+@attr('slow')
 def test_layer_with_dropout_matches_scan_for_a_given_mask():
     """Dropout masks the bottom cell's input x_{t-1} with one mask per
     sequence: the fused loop's values and every gradient (the teacher's,
@@ -379,7 +381,6 @@ def test_fallback_warnings():
 
 
 def test_unsupported_reasons():
-    teacher = Input((4, 3))
     for kwargs, words in [(dict(depth=2), 'depth 2'), (dict(peek=True), 'peek'),
                           (dict(cell='gru'), 'got gru'),
                           (dict(truncate_gradient=2), 'truncate_gradient=2'),

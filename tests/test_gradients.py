@@ -52,6 +52,7 @@ def test_seq2seq_gradient_with_remembered_state():
         _verify_grad_wrt_weights_and_input(layer, (2, 3, 2), seed=1)
 
 
+@attr('slow')
 def test_encoder_gradient():
     with float64():
         layer = LSTMEncoder(output_dim=3, return_sequences=True, implementation='scan')

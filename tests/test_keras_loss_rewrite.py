@@ -216,6 +216,7 @@ def test_categorical_three_dimensional_activation_softmax():
                 sample_weight_mode='temporal')
 
 
+@attr('slow')
 def test_other_probabilities_are_left_alone():
     """Probabilities that are not a softmax of logits (normalised sigmoids),
     and a softmax changed afterwards, keep Keras' graph and values."""

@@ -15,6 +15,7 @@ from seq2seq._theano import keras_loss as keras_loss_rewrite
 from seq2seq.ops import fused_softmax
 from seq2seq.layers.losses import sparse_softmax_crossentropy
 from tests.helpers import assert_raises_with, float64
+from nose.plugins.attrib import attr
 
 
 def _numpy_nll(logits, bias, targets):
@@ -236,6 +237,7 @@ def test_one_hot_targets_are_refused_with_a_message():
                            'one integer class index per position')
 
 
+@attr('slow')
 def test_trains_a_seq2seq_model():
     """Embedding -> Seq2seq -> softmax compiled with the loss: one epoch
     lowers it, and it equals Keras' loss on the trained model."""

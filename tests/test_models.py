@@ -37,6 +37,7 @@ def _data(output_dim=20):
 
 
 # -- the last farizrahman4u/seq2seq README snippets ----------------------------------
+@attr('slow')
 def test_readme_simple_seq2seq_depth_3():
     x, y = _data(8)
     model = SimpleSeq2Seq(input_dim=5, hidden_dim=10, output_length=8, output_dim=8, depth=3)

@@ -6,6 +6,7 @@ from numpy.testing import assert_allclose
 from seq2seq import LSTMDecoder, LSTMDecoder2, LSTMEncoder, Seq2seq
 from tests import numpy_reference as ref
 from tests.helpers import compiled, float64, random_array
+from nose.plugins.attrib import attr
 
 TOL = dict(rtol=1e-6, atol=1e-6)
 # The scan loops are the reference; the fused C path must match numpy too.
@@ -116,6 +117,7 @@ def test_seq2seq_depth_1_matches_numpy():
     _check_seq2seq(1)
 
 
+@attr('slow')
 def test_seq2seq_depth_2_matches_numpy():
     _check_seq2seq(2)
 

@@ -129,6 +129,7 @@ class TestSeq2seq2015Sequential(SavedModelTest, unittest.TestCase):
     def test_greedy_and_beam_search(self):
         check_search(self.model, self.expected['x'], self.expected)
 
+    @attr('slow')
     def test_training_continues_from_the_saved_optimizer_state(self):
         model = load(self.name)[0]      # its own copy: this trains it
         model.train_on_batch(self.expected['x'], self.expected['y'])
