@@ -129,11 +129,10 @@ def recurrent_decoder(first, w, depth, n_steps, states=None, peek=False, teacher
         readout_extra = 0.0
         if memory is not None:
             query = states[-1][0]
-            energy = np.tanh(memory.dot(w['attention_memory_kernel']) +
-                             query.dot(w['attention_query_kernel'])[:, None, :])
-            energy = energy.dot(w['attention_vector'])                # (batch, L)
-            mask = np.ones(energy.shape) if memory_mask is None else memory_mask
-            alpha = numpy_reference.masked_softmax(energy, mask > 0)
+            mask = np.ones(memory.shape[:2]) if memory_mask is None else memory_mask
+            alpha, _ = numpy_reference.attention_weights(
+                memory.dot(w['attention_memory_kernel']), query.dot(w['attention_query_kernel']),
+                w['attention_vector'], mask > 0)                    # (batch, L)
             context = (alpha[:, :, None] * memory).sum(axis=1)
             extra = extra + context.dot(w['context_kernel'])
             readout_extra = context.dot(w['context_readout_kernel'])

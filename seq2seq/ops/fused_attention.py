@@ -43,7 +43,7 @@ from . import fused_lstm
 from .c_helpers import (BlasOp, c_type_settings, check_choice, int8_mask_input,
                         output_grad_or_zeros)
 from .c_helpers import DTYPES, check_float_inputs
-from .numpy_reference import lstm_step, lstm_step_backward, masked_softmax
+from .numpy_reference import attention_weights, lstm_step, lstm_step_backward
 
 INNER_ACTIVATIONS = fused_lstm.INNER_ACTIVATIONS
 
@@ -122,8 +122,8 @@ def numpy_forward(projected, h0, c0, recurrent_kernel, context_kernel, memory,
     h, c = h0, c0
     for t in range(time):
         query = h.dot(query_kernel)                                   # (batch, a)
-        energy = np.tanh(memory_projection + query[:, None, :])      # (batch, L, a)
-        alpha = masked_softmax(energy.dot(attention_vector), mask)  # (batch, L)
+        alpha, energy = attention_weights(memory_projection, query, attention_vector,
+                                          mask)                  # (batch, L), (batch, L, a)
         context = np.einsum('bl,blm->bm', alpha, memory)              # (batch, m)
         z = projected[t] + h.dot(recurrent_kernel) + context.dot(context_kernel)
         h, c, gates[t] = lstm_step(z, c, inner_activation)

@@ -35,7 +35,7 @@ from theano.gof import Apply
 
 from . import fused_lstm, fused_softmax
 from .c_helpers import BlasOp, c_type_settings, check_float_inputs
-from .numpy_reference import log_softmax, lstm_step, masked_softmax
+from .numpy_reference import attention_weights, log_softmax, lstm_step
 
 INNER_ACTIVATIONS = fused_lstm.INNER_ACTIVATIONS
 READOUT_ACTIVATIONS = ('linear', 'softmax')
@@ -81,8 +81,8 @@ def numpy_step(x, tokens, rows, h, c, kernel, bias, recurrent_query_kernel, proj
     zq = h.dot(recurrent_query_kernel)                                 # (B, 4u + a)
     z, query = zq[:, :4 * units], zq[:, 4 * units:]
     z = z + (kernel[tokens] if len(tokens) else x.dot(kernel)) + bias
-    energy = np.tanh(projection[rows] + query[:, None, :]).dot(attention_vector)   # (B, L)
-    alpha = masked_softmax(energy, mask[rows]).astype(dtype)           # (B, L)
+    alpha, _ = attention_weights(projection[rows], query, attention_vector, mask[rows])
+    alpha = alpha.astype(dtype)                                        # (B, L)
     z = z + np.einsum('bl,blg->bg', alpha, memory_gates[rows])
     h_t, c_t, _ = lstm_step(z, c, inner_activation)
     logits = (np.einsum('bl,bln->bn', alpha, memory_readout[rows]) + readout_bias

@@ -78,6 +78,15 @@ def masked_softmax(energy, mask):
     return weights / total
 
 
+def attention_weights(projection, query, attention_vector, mask):
+    """Additive attention's weights: e_j = v . tanh(P_j + q) and alpha the
+    masked softmax of e over j. projection P (B, L, a), query q (B, a),
+    v (a,), mask (B, L). Returns (alpha (B, L), tanh(P + q) (B, L, a), which
+    the backward pass reads)."""
+    energy = np.tanh(projection + query[:, None, :])                 # (B, L, a)
+    return masked_softmax(energy.dot(attention_vector), mask), energy
+
+
 def log_softmax(logits):
     """log(softmax) of each row, computed without overflow."""
     shifted = logits - logits.max(axis=1, keepdims=True)
