@@ -1,10 +1,12 @@
-"""The `seq2seq` command line: train, predict, evaluate, score, attention.
+"""The `seq2seq` command line: train, predict, evaluate, score, attention,
+distill.
 
     seq2seq train --train train.tsv --valid dev.tsv --model-dir DIR
     seq2seq predict --model-dir DIR < inputs.txt > outputs.txt
     seq2seq evaluate --model-dir DIR --test test.tsv --metric wer per
     seq2seq score --model-dir DIR --input pairs.tsv > log_probs.txt
     seq2seq attention --model-dir DIR --source hello --out hello.png
+    seq2seq distill --teacher-dir DIR [DIR ...] --train train.tsv --out distilled.tsv
 
 Data files hold `source<TAB>target` lines (UTF-8); a source on several lines
 has several references. A file that cannot be read ends the command with one
@@ -356,8 +358,42 @@ def attention(args):
     return 0
 
 
+# -- distill ---------------------------------------------------------------------------
+def distill(args):
+    import time
+    from ..training.data import read_lines, read_tsv
+    from .distill import distill as decode, distill_sources, write_distilled
+    from .model_dir import check_trained
+    from .translator import Translator
+    # Every directory and file is checked and read before a model loads.
+    config = [check_trained(model_dir)[0] for model_dir in args.teacher_dir][0]
+    pairs = read_tsv(args.train, config['source_tokens'], config['target_tokens'])
+    extra = read_lines(args.extra_words) if args.extra_words else ()
+    sources = distill_sources(pairs, extra, config['source_tokens'],
+                              extra_path=args.extra_words)
+    from_train = len(distill_sources(pairs))
+    teacher = Translator(args.teacher_dir)
+    unknown = sum(1 for source in sources if teacher.source_vocab.unknown(source))
+    too_long = sum(1 for source in sources if len(source) > teacher.input_length)
+    if unknown or too_long:
+        _warn('%d source(s) hold tokens the teacher does not know (read as <unk>), %d are '
+              'longer than it reads (cut)' % (unknown, too_long))
+    started = time.time()
+    distilled = decode(teacher, sources, beam_size=args.beam_size, batch_size=args.batch_size)
+    seconds = time.time() - started
+    written, empty = write_distilled(args.out, teacher, distilled)
+    if empty:
+        _warn('%d source(s) left out: the teacher\'s output is empty' % empty)
+    print('seq2seq distill: %d sources decoded (%d from %s, %d more from %s) with beam size '
+          '%d in %.1f s; %d lines written to %s'
+          % (len(sources), from_train, args.train, len(sources) - from_train,
+             args.extra_words or 'no --extra-words', args.beam_size, seconds, written,
+             args.out), file=sys.stderr)
+    return 0
+
+
 COMMANDS = {'train': train, 'predict': predict, 'evaluate': evaluate, 'score': score,
-            'attention': attention}
+            'attention': attention, 'distill': distill}
 
 
 def main(argv=None):

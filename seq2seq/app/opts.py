@@ -16,6 +16,7 @@ function, for what argparse cannot check one option at a time.
 from __future__ import absolute_import
 
 import argparse
+import os
 
 from ..util.files import folder_problem
 
@@ -23,14 +24,15 @@ COMMANDS = (('train', 'train a model on a TSV file'),
             ('predict', 'decode sources, one per line'),
             ('evaluate', 'score a model on a TSV file'),
             ('score', 'the log-probability of given targets'),
-            ('attention', 'plot the attention for one source'))
+            ('attention', 'plot the attention for one source'),
+            ('distill', 'decode training sources with a teacher: a student\'s training file'))
 # The commands that take several --model-dir (an ensemble) and search.
 ENSEMBLE_COMMANDS = ('predict', 'evaluate', 'score')
 SEARCH_COMMANDS = ('predict', 'evaluate')
 DEFAULTS = dict(model='attention', cell='lstm', hidden_dim=256, depth=1, embedding_dim=64,
                 dropout=0.0, epochs=30, batch_size=64, learning_rate=0.001, patience=3, seed=0,
-                maxibatch=20, beam_size=1, length_penalty=0.0, rescore_weight=0.5,
-                rescore_nbest_weight=0.3)
+                maxibatch=20, beam_size=1, distill_beam_size=5, length_penalty=0.0,
+                rescore_weight=0.5, rescore_nbest_weight=0.3)
 METRICS = ('wer', 'per', 'bleu', 'accuracy', 'perplexity')
 TOKENIZATIONS = ('chars', 'words')
 # The train options config.json records (the model directory's settings).
@@ -126,9 +128,16 @@ class ShowDefaults(argparse.HelpFormatter):
 
 # -- the groups -------------------------------------------------------------------------
 def model_opts(parser, command):
-    """The model directory (every command) and, for train, the model
-    written into it: architecture, widths, direction."""
+    """The model directory (every command; distill's teacher) and, for
+    train, the model written into it: architecture, widths, direction."""
     group = parser.add_argument_group('model options')
+    if command == 'distill':
+        # The teacher, not the model being made: the student is trained
+        # by `train` on the file written, with its own --model-dir.
+        group.add_argument('--teacher-dir', required=True, metavar='DIR', nargs='+',
+                           help='the teacher\'s model directory, or several trained on the '
+                           'same data: an ensemble (the mean of their probabilities)')
+        return
     ensemble = command in ENSEMBLE_COMMANDS
     group.add_argument('--model-dir', required=True, metavar='DIR',
                        nargs='+' if ensemble else None, help={
@@ -166,8 +175,15 @@ def data_opts(parser, command):
     """What the command reads, how a line splits into tokens, and how many
     pairs or sources go through the model together."""
     group = parser.add_argument_group('data options')
+    if command in ('train', 'distill'):
+        group.add_argument('--train', required=True, metavar='TSV', help={
+            'distill': 'training pairs: their distinct sources are decoded, each once'}.get(
+                command, 'training pairs'))
+    if command == 'distill':
+        group.add_argument('--extra-words', metavar='FILE',
+                           help='more sources, one per line (e.g. words the training file '
+                           'lacks), decoded too')
     if command == 'train':
-        group.add_argument('--train', required=True, metavar='TSV', help='training pairs')
         group.add_argument('--valid', metavar='TSV',
                            help='validation pairs (best checkpoint, early stopping)')
         group.add_argument('--source-tokens', choices=TOKENIZATIONS, default='chars',
@@ -219,12 +235,18 @@ def training_opts(parser, command):
 
 
 def search_opts(parser, command):
-    """predict and evaluate: the search (greedy or beam) and what it keeps."""
-    if command not in SEARCH_COMMANDS:
+    """predict and evaluate: the search (greedy or beam) and what it keeps;
+    distill: the beam's width."""
+    if command not in SEARCH_COMMANDS + ('distill',):
         return
     group = parser.add_argument_group('search options')
-    group.add_argument('--beam-size', type=positive_int, default=DEFAULTS['beam_size'],
-                       help='1: greedy search')
+    # Distillation decodes by beam search (Kim & Rush's sequence-level
+    # distillation); predict and evaluate are greedy unless asked.
+    group.add_argument('--beam-size', type=positive_int,
+                       default=DEFAULTS['distill_beam_size' if command == 'distill'
+                                        else 'beam_size'], help='1: greedy search')
+    if command == 'distill':
+        return
     group.add_argument('--length-penalty', type=non_negative_float,
                        default=DEFAULTS['length_penalty'], metavar='ALPHA',
                        help='with --beam-size > 1, rank hypotheses by log-probability / '
@@ -270,10 +292,14 @@ def output_opts(parser, command):
     if command == 'evaluate':
         group.add_argument('--metric', nargs='+', choices=METRICS, default=['wer', 'per'],
                            help='the metrics to print')
-    if command == 'attention':
-        group.add_argument('--out', required=True, metavar='FILE.png',
-                           help='the heatmap: an output token per row, a source token per '
-                           'column')
+    if command in ('attention', 'distill'):
+        group.add_argument('--out', required=True,
+                           metavar='FILE.png' if command == 'attention' else 'TSV', help={
+                               'attention': 'the heatmap: an output token per row, a source '
+                                            'token per column',
+                               'distill': 'source<TAB>teacher\'s output lines, one per '
+                                          'distinct source (written whole or not at '
+                                          'all)'}[command])
     if command == 'train':
         group.add_argument('--quiet', action='store_true', help='no progress bar')
 
@@ -363,6 +389,16 @@ def _validate_rescoring_args(args):
                            % (args.rescore_weight, args.rescore_nbest_weight))
 
 
+def validate_distill_args(args):
+    """CommandError for an --out that cannot be written, or that would
+    replace one of the files read (the training data would be lost)."""
+    _check_output('--out', args.out)
+    for option, path in (('--train', args.train), ('--extra-words', args.extra_words)):
+        if path and os.path.abspath(path) == os.path.abspath(args.out):
+            raise CommandError('--out %s is the %s file: write the distilled pairs to another '
+                               'file' % (args.out, option))
+
+
 VALIDATORS = {'train': validate_train_args, 'predict': validate_predict_args,
               'evaluate': validate_evaluate_args, 'score': validate_score_args,
-              'attention': validate_attention_args}
+              'attention': validate_attention_args, 'distill': validate_distill_args}
