@@ -4,7 +4,7 @@
 Every layer derives from `StatefulRNN`: with `remember_state=True` (and a
 known `batch_size`) the (h, c) of each LSTM live in Theano shared variables,
 each batch starts from them and writes its final states back, unless one
-of them is NaN or inf (`seq2seq.state_checks`).
+of them is NaN or inf (`seq2seq.layers.state_checks`).
 """
 from __future__ import absolute_import
 
@@ -33,7 +33,7 @@ class StatefulRNN(Layer):
 
     A final state with any NaN or inf entry is not written: every state of
     the layer keeps its value and a counter records the refused batch, for
-    `seq2seq.state_checks.check_states_finite(model)` to raise on.
+    `seq2seq.layers.state_checks.check_states_finite(model)` to raise on.
     `set_hidden_state` checks every array before writing any. When the
     layer is called on Keras tensors, `batch_size` (and `input_length`, for
     layers taking it) must agree with the inputs' static shapes.
@@ -118,7 +118,7 @@ class StatefulRNN(Layer):
             for i, cell in enumerate(self.recurrent_cells())]
         if getattr(self, COUNTER_ATTRIBUTE, None) is None:
             # Batches whose final state was refused as non-finite, read and
-            # reset by seq2seq.state_checks.check_states_finite.
+            # reset by seq2seq.layers.state_checks.check_states_finite.
             setattr(self, COUNTER_ATTRIBUTE,
                     new_refusal_counter('%s_nonfinite_state_batches' % self.name))
         if self._initial_hidden_state is not None:
@@ -148,7 +148,7 @@ class StatefulRNN(Layer):
 
         If any entry of any final state is NaN or inf, every state of the
         layer keeps its value instead and the layer's refusal counter goes
-        up by one (`seq2seq.state_checks.check_states_finite` raises on it).
+        up by one (`seq2seq.layers.state_checks.check_states_finite` raises on it).
         """
         if not self.remember_state:
             return
@@ -267,11 +267,11 @@ class CellLayer(StatefulRNN):
     """A recurrent layer built from cells of one kind, with their arguments.
 
     # Arguments
-        cell: 'lstm' (`seq2seq.cells.LSTMCell`) or 'gru' (`GRUCell`).
+        cell: 'lstm' (`seq2seq.layers.cells.LSTMCell`) or 'gru' (`GRUCell`).
         init, inner_init, forget_bias_init, activation, inner_activation:
             the cells' initializers and activations (the 2015 defaults).
         implementation: 'auto' (the default: 'fused' where it applies, else
-            'scan'), 'scan' (the reference loops of `seq2seq.recurrent`) or
+            'scan'), 'scan' (the reference loops of `seq2seq.layers.recurrent`) or
             'fused' (`seq2seq.ops.fused_lstm`: each LSTM's whole sequence in one C Op,
             faster to compile and to run; where it does not apply, the scan
             loop runs with a `FusedFallbackWarning`).

@@ -43,7 +43,7 @@ value expected:
     last batch (the usual partial one) checked before the first batch runs,
     and so do fit_generator's validation arrays.
 
-After each call of a model with remembered state, `seq2seq.state_checks.
+After each call of a model with remembered state, `seq2seq.layers.state_checks.
 check_states_finite(model)` raises if a layer refused to write a NaN or inf
 state (a graph-side guard keeps the old state then).
 
@@ -564,7 +564,7 @@ CHECKS = {'fit': check_fit, 'evaluate': check_evaluate, 'predict': check_predict
 
 
 def _check_states_after(model):
-    """`seq2seq.state_checks.check_states_finite(model)`, when that module is there."""
+    """`seq2seq.layers.state_checks.check_states_finite(model)`, when that module is there."""
     if 'module' not in _state_checks:
         try:
             _state_checks['module'] = importlib.import_module('seq2seq.layers.state_checks')

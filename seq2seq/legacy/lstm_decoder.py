@@ -1,7 +1,7 @@
 """The 2015 module `lstm_decoder`: `LSTMDecoder` and `LSTMDecoder2` in the
 2015 argument order.
 
-They are `seq2seq.decoders.LSTMDecoder` / `LSTMDecoder2` taking their
+They are `seq2seq.layers.decoders.LSTMDecoder` / `LSTMDecoder2` taking their
 arguments in the 2015 positional order, with the state as the 2015 pair
 [h, c]; a saved model loads back as the `seq2seq.layers` classes, whose
 configs are the same.
@@ -18,7 +18,7 @@ _N_WEIGHTS = {False: 5, True: 6}
 
 
 class LSTMDecoder(OneLSTMState, decoders.LSTMDecoder):
-    """`seq2seq.decoders.LSTMDecoder` with the 2015 signature:
+    """`seq2seq.layers.decoders.LSTMDecoder` with the 2015 signature:
 
         LSTMDecoder(dim, hidden_dim, output_length, init, inner_init,
                     forget_bias_init, activation, inner_activation, weights,
@@ -46,6 +46,6 @@ class LSTMDecoder(OneLSTMState, decoders.LSTMDecoder):
 
 class LSTMDecoder2(LSTMDecoder):
     """The Cho-style decoder (reads its input vector at every step),
-    `seq2seq.decoders.LSTMDecoder2`, with the 2015 signature of `LSTMDecoder`."""
+    `seq2seq.layers.decoders.LSTMDecoder2`, with the 2015 signature of `LSTMDecoder`."""
 
     reads_context = True

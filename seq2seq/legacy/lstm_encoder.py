@@ -1,6 +1,6 @@
 """The 2015 module `lstm_encoder`: `LSTMEncoder` in the 2015 argument order.
 
-It is `seq2seq.encoders.RecurrentEncoder` (an LSTM) taking its arguments in
+It is `seq2seq.layers.encoders.RecurrentEncoder` (an LSTM) taking its arguments in
 the 2015 positional order, with the state as the 2015 pair [h, c]; a saved
 model loads back as `seq2seq.layers.LSTMEncoder`, whose config is the same.
 """
@@ -19,7 +19,7 @@ class LSTMEncoder(OneLSTMState, encoders.RecurrentEncoder):
         output_dim, input_dim, input_length, return_sequences, go_backwards,
         batch_size, remember_state, truncate_gradient, init, inner_init,
         forget_bias_init, activation, inner_activation: as in
-            `seq2seq.encoders.RecurrentEncoder`.
+            `seq2seq.layers.encoders.RecurrentEncoder`.
         weights: None or the Keras 2 layout (see `checked_lstm_weights`).
         hidden_state: the initial remembered state, [h, c].
         decoder, decoders: the 2015 way to send the final state to decoders

@@ -3,7 +3,7 @@ recurrent layer, now `seq2seq.layers.StatefulRNN` (the same class).
 
 It keeps the 2015 methods `get_hidden_state()`, `set_hidden_state(state)`
 and `reset_hidden_state()`; `set_hidden_state` refuses NaN, inf and values
-beyond floatx before writing anything (`seq2seq.state_checks`). The helpers below serve the 2015 modules
+beyond floatx before writing anything (`seq2seq.layers.state_checks`). The helpers below serve the 2015 modules
 `seq2seq.lstm_encoder` and `seq2seq.lstm_decoder`, whose layers hold one
 LSTM each and take its state as the 2015 pair [h, c].
 """

@@ -1,6 +1,6 @@
 """A fused attention decoder: the whole teacher-forced loop in one Theano Op.
 
-`seq2seq.decoders.AttentionDecoder` runs as a `theano.scan` loop, the
+`seq2seq.layers.decoders.AttentionDecoder` runs as a `theano.scan` loop, the
 reference: per step a dozen small GEMMs and elementwise Ops, and a gradient
 scan as long again. With teacher forcing the decoder's inputs are known up
 front, so `AttentionForward` runs the forward loop in C and
@@ -18,7 +18,7 @@ front, so `AttentionForward` runs the forward loop in C and
 
 Outside the loop, each as one GEMM over every step: projected = (x * m) W + b
 (x: the teacher-forced inputs; m: the decoder's dropout mask, one per
-sequence and the same at every step, as the scan's `feedback_step` applies
+sequence and the same at every step, as the decoder's step (`Decoder.step`) applies
 it to the cell's input; 1 without dropout), the memory projection
 P = H U_a, and the readout h_t W_y + ctx_t C_y + b_y from the Op's outputs
 h_seq and ctx_seq. The attention weights alpha are an output too

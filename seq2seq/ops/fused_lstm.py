@@ -1,6 +1,6 @@
 """A fused LSTM: a whole sequence in one Theano Op, forward and backward.
 
-The scan loops of `seq2seq.recurrent` are the reference. They run a small
+The scan loops of `seq2seq.layers.recurrent` are the reference. They run a small
 graph per step (a GEMM and a dozen elementwise Ops), and their gradient is a
 second scan that Theano's optimizer takes long to compile. `LSTMForward`
 runs the recurrence in one C loop instead, and `LSTMGrad` (its gradient)
@@ -18,7 +18,7 @@ where projected_t = x_t W is computed outside by one large GEMM over all
 steps, and the bias is added inside (so that its gradient, a sum over every
 step and sequence, is accumulated inside `LSTMGrad` too). A decoder passes a
 projected input shared by every step (broadcastable in time), which is never
-repeated in memory. Gate order i, f, c, o, as `seq2seq.cells.LSTMCell`.
+repeated in memory. Gate order i, f, c, o, as `seq2seq.layers.cells.LSTMCell`.
 
 The elementwise part of a step is vectorised: in float32, tanh is the
 rational approximation of Eigen (within 3e-7 of tanhf), and the

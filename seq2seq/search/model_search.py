@@ -1,11 +1,12 @@
 """Step-by-step decoding of a trained model: its compiled step functions.
 
 Three modules, three concerns:
-- `seq2seq.decoders`: the decoder *layers* (RecurrentDecoder,
-  AttentionDecoder), Keras layers that a model trains.
-- `seq2seq.decoding`: the *search*, greedy and beam, in plain numpy over any
+- `seq2seq.layers.decoders`: the decoder *layers* (RecurrentDecoder,
+  AttentionDecoder, ...), Keras layers that a model trains.
+- `seq2seq.search.numpy_search` (`seq2seq.decoding`): the *search*, greedy
+  and beam, in plain numpy over any
   `step_fn(tokens, states) -> (log_probs, new_states)`; no Theano in it.
-- `seq2seq.inference` (this module): the bridge, the compiled Theano
+- this module (`seq2seq.inference`): the bridge, the compiled Theano
   functions that make a `step_fn` of a trained Keras model, and
   `greedy_decode` / `beam_decode` that run the search with them.
 
@@ -14,7 +15,7 @@ the `Seq2seq` layer, `LSTMDecoder`, `LSTMDecoder2`) has the same decoding
 interface, the very step its training loop runs:
 
     layer.decode_start(inputs, mask) -> first input, states, constants
-    layer.decode_step(x_tm1, states, constants) -> seq2seq.recurrent.DecodeStep
+    layer.decode_step(x_tm1, states, constants) -> seq2seq.layers.recurrent.DecodeStep
 
 `DecoderStepper` finds that layer in any Keras model (a `Seq2SeqModel`, a
 `Sequential` such as Embedding + Seq2seq + Activation('softmax'), or a model

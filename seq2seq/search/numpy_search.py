@@ -18,7 +18,7 @@ extended (at most batch * beam_size). The search moves state rows around with
 hidden and cell vectors, attention memories, token prefixes.
 
 This module needs numpy only; it does not touch Keras or Theano. The decoder
-*layers* are in `seq2seq.decoders`; `seq2seq.inference` compiles a trained
+*layers* are in `seq2seq.layers`; `seq2seq.search.model_search` compiles a trained
 model's step function and runs this search with it (`greedy_decode`,
 `beam_decode`).
 """
