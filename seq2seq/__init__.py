@@ -48,6 +48,7 @@ _PUBLIC = {
     'Seq2seq': 'layers.seq2seq_layer',
     'Conversational': 'legacy.conversational',  # the 2015 name
     'ConversationWindow': 'models.conversation',
+    'load_model': 'models.saving',
     'set_seed': 'training.seeding',
 }
 
@@ -55,7 +56,7 @@ __all__ = ['LSTMCell', 'GRUCell', 'StatefulRNN', 'CellLayer', 'RecurrentEncoder'
            'BidirectionalEncoder', 'LSTMDecoder', 'LSTMDecoder2', 'RecurrentDecoder',
            'AttentionDecoder', 'Seq2seq', 'Seq2SeqModel', 'SimpleSeq2Seq', 'Seq2Seq',
            'AttentionSeq2Seq', 'Conversational', 'ConversationWindow', 'Hypothesis', 'beam_search', 'greedy_search',
-           'set_seed']
+           'load_model', 'set_seed']
 
 # Modules whose absence means "no Keras-on-Theano here", not a bug of ours.
 _STACK_MODULES = ('keras', 'theano', 'tensorflow')
@@ -91,16 +92,14 @@ def register_custom_objects(objects, registry=None):
 
 
 def _custom_objects():
-    """The layers, the Model subclass and the losses, by the names Keras saves."""
+    """The layers, the Model subclass and the losses, by the names Keras
+    saves: those `seq2seq.load_model` passes, and the public layers above
+    the models (the legacy `Conversational`)."""
     from keras.engine.base_layer import Layer
-    from .layers import losses
-    objects = {name: globals()[name] for name in __all__
-               if isinstance(globals()[name], type) and issubclass(globals()[name], Layer)}
-    # Model subclasses are deserialized by class name too.
-    objects['Seq2SeqModel'] = globals()['Seq2SeqModel']
-    # A model compiled with one of our losses saves the loss by name.
-    for loss in (losses.sparse_softmax_crossentropy, losses.softmax_cross_entropy):
-        objects[loss.__name__] = loss
+    from .models.saving import package_custom_objects
+    objects = package_custom_objects()
+    objects.update({name: globals()[name] for name in __all__
+                    if isinstance(globals()[name], type) and issubclass(globals()[name], Layer)})
     return objects
 
 

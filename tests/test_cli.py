@@ -434,6 +434,12 @@ class TestBadFiles(unittest.TestCase):
         path = write(self.path('latin1.tsv'), b'ab\tba\ncaf\xe9\tefac\n')
         self.assert_error(self.train_on(path), 'latin1.tsv, line 2', 'UTF-8')
 
+    def test_control_characters(self):
+        for text, code in ((u'ab\tba\nc\x00d\tdc\n', 'U+0000'),
+                           (u'ab\tba\ncd\tdc\x1b[0m\n', 'U+001B')):
+            path = write(self.path('control.tsv'), text)
+            self.assert_error(self.train_on(path), 'control.tsv, line 2', code)
+
     def test_bad_validation_file(self):
         train = reversal_tsv(self.path('train.tsv'))
         valid = write(self.path('valid.tsv'), 'ab\tba\n\nonly source\n')
@@ -487,14 +493,82 @@ class TestBadFiles(unittest.TestCase):
         write_config(self.path('model'), config, Vocabulary('abc'), Vocabulary('abc'))
 
 
-def test_usage_errors_exit_with_status_2():
+def test_a_byte_order_mark_is_not_a_token():
+    """Windows editors start UTF-8 files with U+FEFF; read_tsv (train,
+    evaluate, score) and read_lines (predict) drop it."""
+    from seq2seq.training.data import DataFileError, read_lines, read_tsv
+    folder = tempfile.mkdtemp()
+    try:
+        path = write(os.path.join(folder, 'bom.tsv'), b'\xef\xbb\xbfab\tba\ncd\tdc\n')
+        assert_equal(read_tsv(path), [(1, ['a', 'b'], ['b', 'a']), (2, ['c', 'd'], ['d', 'c'])])
+        assert_equal(read_lines(path)[0], (1, 'ab\tba'))
+        # Further down, the mark is what joining two such files leaves: refused.
+        joined = write(os.path.join(folder, 'joined.tsv'),
+                       b'\xef\xbb\xbfab\tba\n\xef\xbb\xbfcd\tdc\n')
+        with assert_raises(DataFileError) as refused:
+            read_tsv(joined)
+        assert_in('joined.tsv, line 2: byte-order mark U+FEFF at column 1', str(refused.exception))
+    finally:
+        shutil.rmtree(folder)
+
+
+def test_an_outlier_length_is_named_and_can_be_dropped():
+    """One 300-character line among short words would set the model's
+    input_length alone: train warns naming the line, and
+    --max-source-length drops it (counted), here and on --resume."""
+    folder = tempfile.mkdtemp()
+    try:
+        train = write(os.path.join(folder, 'train.tsv'), ''.join(
+            '%s\t%s\n' % (w, w[::-1]) for w in WORDS + ['ab' * 150]))
+        argv = ['train', '--train', train, '--epochs', '1', '--model', 'simple'] + TINY_MODEL
+        status, out, err = run(*(argv + ['--model-dir', os.path.join(folder, 'long')]))
+        assert_equal(status, 0, err)
+        assert_in('train.tsv, line 13: a source of 300 tokens, where 99% of the sources have '
+                  'at most 4', err)
+        assert_in('--max-source-length N drops the longer pairs', err)
+        model_dir = os.path.join(folder, 'short')
+        status, out, err = run(*(argv + ['--model-dir', model_dir, '--max-source-length', '10']))
+        assert_equal(status, 0, err)
+        assert_not_in('warning', err)
+        assert_in('1 pair(s) longer than --max-source-length 10 dropped, first on line 13', out)
+        with open(os.path.join(model_dir, 'config.json')) as f:
+            config = json.load(f)
+        assert_equal((config['input_length'], config['max_source_length']), (4, 10))
+        status, out, err = run('train', '--train', train, '--model-dir', model_dir, '--resume',
+                               '--epochs', '2', '--quiet')
+        assert_equal(status, 0, err)
+        assert_in('1 pair(s) longer than --max-source-length 10 dropped', out)
+        assert_in('12 training pairs', out)
+    finally:
+        shutil.rmtree(folder)
+
+
+def test_progress_is_a_line_per_epoch_unless_on_a_terminal():
+    """A progress bar in a log file is a line per batch."""
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+    assert_equal(cli.progress_verbosity(False, Terminal()), 1)
+    assert_equal(cli.progress_verbosity(False, io.StringIO()), 2)
+    assert_equal(cli.progress_verbosity(True, Terminal()), 0)
+
+
+def test_usage_errors_are_one_line_with_exit_status_2():
+    # argparse's errors too: one line naming the option, not the usage block.
     status, _, err = run('train', '--train', 'x.tsv')
     assert_equal(status, 2)
     assert_in('--model-dir', err)
+    assert_equal(len(err.strip().splitlines()), 1, err)
     for seed in ('-1', '4294967296', 'one'):
         status, _, err = run('train', '--train', 'x.tsv', '--model-dir', 'm', '--seed', seed)
         assert_equal(status, 2)
         assert_in('--seed', err)
+        assert_equal(err.strip().splitlines(), [err.strip()])
+        assert_true(err.startswith('seq2seq train: error: argument --seed: '), err)
+    for argv in (['predict', '--model-dir', 'm', '--beam-size', '0'], ['frobnicate'], []):
+        status, _, err = run(*argv)
+        assert_equal((status, len(err.strip().splitlines())), (2, 1), err)
+        assert_in('--help lists the options', err)
 
 
 def test_console_script_and_module_entry_point():
@@ -591,6 +665,8 @@ def test_validation_errors_are_one_line_naming_the_option():
           '0.5'] + nbest, '--rescore-weight + --rescore-nbest-weight must be at most 1'),
         (['attention', '--model-dir', 'm', '--source', '  ', '--out', 'a.png'],
          '--source is empty'),
+        (['predict', '--model-dir', 'm', '--beam-size', '2', '--n-best', '5'],
+         '--n-best 5 needs --beam-size >= 5'),
     ]
     from seq2seq.app import opts
     for argv, message in cases:
@@ -601,12 +677,20 @@ def test_validation_errors_are_one_line_naming_the_option():
         with assert_raises(opts.CommandError) as caught:
             opts.VALIDATORS[argv[0]](cli.build_parser().parse_args(argv))
         assert_equal(len(str(caught.exception).splitlines()), 1)
-    # What validation lets through: --n-best widens the beam, which rescoring
-    # then has; a resumed run's model options are its config.json's.
+    # What validation lets through: without --beam-size, the beam is as wide
+    # as --n-best (the rule of Translator.translate), and rescoring then has
+    # a beam; a resumed run's model options are its config.json's.
     args = cli.build_parser().parse_args(['predict', '--model-dir', 'm', '--n-best', '3',
                                           '--rescore-model-dir', 'r'])
     opts.validate_predict_args(args)
     assert_equal(args.beam_size, 3)
+    for argv, beam_size in ((['predict', '--model-dir', 'm'], 1),
+                            (['evaluate', '--model-dir', 'm', '--test', 't'], 1),
+                            (['predict', '--model-dir', 'm', '--beam-size', '4', '--n-best', '2'],
+                             4)):
+        args = cli.build_parser().parse_args(argv)
+        opts.VALIDATORS[argv[0]](args)
+        assert_equal(args.beam_size, beam_size, argv)
     args = cli.build_parser().parse_args(['train', '--train', 't', '--model-dir', 'm',
                                           '--hidden-dim', '7', '--resume'])
     opts.validate_train_args(args)

@@ -257,6 +257,13 @@ class TestTranslatorEnsemble(object):
         assert_equal(self.single.models, [self.single.model])
         assert_equal(len(self.pair.configs), 2)
 
+    def test_n_best_without_a_beam_size_searches_a_beam_that_wide(self):
+        # The rule `seq2seq predict --n-best N` follows: no beam size given,
+        # the beam is N wide; a narrower beam given is refused, not widened.
+        assert_equal(self.single.translate(self.sources, n_best=3),
+                     self.single.translate(self.sources, beam_size=3, n_best=3))
+        assert_raises(ValueError, self.single.translate, self.sources, beam_size=2, n_best=3)
+
     def test_beam_log_probabilities_are_the_teacher_forced_scores(self):
         for translator in (self.pair, self.single):
             decoded = translator.translate(self.sources, beam_size=4, n_best=4)

@@ -137,10 +137,14 @@ class Translator(object):
         return encode_targets(targets, self.config, self.target_vocab)
 
     # -- decoding -----------------------------------------------------------------------
-    def translate(self, sources, beam_size=1, n_best=1, batch_size=64, length_penalty=0.0):
+    def translate(self, sources, beam_size=None, n_best=1, batch_size=64, length_penalty=0.0):
         """Per source token list, a list of n_best (tokens, log-probability),
         best first. beam_size 1 is greedy search; a beam ranks its hypotheses
-        by log-probability / ((5 + length) / 6) ** length_penalty (GNMT)."""
+        by log-probability / ((5 + length) / 6) ** length_penalty (GNMT).
+        n_best must not exceed beam_size; beam_size None is n_best (greedy
+        for one output), the rule of `seq2seq predict --n-best`."""
+        if beam_size is None:
+            beam_size = n_best
         if n_best > beam_size:
             raise ValueError('n_best=%d needs beam_size >= n_best, got beam_size=%d'
                              % (n_best, beam_size))

@@ -14,7 +14,9 @@ from keras import backend as K
 from keras.engine.base_layer import Layer
 from theano.tensor.opt import Assert
 
-from ..util.checks import check_positive_int
+from ..util.checks import check_positive_int, owned
+from .arguments import (KERAS_LAYER_KEYWORDS, check_cell_arguments, check_keywords,
+                        constructor_keywords, layer_owner, positional_order)
 from .cells import get_cell_class
 from .recurrent import check_implementation, flatten_states
 from .state_checks import (COUNTER_ATTRIBUTE, checked_state_array, describe,
@@ -52,16 +54,23 @@ class StatefulRNN(Layer):
 
     def __init__(self, batch_size=None, remember_state=False, hidden_state=None,
                  truncate_gradient=-1, **kwargs):
-        check_positive_int('batch_size', batch_size, allow_none=True)
-        if not isinstance(remember_state, bool):
-            raise TypeError('remember_state must be True or False, got %r'
-                            % (remember_state,))
+        owner = layer_owner(self, kwargs)
+        check_positive_int('batch_size', batch_size, allow_none=True, owner=owner)
+        if not isinstance(remember_state, (bool, np.bool_)):
+            raise TypeError(owned(owner, 'remember_state must be True or False, got %r'
+                                         % (remember_state,)))
+        remember_state = bool(remember_state)
         if remember_state and batch_size is None:
-            raise ValueError('remember_state=True needs batch_size: the hidden '
-                             'states are kept per sequence of a batch of fixed size')
+            raise ValueError(owned(owner, 'remember_state=True needs batch_size: the hidden '
+                                          'states are kept per sequence of a batch of fixed '
+                                          'size'))
         if not isinstance(truncate_gradient, (int, np.integer)) or isinstance(truncate_gradient, bool):
-            raise TypeError('truncate_gradient must be an int (-1 for full '
-                            'back-propagation), got %r' % (truncate_gradient,))
+            raise TypeError(owned(owner, 'truncate_gradient must be an int (-1 for full '
+                                         'back-propagation), got %r' % (truncate_gradient,)))
+        # What is left is Keras' (name, input_shape, ...): an unknown keyword
+        # (a typo, a saved config of another version) is named here, not
+        # refused by Keras as a tuple.
+        check_keywords(owner, kwargs, KERAS_LAYER_KEYWORDS, constructor_keywords(type(self)))
         super(StatefulRNN, self).__init__(**kwargs)
         self.batch_size = batch_size
         self.remember_state = remember_state
@@ -278,14 +287,22 @@ class CellLayer(StatefulRNN):
         (and the arguments of `StatefulRNN`)
     """
 
+    # Said of the positional order when a number lands on a cell argument.
+    positional_order_note = None
+
     def __init__(self, cell='lstm', init='glorot_uniform', inner_init='orthogonal',
                  forget_bias_init='one', activation='tanh',
                  inner_activation='hard_sigmoid', implementation='auto', **kwargs):
-        check_implementation(implementation)
-        self.cell_class = get_cell_class(cell)
+        owner = layer_owner(self, kwargs)
+        check_implementation(implementation, owner)
+        self.cell_class = get_cell_class(cell, owner)
         self.cell_type = cell
         self.cell_kwargs = cell_kwargs(init, inner_init, forget_bias_init,
                                         activation, inner_activation)
+        # Before any cell exists: the cells would pass a bad name to Keras,
+        # whose error names neither the argument nor the layer.
+        check_cell_arguments(owner, self.cell_kwargs,
+                             positional_order(type(self), self.positional_order_note))
         self.implementation = implementation
         super(CellLayer, self).__init__(**kwargs)
 

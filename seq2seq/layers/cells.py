@@ -20,6 +20,7 @@ import theano.tensor as T
 from keras import activations, initializers
 
 from ..ops.specs import CellSpec
+from ..util.checks import owned
 
 # The 2015 (Keras 0.x) initializer names that Keras 2 spells differently.
 _LEGACY_INITIALIZERS = {'one': 'ones', 'zero': 'zeros'}
@@ -264,9 +265,10 @@ class GRUCell(GatedCell):
 CELLS = {'lstm': LSTMCell, 'gru': GRUCell}
 
 
-def get_cell_class(name):
-    """The cell class for 'lstm' or 'gru'."""
-    if name not in CELLS:
-        raise ValueError("cell must be one of %s, got %r"
-                         % (', '.join(repr(c) for c in sorted(CELLS)), name))
+def get_cell_class(name, owner=None):
+    """The cell class for 'lstm' or 'gru' (`owner`, the layer or model
+    function asking, starts the message of a refusal)."""
+    if not isinstance(name, str) or name not in CELLS:
+        raise ValueError(owned(owner, "cell must be one of %s, got %r"
+                               % (', '.join(repr(c) for c in sorted(CELLS)), name)))
     return CELLS[name]

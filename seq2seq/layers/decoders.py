@@ -29,7 +29,8 @@ from theano.compile.ops import deep_copy_op
 from keras import activations
 from keras import backend as K
 
-from ..util.checks import check_positive_int
+from ..util.checks import check_dropout, check_positive_int
+from .arguments import checked_activation, layer_owner
 from .base import CellLayer
 from .decoder_core import Decoder
 from .recurrent import flatten_states, unflatten_states
@@ -78,11 +79,12 @@ class RecurrentDecoder(CellLayer):
     def __init__(self, output_dim, hidden_dim, output_length, depth=1, peek=False,
                  teacher_force=False, state_input=False, inner_broadcast_state=True,
                  readout_activation='linear', dropout=0.0, **kwargs):
+        owner = layer_owner(self, kwargs)
         for name, value in [('output_dim', output_dim), ('hidden_dim', hidden_dim),
                             ('output_length', output_length), ('depth', depth)]:
-            check_positive_int(name, value)
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError('dropout must be in [0, 1), got %r' % (dropout,))
+            check_positive_int(name, value, owner=owner)
+        checked_activation(owner, 'readout_activation', readout_activation)
+        check_dropout(dropout, owner)
         super(RecurrentDecoder, self).__init__(**kwargs)
         self.output_dim = output_dim
         self.hidden_dim = hidden_dim
@@ -316,9 +318,10 @@ class LSTMDecoder(RecurrentDecoder):
     peek_name = 'context_kernel'
 
     def __init__(self, dim, hidden_dim, output_length, **kwargs):
-        check_positive_int('dim', dim)
-        check_positive_int('hidden_dim', hidden_dim)
-        check_positive_int('output_length', output_length)
+        owner = layer_owner(self, kwargs)
+        check_positive_int('dim', dim, owner=owner)
+        check_positive_int('hidden_dim', hidden_dim, owner=owner)
+        check_positive_int('output_length', output_length, owner=owner)
         if 'input_shape' not in kwargs and 'batch_input_shape' not in kwargs:
             kwargs['input_shape'] = (dim,)
         super(LSTMDecoder, self).__init__(dim, hidden_dim, output_length,

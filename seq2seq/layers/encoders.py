@@ -11,6 +11,7 @@ from __future__ import absolute_import
 import theano.tensor as T
 
 from ..util.checks import check_positive_int
+from .arguments import layer_owner
 from .base import CellLayer, input_shape_kwargs
 from .recurrent import run_encoder
 
@@ -41,9 +42,10 @@ class RecurrentEncoder(CellLayer):
 
     def __init__(self, output_dim, input_dim=None, input_length=None,
                  return_sequences=False, return_state=False, go_backwards=False, **kwargs):
-        check_positive_int('output_dim', output_dim)
-        check_positive_int('input_dim', input_dim, allow_none=True)
-        check_positive_int('input_length', input_length, allow_none=True)
+        owner = layer_owner(self, kwargs)
+        check_positive_int('output_dim', output_dim, owner=owner)
+        check_positive_int('input_dim', input_dim, allow_none=True, owner=owner)
+        check_positive_int('input_length', input_length, allow_none=True, owner=owner)
         kwargs = input_shape_kwargs(kwargs, input_dim, input_length,
                                      kwargs.get('batch_size'), kwargs.get('remember_state', False))
         super(RecurrentEncoder, self).__init__(**kwargs)
@@ -142,7 +144,7 @@ class BidirectionalEncoder(CellLayer):
     """
 
     def __init__(self, output_dim, return_sequences=True, return_state=False, **kwargs):
-        check_positive_int('output_dim', output_dim)
+        check_positive_int('output_dim', output_dim, owner=layer_owner(self, kwargs))
         if output_dim % 2:
             raise ValueError('output_dim of a BidirectionalEncoder must be even (half '
                              'per direction), got %d' % output_dim)

@@ -27,6 +27,7 @@ import theano
 import theano.tensor as T
 
 from ..ops import fused_lstm as fused
+from ..util.checks import owned
 
 IMPLEMENTATIONS = ('auto', 'scan', 'fused')
 
@@ -35,11 +36,12 @@ class FusedFallbackWarning(UserWarning):
     """implementation='fused' was asked for where only the scan loop applies."""
 
 
-def check_implementation(implementation):
-    """Raise ValueError unless `implementation` is one of IMPLEMENTATIONS."""
-    if implementation not in IMPLEMENTATIONS:
-        raise ValueError('implementation must be one of %s, got %r'
-                         % (', '.join(repr(i) for i in IMPLEMENTATIONS), implementation))
+def check_implementation(implementation, owner=None):
+    """Raise ValueError unless `implementation` is one of IMPLEMENTATIONS
+    (`owner`, the layer or model function asking, starts the message)."""
+    if not isinstance(implementation, str) or implementation not in IMPLEMENTATIONS:
+        raise ValueError(owned(owner, 'implementation must be one of %s, got %r'
+                               % (', '.join(repr(i) for i in IMPLEMENTATIONS), implementation)))
 
 
 def use_fused(implementation, reason):

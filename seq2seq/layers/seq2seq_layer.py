@@ -19,21 +19,11 @@ from __future__ import absolute_import
 
 import theano.tensor as T
 
-from ..util.checks import check_depth, check_positive_int
+from ..util.checks import check_bool, check_depth, check_positive_int, owned
+from .arguments import layer_owner
 from .base import CellLayer, input_shape_kwargs
 from .decoder_core import Decoder
 from .recurrent import run_encoder
-
-
-def _check_initializer_names(**initializers):
-    """A number where an initializer belongs is a call in today's order
-    (input_length, input_dim, ...) given positionally: say so."""
-    for name, value in initializers.items():
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            raise TypeError(
-                'Seq2seq got %s=%r: its positional order is the 2015 one, Seq2seq(output_dim, '
-                'hidden_dim, output_length, init, inner_init, ...); give input_length, '
-                'input_dim, batch_size and depth by keyword' % (name, value))
 
 
 def _checked_flat_weights(weights):
@@ -88,23 +78,25 @@ class Seq2seq(CellLayer):
         implementation: 'auto', 'scan' or 'fused' (see `seq2seq.layers.CellLayer`).
     """
 
+    # A call in a later release's order, Seq2seq(input_length, input_dim,
+    # hidden_dim, ...), puts a number on init: the message says the order.
+    positional_order_note = 'the 2015 one'
+
     def __init__(self, output_dim=None, hidden_dim=None, output_length=None,
                  init='glorot_uniform', inner_init='orthogonal', forget_bias_init='one',
                  activation='tanh', inner_activation='hard_sigmoid', weights=None,
                  truncate_gradient=-1, input_dim=None, input_length=None, hidden_state=None,
                  batch_size=None, depth=1, remember_state=False, peek=False, **kwargs):
+        owner = layer_owner(self, kwargs)
         for name, value in [('hidden_dim', hidden_dim), ('output_dim', output_dim),
                             ('output_length', output_length)]:
             if value is None:
-                raise TypeError('Seq2seq needs %s (a positive int)' % name)
-            check_positive_int(name, value)
-        _check_initializer_names(init=init, inner_init=inner_init,
-                                 forget_bias_init=forget_bias_init)
-        check_positive_int('input_dim', input_dim, allow_none=True)
-        check_positive_int('input_length', input_length, allow_none=True)
-        if not isinstance(peek, bool):
-            raise TypeError('peek must be True or False, got %r' % (peek,))
-        self.depth = check_depth(depth)
+                raise TypeError(owned(owner, 'needs %s (a positive int)' % name))
+            check_positive_int(name, value, owner=owner)
+        check_positive_int('input_dim', input_dim, allow_none=True, owner=owner)
+        check_positive_int('input_length', input_length, allow_none=True, owner=owner)
+        peek = check_bool('peek', peek, owner)
+        self.depth = check_depth(depth, owner)
         if weights is not None:
             kwargs['weights'] = _checked_flat_weights(weights)
         kwargs = input_shape_kwargs(kwargs, input_dim, input_length, batch_size, remember_state)

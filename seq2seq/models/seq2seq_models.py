@@ -14,15 +14,125 @@ Papers:
 """
 from __future__ import absolute_import
 
+import warnings
+
 import numpy as np
 from keras import backend as K
-from keras.layers import (Concatenate, Dense, Dropout, Embedding, Input, RepeatVector,
-                          TimeDistributed)
+from keras.layers import (Activation, Concatenate, Dense, Dropout, Embedding, Input,
+                          RepeatVector, TimeDistributed)
 from keras.models import Model
 
+from ..layers.arguments import check_function_arguments
+from ..layers.cells import activation_name, get_cell_class
 from ..layers.decoders import AttentionDecoder, RecurrentDecoder
 from ..layers.encoders import BidirectionalEncoder, LSTMEncoder
-from ..util.checks import check_positive_int, check_depth
+from ..layers.recurrent import check_implementation
+from ..search.model_search import check_sources
+from ..util.checks import check_bool, check_depth, check_dropout, check_positive_int, is_int
+
+
+class ProbabilityLossWarning(UserWarning):
+    """A model is compiled with a loss on probabilities (categorical
+    cross-entropy, ...) but its output is not a probability distribution
+    (e.g. the default linear readout)."""
+
+
+# What each loss on probabilities needs of the output: (what it reads, the
+# output activations that give it, the readout_activation to suggest, the
+# other way out).
+_DISTRIBUTION = ('a probability distribution', ('softmax',), 'softmax',
+                 ' (or a loss on logits such as seq2seq.losses.softmax_cross_entropy)')
+# Sparse targets: no loss of the package reads logits with them.
+_SPARSE_DISTRIBUTION = _DISTRIBUTION[:3] + ('',)
+_PROBABILITIES = ('probabilities in (0, 1)', ('sigmoid', 'hard_sigmoid', 'softmax'), 'sigmoid',
+                  '')
+_POSITIVE = ('positive rates', ('softmax', 'sigmoid', 'hard_sigmoid', 'relu', 'softplus',
+                                'exponential'), 'softplus', '')
+
+
+def _probability_losses():
+    """[(loss function, what it needs)]: Keras' losses on probabilities,
+    under every name `keras.losses.get` resolves (kld, KLD, ...) and as the
+    backend functions, and the package's sparse losses."""
+    import keras.losses
+    from ..layers import losses
+    return [(keras.losses.categorical_crossentropy, _DISTRIBUTION),
+            (K.categorical_crossentropy, _DISTRIBUTION),
+            (keras.losses.sparse_categorical_crossentropy, _SPARSE_DISTRIBUTION),
+            (K.sparse_categorical_crossentropy, _SPARSE_DISTRIBUTION),
+            (keras.losses.kullback_leibler_divergence, _DISTRIBUTION),
+            (losses.sparse_softmax_crossentropy, _SPARSE_DISTRIBUTION),
+            (losses.masked_sparse_softmax_crossentropy, _SPARSE_DISTRIBUTION),
+            (keras.losses.binary_crossentropy, _PROBABILITIES),
+            (K.binary_crossentropy, _PROBABILITIES),
+            (keras.losses.poisson, _POSITIVE)]
+
+
+def _loss_needs(loss):
+    """(loss name, what it needs) when `loss` (a name, a function or a Keras
+    Loss object) reads probabilities, else None (a loss on logits, e.g.
+    `from_logits=True` or `seq2seq.losses.softmax_cross_entropy`, mse, an
+    unknown name Keras itself refuses)."""
+    import keras.losses
+    if isinstance(loss, str):
+        try:
+            loss = keras.losses.get(loss)
+        except ValueError:
+            return None
+    if getattr(loss, '_fn_kwargs', {}).get('from_logits'):
+        return None
+    function = getattr(loss, 'fn', loss)     # a Keras Loss object wraps its function
+    for known, needs in _probability_losses():
+        if function is known:
+            return getattr(function, '__name__', repr(function)), needs
+    return None
+
+
+def output_activation(model):
+    """The name of the activation of `model`'s output ('linear', 'softmax',
+    ...; see `seq2seq.layers.cells.activation_name`) when its last layer is
+    a decoder, a Dense or an Activation (in a TimeDistributed or not), else
+    None."""
+    if len(model.outputs) != 1:
+        return None
+    layer = model.outputs[0]._keras_history[0]
+    if isinstance(layer, TimeDistributed):
+        layer = layer.layer
+    if isinstance(layer, RecurrentDecoder):
+        return activation_name(layer.readout_activation)
+    if isinstance(layer, (Dense, Activation)):
+        return activation_name(layer.activation)
+    return None
+
+
+def _model_function(model):
+    """The model function that builds a model of this structure."""
+    decoder = model.decoder_layer
+    if decoder is None:
+        return 'SimpleSeq2Seq'
+    return 'AttentionSeq2Seq' if decoder.attends else 'Seq2Seq'
+
+
+def warn_if_not_probabilities(model, loss):
+    """Warn (`ProbabilityLossWarning`) when `loss` reads probabilities but
+    the output of `model` (a `Seq2SeqModel`) is not what it needs: the
+    loss would still run, on numbers it takes for probabilities, and the
+    model would learn nothing sensible without a word."""
+    losses = list(loss.values()) if isinstance(loss, dict) else \
+        list(loss) if isinstance(loss, (list, tuple)) else [loss]
+    activation = output_activation(model)
+    # A custom activation may well give what the loss needs: no guess.
+    if activation is None or activation.endswith('(custom)') or len(losses) != 1:
+        return
+    found = _loss_needs(losses[0])
+    if found is None:
+        return
+    name, (what, activations_needed, suggestion, alternative) = found
+    if activation in activations_needed:
+        return
+    warnings.warn("the output of %s %r is %s, not %s: loss %s needs readout_activation='%s'%s"
+                  % (_model_function(model), model.name, activation, what, name, suggestion,
+                     alternative), ProbabilityLossWarning, stacklevel=3)
 
 
 class Seq2SeqModel(Model):
@@ -31,6 +141,13 @@ class Seq2SeqModel(Model):
     Everything here is found from the graph, so it works as well on a model
     loaded with `keras.models.load_model`.
     """
+
+    def compile(self, optimizer, loss=None, *args, **kwargs):
+        """As Keras' compile; warns (`ProbabilityLossWarning`) when the loss
+        reads probabilities (categorical_crossentropy, ...) but the output
+        is not one (e.g. the default linear readout_activation)."""
+        warn_if_not_probabilities(self, loss)
+        return super(Seq2SeqModel, self).compile(optimizer, loss, *args, **kwargs)
 
     # -- parts of the graph -------------------------------------------------------
     @property
@@ -89,10 +206,18 @@ class Seq2SeqModel(Model):
         return super(Seq2SeqModel, self).evaluate(self.complete_inputs(x), y, *args, **kwargs)
 
     # -- inspection ---------------------------------------------------------------
-    def _run_on_batches(self, outputs, x, batch_size):
+    def _run_on_batches(self, outputs, x, batch_size, owner):
+        """`outputs` for the sources `x`, `batch_size` at a time. `x` and
+        `batch_size` are checked first, as `greedy_decode` checks them
+        (a source of another length than the model's would run, and give
+        weights over steps the model was not built for)."""
+        check_positive_int('batch_size', batch_size, owner=owner)
+        x = check_sources(self, x, owner)
+        teacher = self._teacher_input_index()
+        if teacher is not None and len(x) == len(self.inputs):
+            del x[teacher]      # free running: the targets are not read
         inputs = self.source_inputs()
         function = K.function(inputs + [K.learning_phase()], outputs)
-        x = list(x) if isinstance(x, (list, tuple)) else [x]
         results = []
         for start in range(0, len(x[0]), batch_size):
             batch = [array[start:start + batch_size] for array in x]
@@ -103,7 +228,7 @@ class Seq2SeqModel(Model):
         """The encoder's output for a batch of inputs: the context vector
         (batch, hidden_dim), or for an attention model the memory
         (batch, input_length, hidden_dim)."""
-        return self._run_on_batches([self._context_tensor()], x, batch_size)[0]
+        return self._run_on_batches([self._context_tensor()], x, batch_size, 'get_context')[0]
 
     def _context_tensor(self):
         decoder = self.decoder_layer
@@ -123,8 +248,9 @@ class Seq2SeqModel(Model):
         if decoder is None or not decoder.attends:
             raise ValueError('get_attention needs an AttentionSeq2Seq model')
         if decoder.last_attention is None:
-            raise ValueError('the attention decoder has not been called yet')
-        return self._run_on_batches([decoder.last_attention], x, batch_size)[0]
+            raise ValueError('get_attention: the attention decoder has not been called yet')
+        return self._run_on_batches([decoder.last_attention], x, batch_size,
+                                    'get_attention')[0]
 
     # -- remembered state ---------------------------------------------------------
     def reset_hidden_state(self, rows=None):
@@ -158,19 +284,34 @@ class Seq2SeqModel(Model):
 
 
 # -- arguments ------------------------------------------------------------------------
+def _shape_argument(function, name, value):
+    """input_shape or batch_input_shape as a tuple whose entries are None
+    or positive ints (Keras would refuse them deep in the graph)."""
+    if not isinstance(value, (list, tuple)):
+        raise TypeError('%s: %s must be a tuple, got %r' % (function, name, value))
+    for entry in value:
+        if entry is not None and (not is_int(entry) or entry < 1):
+            raise ValueError('%s: %s must hold positive ints (or None), got %r'
+                             % (function, name, tuple(value)))
+    return tuple(value)
+
+
 def _batch_input_shape(function, input_shape, input_dim, input_length, batch_input_shape,
                        batch_size, source_vocab_size=None):
+    for name, value in [('input_dim', input_dim), ('input_length', input_length),
+                        ('batch_size', batch_size)]:
+        check_positive_int(name, value, allow_none=True, owner=function)
     if source_vocab_size is not None:
         # Token ids: (batch, length) ints, embedded into input_dim-vectors.
-        check_positive_int('source_vocab_size', source_vocab_size)
+        check_positive_int('source_vocab_size', source_vocab_size, owner=function)
         if input_dim is None:
             raise TypeError('%s(source_vocab_size=...) needs input_dim, the size of the '
                             'token embeddings' % function)
         return (batch_size, input_length, input_dim)
     if batch_input_shape is not None:
-        shape = tuple(batch_input_shape)
+        shape = _shape_argument(function, 'batch_input_shape', batch_input_shape)
     elif input_shape is not None:
-        shape = (batch_size,) + tuple(input_shape)
+        shape = (batch_size,) + _shape_argument(function, 'input_shape', input_shape)
     elif input_dim is not None:
         shape = (batch_size, input_length, input_dim)
     else:
@@ -189,13 +330,13 @@ def _batch_input_shape(function, input_shape, input_dim, input_length, batch_inp
 
 
 def _common(function, output_dim, output_length, hidden_dim, depth, dropout, stateful, shape):
-    check_positive_int('output_dim', output_dim)
-    check_positive_int('output_length', output_length)
+    check_positive_int('output_dim', output_dim, owner=function)
+    check_positive_int('output_length', output_length, owner=function)
     hidden_dim = output_dim if hidden_dim is None else hidden_dim
-    check_positive_int('hidden_dim', hidden_dim)
-    depth = check_depth(depth)
-    if not 0.0 <= dropout < 1.0:
-        raise ValueError('dropout must be in [0, 1), got %r' % (dropout,))
+    check_positive_int('hidden_dim', hidden_dim, owner=function)
+    depth = check_depth(depth, owner=function)
+    check_dropout(dropout, owner=function)
+    stateful = check_bool('stateful', stateful, owner=function)
     if stateful and shape[0] is None:
         raise ValueError('%s(stateful=True) needs the batch size: pass batch_size or '
                          'batch_input_shape' % function)
@@ -214,11 +355,15 @@ def _maybe_dropout(tensor, dropout):
     return Dropout(dropout)(tensor) if dropout else tensor
 
 
-def _prepare(function, output_dim, output_length, hidden_dim, input_shape, input_dim,
+def _prepare(model_function, output_dim, output_length, hidden_dim, input_shape, input_dim,
              input_length, batch_input_shape, batch_size, depth, dropout, stateful, cell,
-             implementation, cell_kwargs, source_vocab_size=None):
+             implementation, cell_kwargs, source_vocab_size=None, readout_activation=None):
     """Check a model's arguments; returns (source Input, the encoder's input
     tensor, hidden_dim, depth, keyword arguments of its recurrent layers).
+
+    Every argument is checked here, before any layer exists, so a bad one
+    is refused in one line naming `model_function` (a layer would name
+    itself, e.g. "RecurrentEncoder 'encoder_0'", or Keras nothing).
 
     With `source_vocab_size` the source Input holds token ids (batch,
     input_length) and the encoder reads them through
@@ -226,6 +371,10 @@ def _prepare(function, output_dim, output_length, hidden_dim, input_shape, input
     graph, so id 0 is padding and padded steps are masked (also in the
     models' step-by-step search, which starts from the source Input).
     """
+    function = model_function.__name__
+    check_function_arguments(function, model_function, cell_kwargs, readout_activation)
+    get_cell_class(cell, function)
+    check_implementation(implementation, function)
     shape = _batch_input_shape(function, input_shape, input_dim, input_length,
                                batch_input_shape, batch_size, source_vocab_size)
     hidden_dim, depth = _common(function, output_dim, output_length, hidden_dim, depth,
@@ -250,12 +399,13 @@ def _targets_input(source, output_length, output_dim):
 def SimpleSeq2Seq(output_dim, output_length, hidden_dim=None, input_shape=None,
                   input_dim=None, input_length=None, batch_input_shape=None, batch_size=None,
                   depth=1, dropout=0.0, stateful=False, cell='lstm', reverse_input=False,
-                  implementation='auto', source_vocab_size=None, **cell_kwargs):
+                  implementation='auto', source_vocab_size=None, readout_activation='linear',
+                  **cell_kwargs):
     """Encoder, repeated context, decoder.
 
         C = encoder(X)                          the last h of the encoder stack
         Y = decoder(RepeatVector(Dense(C)))     a stack reading C at every step
-        output = TimeDistributed(Dense(output_dim))(Y)
+        output = TimeDistributed(Dense(output_dim, activation=readout_activation))(Y)
 
     # Arguments
         output_dim, output_length: the output's shape.
@@ -273,13 +423,16 @@ def SimpleSeq2Seq(output_dim, output_length, hidden_dim=None, input_shape=None,
             0 being padding, read through `Embedding(source_vocab_size,
             input_dim, mask_zero=True)` (input_dim is then the embedding
             size); the default takes vectors (batch, input_length, input_dim).
+        readout_activation: activation of the outputs ('linear', the last
+            release's readout; 'softmax' to output probabilities, e.g. for
+            loss='categorical_crossentropy').
         cell_kwargs: init, inner_init, forget_bias_init, activation,
             inner_activation.
     """
     source, tensor, hidden_dim, depth, rnn = _prepare(
-        'SimpleSeq2Seq', output_dim, output_length, hidden_dim, input_shape, input_dim, input_length,
-        batch_input_shape, batch_size, depth, dropout, stateful, cell, implementation,
-        cell_kwargs, source_vocab_size)
+        SimpleSeq2Seq, output_dim, output_length, hidden_dim, input_shape, input_dim,
+        input_length, batch_input_shape, batch_size, depth, dropout, stateful, cell,
+        implementation, cell_kwargs, source_vocab_size, readout_activation)
     for i in range(depth[0]):
         last = i == depth[0] - 1
         tensor = LSTMEncoder(hidden_dim, return_sequences=not last,
@@ -292,7 +445,8 @@ def SimpleSeq2Seq(output_dim, output_length, hidden_dim=None, input_shape=None,
         tensor = LSTMEncoder(hidden_dim, return_sequences=True, name='decoder_%d' % i,
                              **rnn)(tensor)
         tensor = _maybe_dropout(tensor, dropout)
-    output = TimeDistributed(Dense(output_dim), name='readout')(tensor)
+    output = TimeDistributed(Dense(output_dim, activation=readout_activation),
+                             name='readout')(tensor)
     return Seq2SeqModel(source, output, name='simple_seq2seq')
 
 
@@ -323,9 +477,9 @@ def Seq2Seq(output_dim, output_length, hidden_dim=None, input_shape=None, input_
         (the others as `SimpleSeq2Seq`)
     """
     source, tensor, hidden_dim, depth, rnn = _prepare(
-        'Seq2Seq', output_dim, output_length, hidden_dim, input_shape, input_dim, input_length,
+        Seq2Seq, output_dim, output_length, hidden_dim, input_shape, input_dim, input_length,
         batch_input_shape, batch_size, depth, dropout, stateful, cell, implementation,
-        cell_kwargs, source_vocab_size)
+        cell_kwargs, source_vocab_size, readout_activation)
     states = None
     for i in range(depth[0]):
         last = i == depth[0] - 1
@@ -376,11 +530,11 @@ def AttentionSeq2Seq(output_dim, output_length, hidden_dim=None, input_shape=Non
         (the others as `Seq2Seq`)
     """
     source, tensor, hidden_dim, depth, rnn = _prepare(
-        'AttentionSeq2Seq', output_dim, output_length, hidden_dim, input_shape, input_dim, input_length,
-        batch_input_shape, batch_size, depth, dropout, stateful, cell, implementation,
-        cell_kwargs, source_vocab_size)
+        AttentionSeq2Seq, output_dim, output_length, hidden_dim, input_shape, input_dim,
+        input_length, batch_input_shape, batch_size, depth, dropout, stateful, cell,
+        implementation, cell_kwargs, source_vocab_size, readout_activation)
     if bidirectional and hidden_dim % 2:
-        raise ValueError('AttentionSeq2Seq(bidirectional=True) needs an even hidden_dim '
+        raise ValueError('AttentionSeq2Seq: bidirectional=True needs an even hidden_dim '
                          '(half per direction), got %d' % hidden_dim)
     for i in range(depth[0]):
         last = i == depth[0] - 1

@@ -64,8 +64,6 @@ over its members' steppers. A model without a feedback decoder (e.g.
 """
 from __future__ import absolute_import
 
-import numbers
-
 import numpy as np
 import theano
 import theano.tensor as T
@@ -80,6 +78,7 @@ from .ensemble import Ensemble, EnsembleStepper, check_model  # noqa: F401
 from .numpy_search import beam_search, greedy_search
 from ..layers.decoder_core import SEARCH_STEP
 from ..layers.recurrent import flatten_states, unflatten_states
+from ..util.checks import check_positive_int, owned
 
 FEEDBACKS = ('readout', 'token')
 
@@ -645,50 +644,54 @@ def clear_cache(model):
 
 
 # -- checks -----------------------------------------------------------------------------
-def _check_batch_size(batch_size):
-    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral):
-        raise TypeError('batch_size must be a positive int, got %r' % (batch_size,))
-    if batch_size < 1:
-        raise ValueError('batch_size must be a positive int, got %r' % (batch_size,))
-    return int(batch_size)
+def _steps_note(expected, shape):
+    """': 6 steps where the model was built for input_length=4' when the
+    time axis is what differs, else ''."""
+    if (len(shape) == len(expected) and len(shape) > 1 and expected[1] is not None
+            and shape[1] != expected[1]):
+        return ': %d steps where the model was built for input_length=%d' % (shape[1],
+                                                                              expected[1])
+    return ''
 
 
-def _check_sources(model, x):
+def check_sources(model, x, owner=None):
     """x as a list of arrays matching the model's inputs, checked against
     their declared shapes; a teacher-forced model's targets may be left out
-    (a stepper drops them if given, see `select_sources`)."""
+    (a stepper drops them if given, see `select_sources`). `owner`, e.g.
+    'get_attention', starts the message of a refusal."""
     if x is None:
-        raise TypeError('x must be a numpy array (or a list of them, one per model input), '
-                        'got None')
+        raise TypeError(owned(owner, 'x must be a numpy array (or a list of them, one per '
+                                     'model input), got None'))
     given = list(x) if isinstance(x, (list, tuple)) else [x]
     arrays = []
     for array in given:
         try:
             arrays.append(np.asarray(array))
         except Exception:
-            raise TypeError('x must hold numpy arrays, got %r' % type(array).__name__)
+            raise TypeError(owned(owner, 'x must hold numpy arrays, got %r'
+                                  % type(array).__name__))
     if any(a.dtype == object for a in arrays):
-        raise TypeError('x must hold numeric arrays of one shape each (pad the sources to '
-                        'one length), got an object array')
+        raise TypeError(owned(owner, 'x must hold numeric arrays of one shape each (pad the '
+                                     'sources to one length), got an object array'))
     inputs = list(model.inputs)
     if len(arrays) not in (len(inputs), len(inputs) - 1) or not arrays:
-        raise ValueError('x must hold %d array(s), one per model input, got %d'
-                         % (len(inputs), len(arrays)))
+        raise ValueError(owned(owner, 'x must hold %d array(s), one per model input, got %d'
+                               % (len(inputs), len(arrays))))
     counts = set(len(a) if a.ndim else -1 for a in arrays)
     if len(counts) != 1:
-        raise ValueError('the arrays of x must have the same number of sources, got %s'
-                         % sorted(counts))
+        raise ValueError(owned(owner, 'the arrays of x must have the same number of sources, '
+                                      'got %s' % sorted(counts)))
     if counts == {0}:
-        raise ValueError('x holds no sources (its first axis is empty)')
+        raise ValueError(owned(owner, 'x holds no sources (its first axis is empty)'))
     for array, tensor in zip(arrays, inputs):
         expected = K.int_shape(tensor)
         if array.ndim != len(expected) or any(
                 e is not None and e != a for e, a in zip(expected[1:], array.shape[1:])):
-            raise ValueError('x must have shape %s (the model input %r), got %s'
-                             % (('(n,) + %s' % (tuple(expected[1:]),)), tensor.name,
-                                array.shape))
+            raise ValueError(owned(owner, 'x must have shape %s (the model input %r), got %s%s'
+                                   % (('(n,) + %s' % (tuple(expected[1:]),)), tensor.name,
+                                      array.shape, _steps_note(expected, array.shape))))
     from ..layers.input_checks import check_source_values  # token ids in the vocabulary, finite floats
-    check_source_values(model, arrays)
+    check_source_values(model, arrays, method=owner or 'decoding')
     return arrays
 
 
@@ -758,7 +761,7 @@ def _check_search_args(eos_id, max_length):
 
 
 # -- the searches -----------------------------------------------------------------------
-def _search_setup(model, x, feedback, max_length):
+def _search_setup(model, x, feedback, max_length, owner):
     """(stepper, source arrays longest first, their order, max_length) for a
     search over `model` (a Keras model, a list of them or an `Ensemble`)."""
     ensemble = Ensemble(model)
@@ -766,7 +769,7 @@ def _search_setup(model, x, feedback, max_length):
         raise ValueError('feedback must be one of %s or None, got %r' % (FEEDBACKS, feedback))
     arrays = x
     for member in ensemble.models:
-        arrays = _check_sources(member, arrays)
+        arrays = check_sources(member, arrays, owner)
     stepper = ensemble.stepper(lambda member: get_stepper(member, feedback))
     max_length = stepper.output_length if max_length is None else max_length
     _check_max_length(stepper, max_length)
@@ -797,8 +800,9 @@ def greedy_decode(model, x, max_length=None, eos_id=None, feedback=None, batch_s
         per sequence.
     """
     _check_search_args(eos_id, max_length)
-    batch_size = _check_batch_size(batch_size)
-    stepper, arrays, order, max_length = _search_setup(model, x, feedback, max_length)
+    batch_size = check_positive_int('batch_size', batch_size)
+    stepper, arrays, order, max_length = _search_setup(model, x, feedback, max_length,
+                                                       'greedy_decode')
     results = [greedy_search(stepper.step_fn, stepper.initial_states(batch), max_length,
                              eos_id=eos_id) for batch in _batches(arrays, batch_size)]
     width = max(r[0].shape[1] for r in results)
@@ -825,8 +829,9 @@ def beam_decode(model, x, beam_size=5, max_length=None, eos_id=None, length_pena
     beam_size = numpy_search.check_positive_int('beam_size', beam_size)
     numpy_search.check_length_penalty(length_penalty)
     numpy_search.check_n_best(n_best, beam_size)
-    batch_size = _check_batch_size(batch_size)
-    stepper, arrays, order, max_length = _search_setup(model, x, feedback, max_length)
+    batch_size = check_positive_int('batch_size', batch_size)
+    stepper, arrays, order, max_length = _search_setup(model, x, feedback, max_length,
+                                                       'beam_decode')
     hypotheses = []
     for batch in _batches(arrays, batch_size):
         hypotheses.extend(beam_search(stepper.step_fn, stepper.initial_states(batch),

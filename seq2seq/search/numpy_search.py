@@ -88,7 +88,8 @@ def greedy_search(step_fn, initial_states, max_length, eos_id=None, pad_id=None)
 
     # Raises
         TypeError, ValueError: for bad arguments or a step_fn that returns
-            arrays of the wrong shape.
+            arrays of the wrong shape, or a row of log_probs all -inf (no
+            token can follow).
     """
     _check_callable(step_fn)
     batch_size, states = _check_initial_states(initial_states)
@@ -105,7 +106,7 @@ def greedy_search(step_fn, initial_states, max_length, eos_id=None, pad_id=None)
     previous = None  # (len(live),) tokens to feed; None before the first step
     vocab_size = None
     for step in range(max_length):
-        step_log_probs, states = _run_step(step_fn, previous, states, len(live), vocab_size)
+        step_log_probs, states = _run_step(step_fn, previous, states, vocab_size, step, live)
         vocab_size = step_log_probs.shape[1]
         check_token_in_vocab('eos_id', eos_id, vocab_size)
         chosen = np.argmax(step_log_probs, axis=1)  # (len(live),)
@@ -158,7 +159,8 @@ def beam_search(step_fn, initial_states, beam_size, max_length, eos_id=None,
 
     # Raises
         TypeError, ValueError: for bad arguments or a step_fn that returns
-            arrays of the wrong shape.
+            arrays of the wrong shape, or a row of log_probs all -inf (no
+            token can follow).
     """
     _check_callable(step_fn)
     batch_size, states = _check_initial_states(initial_states)
@@ -171,10 +173,11 @@ def beam_search(step_fn, initial_states, beam_size, max_length, eos_id=None,
     beam = _Beam.start(batch_size)
     finished_pool = [[] for _ in range(batch_size)]
     vocab_size = None
-    for _ in range(max_length):
+    for step in range(max_length):
         live_slots = beam.live_slots()
         step_log_probs, step_states = _run_step(
-            step_fn, beam.last_tokens(live_slots), states, len(live_slots), vocab_size)
+            step_fn, beam.last_tokens(live_slots), states, vocab_size, step,
+            live_slots // beam.log_probs.shape[1])
         vocab_size = step_log_probs.shape[1]
         check_token_in_vocab('eos_id', eos_id, vocab_size)
         # Row r of step_states belongs to live_slots[r]; each surviving
@@ -360,11 +363,13 @@ def _take_rows(states, rows):
     return [np.take(state, rows, axis=0) for state in states]
 
 
-def _run_step(step_fn, tokens, states, num_rows, vocab_size):
+def _run_step(step_fn, tokens, states, vocab_size, step, sources):
     """Call step_fn and check what it returned.
 
     # Arguments
         vocab_size: the vocab of the earlier steps, None at the first step.
+        step: the number of tokens chosen before this step.
+        sources: (rows,) the batch element (source) of each row.
 
     # Returns
         `(log_probs, new_states)`: float64 (num_rows, vocab) and a list of arrays.
@@ -376,8 +381,18 @@ def _run_step(step_fn, tokens, states, num_rows, vocab_size):
         raise TypeError('step_fn must return a pair (log_probs, new_states), got %r'
                         % type(output).__name__)
     log_probs, new_states = output
-    return (_check_log_probs(log_probs, num_rows, vocab_size),
-            _check_new_states(new_states, len(states), num_rows))
+    num_rows = len(sources)
+    log_probs = _check_log_probs(log_probs, num_rows, vocab_size)
+    # A row without one finite log-probability is no distribution: greedy
+    # would pick token 0 at -inf, the beam drop the hypothesis, both silently.
+    impossible = np.flatnonzero((log_probs == -np.inf).all(axis=1))
+    if impossible.size:
+        row = impossible[0]
+        raise ValueError('step %d (from 0): every log-probability step_fn returned for row %d '
+                         '(source %d of the batch) is -inf, so no token can follow (%d such '
+                         'row(s)); step_fn must leave at least one token possible, e.g. EOS'
+                         % (step, row, sources[row], impossible.size))
+    return log_probs, _check_new_states(new_states, len(states), num_rows)
 
 
 def _check_log_probs(log_probs, num_rows, vocab_size):

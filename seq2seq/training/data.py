@@ -4,6 +4,7 @@ from __future__ import absolute_import
 
 import collections
 import contextlib
+import re
 
 import numpy as np
 from keras.utils import Sequence
@@ -90,9 +91,15 @@ def detokenize(tokens, tokenization):
     return ('' if tokenization == 'chars' else ' ').join(tokens)
 
 
+BYTE_ORDER_MARK = u'\ufeff'
+# C0 and C1 control characters and DEL, except the tab: a NUL or an escape
+# sequence in a data file is damage, not a token to learn.
+CONTROL_CHARACTER = re.compile(u'[\x00-\x08\x0a-\x1f\x7f-\x9f]')
+
+
 def read_lines(path, stream=None, keep_blank=False):
     """(line number, text) of every non-blank line of a UTF-8 file, without
-    the line end.
+    the line end and without a byte-order mark at its start.
 
     # Arguments
         path: the file; with `stream`, the name errors give it (e.g.
@@ -104,7 +111,8 @@ def read_lines(path, stream=None, keep_blank=False):
 
     # Raises
         DataFileError for a missing or unreadable file, bytes that are not
-        UTF-8, or a file with no line.
+        UTF-8, a control character other than the tab (a NUL, an escape,
+        a carriage return inside a line), or a file with no line.
     """
     if stream is None:
         try:
@@ -121,7 +129,23 @@ def read_lines(path, stream=None, keep_blank=False):
             except UnicodeDecodeError as error:
                 raise DataFileError(path, number, 'not UTF-8 text (byte %d: %s)'
                                     % (error.start + 1, error.reason))
+        if number == 1 and raw.startswith(BYTE_ORDER_MARK):
+            # Editors on Windows start UTF-8 files with one; it is not text
+            # (it would become a token of the first source).
+            raw = raw[len(BYTE_ORDER_MARK):]
         text = raw.rstrip('\r\n')
+        control = CONTROL_CHARACTER.search(text)
+        if control:
+            raise DataFileError(path, number, 'control character U+%04X at column %d: '
+                                'remove it (a tab separates source and target; other '
+                                'control characters are not text)'
+                                % (ord(control.group()), control.start() + 1))
+        if BYTE_ORDER_MARK in text:
+            # Past the file's start it is what `cat a.tsv b.tsv` leaves of
+            # b.tsv's mark: invisible, and a token if kept.
+            raise DataFileError(path, number, 'byte-order mark U+FEFF at column %d: remove it '
+                                '(files joined from files that start with one?)'
+                                % (text.index(BYTE_ORDER_MARK) + 1))
         if keep_blank or text.strip():
             lines.append((number, text))
     if not lines:
@@ -150,6 +174,49 @@ def read_tsv(path, source_tokens='chars', target_tokens='chars'):
             raise DataFileError(path, number, 'empty %s' % ('source' if not source else 'target'))
         pairs.append((number, source, target))
     return pairs
+
+
+def drop_long_pairs(pairs, max_source_length=None, max_target_length=None):
+    """The (line number, source tokens, target tokens) `pairs` whose source
+    has at most `max_source_length` tokens and whose target at most
+    `max_target_length` (None: any length).
+
+    # Returns
+        (kept pairs, line numbers of the pairs dropped).
+    """
+    kept, dropped = [], []
+    for pair in pairs:
+        number, source, target = pair
+        if ((max_source_length is not None and len(source) > max_source_length)
+                or (max_target_length is not None and len(target) > max_target_length)):
+            dropped.append(number)
+        else:
+            kept.append(pair)
+    return kept, dropped
+
+
+# A sequence this many times longer than 99% of its side's sequences (and
+# at least OUTLIER_MARGIN tokens longer) sets the model's length alone.
+OUTLIER_FACTOR = 3
+OUTLIER_MARGIN = 20
+
+
+def length_outlier(pairs, side):
+    """(line number, length, the length 99% of the pairs do not exceed) of
+    the longest source (`side` 'source') or target ('target') of `pairs`
+    when it is an outlier, else None.
+
+    The model's input_length (output_length) is the longest sequence of the
+    training data, and every source is padded to it at prediction: one line
+    of 20,000 characters among words makes every array that long.
+    """
+    index = {'source': 1, 'target': 2}[side]
+    lengths = np.array([len(pair[index]) for pair in pairs])
+    longest = int(lengths.argmax())
+    typical = int(np.percentile(lengths, 99, interpolation='lower'))
+    if lengths[longest] > max(OUTLIER_FACTOR * typical, typical + OUTLIER_MARGIN):
+        return pairs[longest][0], int(lengths[longest]), typical
+    return None
 
 
 def group_references(pairs):
