@@ -280,3 +280,29 @@ def test_saved_model_loads_with_the_loss():
         shutil.rmtree(directory)
     assert [f.fn for f in loaded.loss_functions] == [sparse_softmax_crossentropy]
     assert_allclose(loaded.evaluate(x, y, verbose=0), model.evaluate(x, y, verbose=0), rtol=1e-6)
+
+
+def test_masked_loss_is_the_loss_of_the_real_tokens():
+    """Positions whose target is the padding id 0 add nothing to the value or
+    the gradient; the others are sparse_softmax_crossentropy's."""
+    from seq2seq.layers.losses import masked_sparse_softmax_crossentropy
+    model = _time_distributed_softmax()
+    rng = np.random.RandomState(1)
+    x = rng.randn(4, 5, 6).astype(K.floatx())
+    targets = rng.randint(0, 7, (4, 5, 1)).astype(K.floatx())
+    targets[:, 3:] = 0                      # every answer padded after two tokens
+    targets[0, 1] = 0
+    real = (targets[..., 0] != 0).astype(K.floatx())
+    full = _loss_values(model, targets, sparse_softmax_crossentropy)([x, targets])
+    masked = _loss_values(model, targets, masked_sparse_softmax_crossentropy)([x, targets])
+    assert_allclose(masked[0], full[0] * real, rtol=1e-6)
+    assert (masked[0][real == 0] == 0).all() and (masked[0][real == 1] > 0).all()
+    # The gradient of the real tokens' loss alone: the full loss weighted by
+    # the mask, which Keras' sample weights would give a plain sequence model.
+    y_true = K.placeholder(ndim=3)
+    mask = K.placeholder(ndim=2)
+    reference = K.function([model.input, y_true, mask], K.gradients(
+        K.sum(sparse_softmax_crossentropy(y_true, model.output) * mask),
+        model.trainable_weights))([x, targets, real])
+    for got, expected in zip(masked[1:], reference):
+        assert_allclose(got, expected, rtol=1e-5, atol=1e-6)

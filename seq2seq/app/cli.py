@@ -6,6 +6,7 @@ distill.
     seq2seq evaluate --model-dir DIR --test test.tsv --metric wer per
     seq2seq score --model-dir DIR --input pairs.tsv > log_probs.txt
     seq2seq attention --model-dir DIR --source hello --out hello.png
+    seq2seq chat --model-dir RUN_DIR [--beam-size K] < messages.txt
     seq2seq distill --teacher-dir DIR [DIR ...] --train train.tsv --out distilled.tsv
 
 Data files hold `source<TAB>target` lines (UTF-8); a source on several lines
@@ -126,6 +127,38 @@ def _resumed_run(args, held):
     return config, source_vocab, target_vocab, model, state
 
 
+def _training_pairs(path, settings, warn_outliers):
+    """The pairs of the training file `path`, read with the tokenization of
+    `settings` (the train options or a model directory's config), without
+    those longer than its max_source_length / max_target_length (counted
+    on standard output). With `warn_outliers`, a warning names the line of a
+    source or target so much longer than the others that it alone would
+    set the model's length."""
+    from ..training.data import drop_long_pairs, length_outlier, read_tsv
+    pairs = read_tsv(path, settings['source_tokens'], settings['target_tokens'])
+    limits = dict(source=settings.get('max_source_length'),
+                  target=settings.get('max_target_length'))
+    pairs, dropped = drop_long_pairs(pairs, limits['source'], limits['target'])
+    if dropped:
+        print('%s: %d pair(s) longer than %s dropped, first on line %d'
+              % (path, len(dropped), ' or '.join('--max-%s-length %d' % (side, limit)
+                                                 for side, limit in sorted(limits.items())
+                                                 if limit is not None), dropped[0]))
+    if not pairs:
+        raise CommandError('%s: no pair is within --max-source-length / --max-target-length'
+                           % path)
+    for side in ('source', 'target') if warn_outliers else ():
+        outlier = length_outlier(pairs, side)
+        if outlier:
+            line, length, typical = outlier
+            _warn('{path}, line {line}: a {side} of {length} tokens, where 99% of the {side}s '
+                  'have at most {typical}: the model will take {side}s that long and pad '
+                  'every {side} it reads to that length; --max-{side}-length N drops the '
+                  'longer pairs'.format(path=path, line=line, side=side, length=length,
+                                        typical=typical))
+    return pairs
+
+
 def train(args):
     # The model directory stays locked until the command ends.
     with contextlib.ExitStack() as held:
@@ -142,9 +175,11 @@ def _train(args, held):
         config, source_vocab, target_vocab, model, state = _resumed_run(args, held)
     else:
         config = state = None
-    tokens = (config or vars(args))
-    pairs = read_tsv(args.train, tokens['source_tokens'], tokens['target_tokens'])
-    valid = (read_tsv(args.valid, tokens['source_tokens'], tokens['target_tokens'])
+    # A resumed run reads its data as it was first read: its config's
+    # tokenization and length limits (None in an earlier version's config).
+    settings = (config or vars(args))
+    pairs = _training_pairs(args.train, settings, warn_outliers=not args.resume)
+    valid = (read_tsv(args.valid, settings['source_tokens'], settings['target_tokens'])
              if args.valid else None)
     if not args.resume:
         config, source_vocab, target_vocab, model, state = _new_run(args, pairs, held)
@@ -188,10 +223,20 @@ def _train(args, held):
     with variable_length_batches(model):
         model.fit_generator(train_batches, epochs=args.epochs, initial_epoch=done,
                             callbacks=[checkpoint],
-                            verbose=0 if args.quiet else 1, workers=0, shuffle=False)
+                            verbose=progress_verbosity(args.quiet, sys.stdout),
+                            workers=0, shuffle=False)
     print('%s: best %s loss %.4f; model, vocabularies, history.csv and loss.png written'
           % (args.model_dir, 'validation' if validation else 'training', checkpoint.best))
     return 0
+
+
+def progress_verbosity(quiet, stream):
+    """Keras' `verbose` for fit: 0 with --quiet; a progress bar (1) on a
+    terminal; one line per epoch (2) into a file or a pipe, where a bar
+    would write a line per batch."""
+    if quiet:
+        return 0
+    return 1 if getattr(stream, 'isatty', lambda: False)() else 2
 
 
 # -- searching: the translator, reranked or not ------------------------------------------
@@ -392,7 +437,21 @@ def distill(args):
     return 0
 
 
+# -- chat ------------------------------------------------------------------------------
+def chat(args):
+    from .chat import Chat, converse
+    session = Chat.load(args.model_dir)
+    stdin = getattr(sys.stdin, 'buffer', sys.stdin)
+    # readline until it gives '' (b''), the end of input, rather than
+    # iteration, which may wait for more lines: each answer comes (flushed)
+    # as soon as its line is typed.
+    converse(session, iter(stdin.readline, stdin.read(0)), lambda text: _write(None, text),
+             _warn, beam_size=args.beam_size, length_penalty=args.length_penalty)
+    return 0
+
+
 COMMANDS = {'train': train, 'predict': predict, 'evaluate': evaluate, 'score': score,
+            'chat': chat,
             'attention': attention, 'distill': distill}
 
 

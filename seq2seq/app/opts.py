@@ -25,6 +25,7 @@ COMMANDS = (('train', 'train a model on a TSV file'),
             ('evaluate', 'score a model on a TSV file'),
             ('score', 'the log-probability of given targets'),
             ('attention', 'plot the attention for one source'),
+            ('chat', 'answer messages, one per line of standard input: a conversation'),
             ('distill', 'decode training sources with a teacher: a student\'s training file'))
 # The commands that take several --model-dir (an ensemble) and search.
 ENSEMBLE_COMMANDS = ('predict', 'evaluate', 'score')
@@ -39,7 +40,7 @@ TOKENIZATIONS = ('chars', 'words')
 RECORDED_TRAIN_OPTIONS = ('source_tokens', 'target_tokens', 'model', 'cell', 'hidden_dim',
                           'depth', 'embedding_dim', 'dropout', 'batch_size', 'learning_rate',
                           'lr_decay', 'reverse_source', 'reverse_target', 'patience', 'seed',
-                          'maxibatch')
+                          'maxibatch', 'max_source_length', 'max_target_length')
 
 
 class CommandError(Exception):
@@ -146,12 +147,22 @@ def model_opts(parser, command):
                            'predict': 'a model directory, or several trained on the same '
                                       'data: an ensemble (the mean of their probabilities)',
                            'attention': 'the model directory (an attention model)',
+                           'chat': 'a run directory of a conversation model, as '
+                                   'examples/chitchat.py train --run-dir writes it '
+                                   '(model.h5, vocab.json, chat.json), or a model directory '
+                                   'of examples/conversation.py',
                        }.get(command, 'a model directory, or several: an ensemble'))
     if command != 'train':
         return
     group.add_argument('--model', choices=('attention', 'seq2seq', 'simple'),
-                       default=DEFAULTS['model'], help='AttentionSeq2Seq (bidirectional '
-                       'encoder), Seq2Seq or SimpleSeq2Seq')
+                       default=DEFAULTS['model'], help='attention: AttentionSeq2Seq, a '
+                       'bidirectional encoder read through attention at every output step; '
+                       'the best where outputs follow the source piece by piece (G2P, '
+                       'transliteration, long sequences). seq2seq: Seq2Seq, the source as one '
+                       'vector the decoder sees at every step (Cho et al.). simple: '
+                       'SimpleSeq2Seq, one vector that starts the decoder (Sutskever et al.); '
+                       'small and fast, e.g. short fixed-format tasks such as Keras\' addition '
+                       'example, which it learns in minutes where attention is slower')
     group.add_argument('--cell', choices=('lstm', 'gru'), default=DEFAULTS['cell'],
                        help='the recurrent cell')
     group.add_argument('--hidden-dim', type=positive_int, default=DEFAULTS['hidden_dim'],
@@ -174,6 +185,8 @@ def model_opts(parser, command):
 def data_opts(parser, command):
     """What the command reads, how a line splits into tokens, and how many
     pairs or sources go through the model together."""
+    if command == 'chat':
+        return      # standard input, one message at a time; the run sets the tokens
     group = parser.add_argument_group('data options')
     if command in ('train', 'distill'):
         group.add_argument('--train', required=True, metavar='TSV', help={
@@ -189,6 +202,12 @@ def data_opts(parser, command):
         group.add_argument('--source-tokens', choices=TOKENIZATIONS, default='chars',
                            help='a source token is a character or a space-separated word')
         group.add_argument('--target-tokens', choices=TOKENIZATIONS, default='chars',
+                           help='the same for targets')
+        group.add_argument('--max-source-length', type=positive_int, metavar='N',
+                           help='drop (and count) the training pairs whose source has more '
+                           'than N tokens (default: keep every pair; the model reads sources '
+                           'as long as the longest kept)')
+        group.add_argument('--max-target-length', type=positive_int, metavar='N',
                            help='the same for targets')
     if command == 'evaluate':
         group.add_argument('--test', required=True, metavar='TSV',
@@ -237,14 +256,24 @@ def training_opts(parser, command):
 def search_opts(parser, command):
     """predict and evaluate: the search (greedy or beam) and what it keeps;
     distill: the beam's width."""
+    if command == 'chat':
+        # An answer per message, searched as evaluate searches (--beam-size,
+        # --length-penalty; no n-best, no rescoring).
+        command = 'evaluate'
     if command not in SEARCH_COMMANDS + ('distill',):
         return
     group = parser.add_argument_group('search options')
     # Distillation decodes by beam search (Kim & Rush's sequence-level
-    # distillation); predict and evaluate are greedy unless asked.
-    group.add_argument('--beam-size', type=positive_int,
-                       default=DEFAULTS['distill_beam_size' if command == 'distill'
-                                        else 'beam_size'], help='1: greedy search')
+    # distillation); predict and evaluate are greedy unless asked, and
+    # predict's beam is as wide as --n-best when not given (so no argparse
+    # default there: validate_predict_args fills it).
+    if command == 'distill':
+        beam_default, beam_help = DEFAULTS['distill_beam_size'], '1: greedy search'
+    else:
+        beam_default = None
+        beam_help = '1: greedy search (default: %d%s)' % (
+            DEFAULTS['beam_size'], ', or N with --n-best N' if command == 'predict' else '')
+    group.add_argument('--beam-size', type=positive_int, default=beam_default, help=beam_help)
     if command == 'distill':
         return
     group.add_argument('--length-penalty', type=non_negative_float,
@@ -254,7 +283,7 @@ def search_opts(parser, command):
     if command == 'predict':
         group.add_argument('--n-best', type=positive_int, default=None, metavar='N',
                            help='write N lines per source, each with its log-probability '
-                           'after a tab (the beam is made at least N wide)')
+                           'after a tab (N must not exceed --beam-size)')
 
 
 def rescoring_opts(parser, command):
@@ -301,16 +330,29 @@ def output_opts(parser, command):
                                           'distinct source (written whole or not at '
                                           'all)'}[command])
     if command == 'train':
-        group.add_argument('--quiet', action='store_true', help='no progress bar')
+        group.add_argument('--quiet', action='store_true',
+                           help='no progress output during the epochs (without it: a progress '
+                           'bar on a terminal, a line per epoch when standard output is a file '
+                           'or a pipe)')
 
 
 GROUPS = (model_opts, data_opts, training_opts, search_opts, rescoring_opts, output_opts)
 
 
+class OneLineErrorParser(argparse.ArgumentParser):
+    """argparse's parser, but a usage error is one line on stderr (exit
+    status 2), like every other refusal of the command line: argparse's own
+    prints the whole usage block above it, burying the line that matters."""
+
+    def error(self, message):
+        self.exit(2, '%s: error: %s (%s --help lists the options)\n'
+                  % (self.prog, message, self.prog))
+
+
 def build_parser():
     """The `seq2seq` parser: a sub-parser per command, each given the
     options of every group that the command takes."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrorParser(
         prog='seq2seq', description='Train, apply and score sequence-to-sequence models on '
         'text files of source<TAB>target lines.')
     commands = parser.add_subparsers(dest='command', metavar='COMMAND')
@@ -348,16 +390,23 @@ def _check_output(option, path):
 
 def validate_predict_args(args):
     """CommandError for options that do not go together or an --output
-    that cannot be written; widens --beam-size to --n-best (an n-best list
-    needs a beam at least that wide)."""
+    that cannot be written. The rule of the Python API
+    (`Translator.translate`): n_best must not exceed beam_size, and a beam
+    size not given is n_best's (greedy without --n-best)."""
     _check_output('--output', args.output)
-    if args.n_best and args.n_best > args.beam_size:
-        args.beam_size = args.n_best
+    if args.beam_size is None:
+        args.beam_size = args.n_best or DEFAULTS['beam_size']
+    elif args.n_best and args.n_best > args.beam_size:
+        raise CommandError('--n-best %d needs --beam-size >= %d (the n best of a beam that '
+                           'wide), got --beam-size %d: leave --beam-size out to search with a '
+                           'beam of %d' % (args.n_best, args.n_best, args.beam_size, args.n_best))
     _validate_rescoring_args(args)
 
 
 def validate_evaluate_args(args):
     """CommandError for options that do not go together."""
+    if args.beam_size is None:
+        args.beam_size = DEFAULTS['beam_size']
     _validate_rescoring_args(args)
 
 
@@ -399,6 +448,14 @@ def validate_distill_args(args):
                                'file' % (args.out, option))
 
 
+def validate_chat_args(args):
+    """Fills in --beam-size's default (greedy). The run directory is read,
+    and refused with a line naming it, before any message."""
+    if args.beam_size is None:
+        args.beam_size = DEFAULTS['beam_size']
+
+
 VALIDATORS = {'train': validate_train_args, 'predict': validate_predict_args,
               'evaluate': validate_evaluate_args, 'score': validate_score_args,
+              'chat': validate_chat_args,
               'attention': validate_attention_args, 'distill': validate_distill_args}

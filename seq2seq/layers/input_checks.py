@@ -24,8 +24,9 @@ value expected:
 * token ids read by an `Embedding` straight from a model input: whole
   numbers (2.7 is refused, not truncated), not negative (Keras would read
   the last row), below the Embedding's `input_dim`;
-* targets of `seq2seq.losses.sparse_softmax_crossentropy` and of Keras'
-  `sparse_categorical_crossentropy`: whole numbers in [0, classes), no NaN.
+* targets of `seq2seq.losses.sparse_softmax_crossentropy` (and its masked
+  twin) and of Keras' `sparse_categorical_crossentropy`: whole numbers in
+  [0, classes), no NaN.
   Targets of shape (batch, length), which both losses take, are given to
   Keras as (batch, length, 1);
 * the batch size, for a model with remembered state (`remember_state=True`,
@@ -324,7 +325,8 @@ def _sparse_loss_name(loss):
     import keras.losses
     from . import losses
     function = _loss_function(loss)
-    if function is losses.sparse_softmax_crossentropy \
+    if function in (losses.sparse_softmax_crossentropy,
+                    losses.masked_sparse_softmax_crossentropy) \
             or function is keras.losses.sparse_categorical_crossentropy \
             or isinstance(loss, keras.losses.SparseCategoricalCrossentropy):
         return getattr(function, '__name__', type(loss).__name__)

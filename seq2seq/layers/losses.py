@@ -4,7 +4,8 @@
 readout); `sparse_softmax_crossentropy` is for the usual
 `TimeDistributed(Dense(vocab, activation='softmax'))` output trained on
 integer targets, and is what `loss='sparse_categorical_crossentropy'` computes,
-in fused Ops instead of Keras' one-hot, renormalise, clip and log graph.
+in fused Ops instead of Keras' one-hot, renormalise, clip and log graph;
+`masked_sparse_softmax_crossentropy` is the same without the padding targets.
 """
 from __future__ import absolute_import
 
@@ -104,6 +105,35 @@ def sparse_softmax_crossentropy(y_true, y_pred):
     epsilon = _keras_epsilon()
     nll = -T.log(T.clip(picked, epsilon, 1.0 - epsilon))
     return T.reshape(nll, per_position, ndim=y_pred.ndim - 1)
+
+
+# The id the vocabularies reserve for padding (seq2seq.training.vocab.PAD_ID,
+# a layer above this one).
+PADDING_ID = 0
+
+
+def masked_sparse_softmax_crossentropy(y_true, y_pred):
+    """`sparse_softmax_crossentropy` with every position whose target is the
+    padding id 0 weighted 0: the loss of the real tokens (EOS included) of
+    answers padded to a fixed length.
+
+    A model whose outputs have a fixed length (the `Seq2seq` layer, a
+    `ConversationWindow`) is otherwise also trained to predict the padding
+    after each end mark: a lightly trained model then ranks padding first at
+    every step and answers nothing. Sample weights cannot say this for a
+    window model, whose weights are per exchange, (batch, window).
+
+        model.compile(optimizer='adam', sample_weight_mode='temporal',
+                      loss=seq2seq.losses.masked_sparse_softmax_crossentropy)
+
+    Keras averages the weighted values over every position, padding
+    included, so the reported loss is the real tokens' summed loss divided
+    by all positions; the gradient is that of the real tokens alone. The
+    fused Ops compute it as they compute `sparse_softmax_crossentropy`.
+    """
+    losses = sparse_softmax_crossentropy(y_true, y_pred)
+    targets = T.reshape(y_true, losses.shape, ndim=losses.ndim)
+    return losses * T.neq(targets, PADDING_ID).astype(losses.dtype)
 
 
 def _ifelse_branches(variable):

@@ -53,8 +53,10 @@ from keras.callbacks import Callback
 from keras.layers import Activation, Embedding, Input
 from keras.models import Model
 
+from ..layers.arguments import (check_cell_arguments, check_keywords, constructor_keywords,
+                                keyword_names)
 from ..layers.base import StatefulRNN
-from ..util.checks import check_positive_int
+from ..util.checks import check_bool, check_depth, check_positive_int
 from ..layers.seq2seq_layer import Seq2seq
 
 
@@ -140,6 +142,54 @@ class ConversationWindow(StatefulRNN):
     def compute_mask(self, inputs, mask=None):
         return None
 
+    # -- step-by-step decoding of one exchange (seq2seq.search.model_search) ------------
+    # With these, a window of one exchange (`one_exchange_model`) is a decoder
+    # layer to `seq2seq.search.model_search`: `greedy_decode(chat, ids)` and
+    # `beam_decode(chat, ids)` answer from the remembered states.
+    @property
+    def output_dim(self):
+        return self.layer.output_dim
+
+    @property
+    def output_length(self):
+        return self.layer.output_length
+
+    @property
+    def decoder(self):
+        """The wrapped layer's `Decoder` (what the search's fused-step
+        check reads)."""
+        return self.layer.decoder
+
+    def step_cells(self):
+        return self.layer.step_cells()
+
+    def decode_start(self, inputs, mask=None):
+        """(first input, initial states per step cell, constants) of the
+        answer to one exchange, inputs (batch, 1, input_length, input_dim):
+        the encoder starts from the window's states (the remembered ones
+        with remember_state=True, else zeros), as `call` starts it. The
+        remembered states are read, not written: after the search, `predict`
+        on the same exchange moves them on. The decoder feeds back its own
+        readout (it is not teacher-forced), so its states, and so the states
+        `call` remembers, do not depend on the tokens a search chooses."""
+        if self.window != 1:
+            raise ValueError('%s decodes step by step one exchange at a time, but has window=%d: '
+                             'decode with one_exchange_model(model)' % (self.name, self.window))
+        layer = self.layer
+        n_encoders = len(layer.encoder_cells)
+        states = [self.initial_states(i, inputs) for i in range(len(self.recurrent_cells()))]
+        context, encoder_finals = layer.encode(inputs[:, 0], mask[:, 0] if mask is not None
+                                               else None, states[:n_encoders])
+        # As `Seq2seq.run_exchange`: the decoder LSTM starts from the top
+        # encoder LSTM's final state, the upper ones from the window's states.
+        decoder_states = [list(encoder_finals[-1])] + [list(s) for s in states[n_encoders + 1:]]
+        vector = layer.bridge(context)                           # (batch, output_dim)
+        return vector, decoder_states, layer.decoder.start(vector)
+
+    def decode_step(self, x_tm1, states_tm1, constants):
+        """One step of the wrapped layer's decoder (`Seq2seq.decode_step`)."""
+        return self.layer.decode_step(x_tm1, states_tm1, constants)
+
     def get_config(self):
         config = {'layer': {'class_name': self.layer.__class__.__name__,
                             'config': self.layer.get_config()},
@@ -155,6 +205,13 @@ class ConversationWindow(StatefulRNN):
         objects = dict(custom_objects or {}, Seq2seq=Seq2seq)
         config['layer'] = deserialize(config['layer'], custom_objects=objects)
         return cls(**config)
+
+
+# The arguments of the Seq2seq layer conversation_model does not set itself.
+_SEQ2SEQ_KEYWORDS = tuple(sorted(
+    set(constructor_keywords(Seq2seq)) - set(['input_length', 'input_dim', 'hidden_dim',
+                                              'output_dim', 'output_length', 'depth', 'name',
+                                              'input_shape', 'batch_input_shape'])))
 
 
 def conversation_model(vocab_size, input_length, output_length, embedding_dim, hidden_dim,
@@ -180,13 +237,23 @@ def conversation_model(vocab_size, input_length, output_length, embedding_dim, h
         depth: the `Seq2seq` layer's depth.
         seq2seq_kwargs: any other `Seq2seq` argument (implementation, ...).
     """
-    check_positive_int('vocab_size', vocab_size)
+    owner = 'conversation_model'
     target_vocab_size = vocab_size if target_vocab_size is None else target_vocab_size
-    check_positive_int('target_vocab_size', target_vocab_size)
-    check_positive_int('window', window)
-    check_positive_int('input_length', input_length)
+    for name, value in [('vocab_size', vocab_size), ('target_vocab_size', target_vocab_size),
+                        ('window', window), ('input_length', input_length),
+                        ('output_length', output_length), ('embedding_dim', embedding_dim),
+                        ('hidden_dim', hidden_dim)]:
+        check_positive_int(name, value, owner=owner)
+    check_positive_int('batch_size', batch_size, allow_none=True, owner=owner)
+    remember_state = check_bool('remember_state', remember_state, owner=owner)
+    check_depth(depth, owner=owner)
+    # The Seq2seq layer's other arguments, refused here rather than by the
+    # layer in its own name (or by Python, for one this function sets).
+    check_keywords(owner, seq2seq_kwargs, _SEQ2SEQ_KEYWORDS,
+                   known=set(_SEQ2SEQ_KEYWORDS) | set(keyword_names(conversation_model)))
+    check_cell_arguments(owner, seq2seq_kwargs)
     if remember_state and batch_size is None:
-        raise ValueError('conversation_model(remember_state=True) needs batch_size')
+        raise ValueError('conversation_model: remember_state=True needs batch_size')
     ids = Input(batch_shape=(batch_size, window, input_length), dtype='int32', name='ids')
     embedded = Embedding(vocab_size, embedding_dim, mask_zero=True, name='embedding')(ids)
     layer = Seq2seq(input_length=input_length, input_dim=embedding_dim, hidden_dim=hidden_dim,
@@ -257,6 +324,8 @@ def warn_if_shuffled(model, shuffle):
     argument) is not False: shuffling scrambles which conversation each row
     of a batch continues."""
     layers = stateful_layers(model)
+    if isinstance(shuffle, np.bool_):
+        shuffle = bool(shuffle)
     if shuffle is not False and layers:
         warnings.warn('%s remembers its hidden state from batch to batch (%s), but fit '
                       'shuffles the samples (shuffle=%r, Keras\' default), so a row no longer '
@@ -589,11 +658,18 @@ class ConversationResets(Callback):
 
 def _refuse_shuffle(kwargs, what):
     shuffle = kwargs.pop('shuffle', False)
-    if shuffle is not False:
-        raise ValueError('%s runs the layout\'s batches in order: shuffle=%r would scramble '
-                         'which conversation each row continues (Keras\' default '
-                         'shuffle=True and shuffle=\'batch\' both do); leave shuffle out'
-                         % (what, shuffle))
+    # numpy's booleans (np.False_, e.g. from a config array) are booleans.
+    is_bool = isinstance(shuffle, (bool, np.bool_))
+    if is_bool and not shuffle:
+        pass
+    elif is_bool or (isinstance(shuffle, str) and shuffle == 'batch'):
+        raise ValueError('%s: shuffle=%r would scramble which conversation each row '
+                         'continues (the layout\'s batches run in order; Keras\' default '
+                         'shuffle=True and shuffle=\'batch\' both shuffle); leave shuffle out'
+                         % (what, shuffle if isinstance(shuffle, str) else bool(shuffle)))
+    else:
+        raise TypeError('%s: shuffle must be False or left out (the layout\'s batches run in '
+                        'order), got %r (%s)' % (what, shuffle, type(shuffle).__name__))
     for name in ('batch_size', 'steps_per_epoch'):
         if name in kwargs:
             raise ValueError('%s sets %s from the layout; do not pass it' % (what, name))
