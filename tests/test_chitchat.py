@@ -367,6 +367,7 @@ class TestChat(unittest.TestCase):
                 ids, log_prob = session.search(source, beam_size)
                 assert_true(PAD_ID not in list(ids))
                 assert_true(EOS_ID not in list(ids[:-1]))
+                assert_true(ids[0] != EOS_ID)           # never an empty answer
                 np.testing.assert_allclose(
                     log_prob, np.log(table[np.arange(len(ids)), ids]).sum(), rtol=1e-5)
                 results[beam_size] = log_prob
@@ -374,6 +375,10 @@ class TestChat(unittest.TestCase):
             better += results[5] > results[1] + 1e-6
         # The property is not vacuous: somewhere the beam found a better answer.
         assert_true(better > 0, 'beam and greedy always agreed')
+        # Nor is the first word's: this model ranks the end mark first somewhere.
+        first = [session.chat_model.predict_on_batch(session.source([[w]]))[0, 0, 0].argmax()
+                 for w in self.vocab.tokens[3:]]
+        assert_true(EOS_ID in first or PAD_ID in first, first)
 
     def test_a_bad_run_directory_or_option_is_one_line_naming_it(self):
         with _folder() as folder:

@@ -273,17 +273,23 @@ class Chat(object):
         length_penalty and returns its best.
 
         The answer never holds the padding id: the training's targets have
-        it only after their EOS (the model learns it there, so a model
-        trained briefly may rank it first anywhere), and an answer is the
-        words before the EOS. Its log-probability is the model's, not
-        renormalized without the padding: the probability of exactly these
-        tokens, as the training's perplexity counts them."""
+        it only after their EOS (a model trained on the padding too may rank
+        it first anywhere), and an answer is the words before the EOS. Nor
+        does it start with EOS: no turn of a conversation is empty, and a
+        beam, which favours short hypotheses, would otherwise often answer
+        nothing. Its log-probability is the model's, not renormalized
+        without these: the probability of exactly these tokens, as the
+        training's perplexity counts them."""
         stepper = get_stepper(self.chat_model)      # compiled once, kept on the model
+        steps_taken = [0]
 
         def step_fn(tokens, states):
             log_probs, states = stepper.step_fn(tokens, states)
             log_probs = np.array(log_probs, dtype='float64')
             log_probs[:, PAD_ID] = -np.inf
+            if steps_taken[0] == 0:
+                log_probs[:, EOS_ID] = -np.inf
+            steps_taken[0] += 1
             return log_probs, states
 
         initial = stepper.initial_states([source])
