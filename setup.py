@@ -64,6 +64,8 @@ setup(
     extras_require={
         'mkl': ['mkl'],  # MKL on other platforms, where pip finds it
         'test': ['nose==1.3.7'],
+        # seq2seq serve's HTTP server (docs/serving.md); 22.0 and later need 3.7.
+        'serve': ['gunicorn>=21.2,<24'],
     },
     classifiers=[
         'Programming Language :: Python :: 3.6',

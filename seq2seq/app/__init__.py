@@ -8,4 +8,6 @@
                   ensemble) with its vocabularies and search
     rescoring.py  reranking n-best lists with other models' scores
     nbest.py      another system's n-best lists (e.g. Phonetisaurus') as scores
+    serve.py      `seq2seq serve`: OpenNMT-py's REST protocol over gunicorn,
+                  requests batched across clients
 """

@@ -7,6 +7,7 @@ distill.
     seq2seq score --model-dir DIR --input pairs.tsv > log_probs.txt
     seq2seq attention --model-dir DIR --source hello --out hello.png
     seq2seq chat --model-dir RUN_DIR [--beam-size K] < messages.txt
+    seq2seq serve --model-dir DIR [--beam-size K] [--port 5000]   # docs/serving.md
     seq2seq distill --teacher-dir DIR [DIR ...] --train train.tsv --out distilled.tsv
 
 Data files hold `source<TAB>target` lines (UTF-8); a source on several lines
@@ -450,8 +451,39 @@ def chat(args):
     return 0
 
 
+# -- serve -----------------------------------------------------------------------------
+def serve(args):
+    from .serve import (ConfigError, ModelSpec, check_models, listen_problem, read_config,
+                        run_server)
+    defaults = dict(beam_size=args.beam_size, n_best=args.n_best, max_batch=args.max_batch,
+                    max_beam_size=args.max_beam_size, length_penalty=args.length_penalty)
+    if args.config:
+        try:
+            specs = read_config(args.config, defaults)
+        except ConfigError as error:
+            raise CommandError(str(error))
+    else:
+        specs = [ModelSpec(0, args.model_dir, **defaults)]
+    # Refused here in one line, not by each worker after the server started.
+    check_models(specs)
+    problem = listen_problem(args.host, args.port)
+    if problem:
+        raise CommandError('--host %s --port %d: cannot listen there (%s)'
+                           % (args.host, args.port, problem))
+    try:
+        import gunicorn  # noqa: F401  (an extra of setup.py: the other commands need none)
+    except ImportError:
+        raise CommandError('the server needs gunicorn: pip install \'seq2seq[serve]\' (or '
+                           'gunicorn==23.0.0; 21.2.0 on Python 3.6)')
+    return run_server(specs, host=args.host, port=args.port, url_root=args.url_root,
+                      workers=args.workers, threads=args.threads,
+                      batch_wait_ms=args.batch_wait_ms, timeout=args.timeout,
+                      max_request_bytes=args.max_request_bytes)
+
+
 COMMANDS = {'train': train, 'predict': predict, 'evaluate': evaluate, 'score': score,
             'chat': chat,
+            'serve': serve,
             'attention': attention, 'distill': distill}
 
 

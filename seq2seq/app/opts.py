@@ -26,14 +26,19 @@ COMMANDS = (('train', 'train a model on a TSV file'),
             ('score', 'the log-probability of given targets'),
             ('attention', 'plot the attention for one source'),
             ('chat', 'answer messages, one per line of standard input: a conversation'),
+            ('serve', 'answer translation requests over HTTP (OpenNMT-py\'s REST API)'),
             ('distill', 'decode training sources with a teacher: a student\'s training file'))
 # The commands that take several --model-dir (an ensemble) and search.
-ENSEMBLE_COMMANDS = ('predict', 'evaluate', 'score')
+ENSEMBLE_COMMANDS = ('predict', 'evaluate', 'score', 'serve')
 SEARCH_COMMANDS = ('predict', 'evaluate')
 DEFAULTS = dict(model='attention', cell='lstm', hidden_dim=256, depth=1, embedding_dim=64,
                 dropout=0.0, epochs=30, batch_size=64, learning_rate=0.001, patience=3, seed=0,
                 maxibatch=20, beam_size=1, distill_beam_size=5, length_penalty=0.0,
                 rescore_weight=0.5, rescore_nbest_weight=0.3)
+# serve: OpenNMT-py's server's address and root; a 1 MiB body holds tens of
+# thousands of words.
+SERVE_DEFAULTS = dict(host='127.0.0.1', port=5000, url_root='/translator', workers=1, threads=32,
+                      max_batch=64, batch_wait_ms=5.0, timeout=30.0, max_request_bytes=1 << 20)
 METRICS = ('wer', 'per', 'bleu', 'accuracy', 'perplexity')
 TOKENIZATIONS = ('chars', 'words')
 # The train options config.json records (the model directory's settings).
@@ -113,6 +118,11 @@ def unit_interval(text):
     return _number(text, float, lambda value: 0.0 <= value <= 1.0, 'a number in [0, 1]')
 
 
+def port(text):
+    """A TCP port: an integer in [0, 65535] (0: any free port)."""
+    return _number(text, int, lambda value: 0 <= value <= 65535, 'a port number in [0, 65535]')
+
+
 class ShowDefaults(argparse.HelpFormatter):
     """Help lines end with the option's default, when it takes a value and
     has one (0 included: argparse's own formatter would show it too, but
@@ -140,7 +150,8 @@ def model_opts(parser, command):
                            'same data: an ensemble (the mean of their probabilities)')
         return
     ensemble = command in ENSEMBLE_COMMANDS
-    group.add_argument('--model-dir', required=True, metavar='DIR',
+    # serve: --model-dir or --config (validate_serve_args), so not required.
+    group.add_argument('--model-dir', required=command != 'serve', metavar='DIR',
                        nargs='+' if ensemble else None, help={
                            'train': 'the directory the model, its vocabularies and its '
                                     'history are written to',
@@ -151,7 +162,14 @@ def model_opts(parser, command):
                                    'examples/chitchat.py train --run-dir writes it '
                                    '(model.h5, vocab.json, chat.json), or a model directory '
                                    'of examples/conversation.py',
+                           'serve': 'a model directory, or several trained on the same data: '
+                                    'an ensemble; served as model id 0 (or --config)',
                        }.get(command, 'a model directory, or several: an ensemble'))
+    if command == 'serve':
+        group.add_argument('--config', metavar='JSON',
+                           help='several models, in OpenNMT-py\'s conf.json shape: models_root, '
+                           'models: [{"id", "model", "opt": {"beam_size", "n_best", '
+                           '"batch_size"}}] (docs/serving.md)')
     if command != 'train':
         return
     group.add_argument('--model', choices=('attention', 'seq2seq', 'simple'),
@@ -187,6 +205,8 @@ def data_opts(parser, command):
     pairs or sources go through the model together."""
     if command == 'chat':
         return      # standard input, one message at a time; the run sets the tokens
+    if command == 'serve':
+        return      # the sources come in requests; --max-batch decodes them together
     group = parser.add_argument_group('data options')
     if command in ('train', 'distill'):
         group.add_argument('--train', required=True, metavar='TSV', help={
@@ -255,11 +275,16 @@ def training_opts(parser, command):
 
 def search_opts(parser, command):
     """predict and evaluate: the search (greedy or beam) and what it keeps;
-    distill: the beam's width."""
+    distill: the beam's width; chat and serve: evaluate's and predict's."""
+    serving = command == 'serve'
     if command == 'chat':
         # An answer per message, searched as evaluate searches (--beam-size,
         # --length-penalty; no n-best, no rescoring).
         command = 'evaluate'
+    if command == 'serve':
+        # What a request that asks nothing gets, searched as predict
+        # searches (--beam-size, --n-best, --length-penalty; no rescoring).
+        command = 'predict'
     if command not in SEARCH_COMMANDS + ('distill',):
         return
     group = parser.add_argument_group('search options')
@@ -282,8 +307,10 @@ def search_opts(parser, command):
                        '((5 + length) / 6) ** ALPHA (GNMT); 0: by log-probability')
     if command == 'predict':
         group.add_argument('--n-best', type=positive_int, default=None, metavar='N',
-                           help='write N lines per source, each with its log-probability '
-                           'after a tab (N must not exceed --beam-size)')
+                           help=('the hypotheses a request that asks for no n_best gets'
+                                 if serving else 'write N lines per source, each with its '
+                                 'log-probability after a tab') +
+                           ' (N must not exceed --beam-size)')
 
 
 def rescoring_opts(parser, command):
@@ -336,7 +363,44 @@ def output_opts(parser, command):
                            'or a pipe)')
 
 
-GROUPS = (model_opts, data_opts, training_opts, search_opts, rescoring_opts, output_opts)
+def serve_opts(parser, command):
+    """serve: where the server listens, its worker processes, the batching
+    of requests that arrive together, and the limits a request must keep
+    (`seq2seq.app.serve`)."""
+    if command != 'serve':
+        return
+    group = parser.add_argument_group('server options')
+    group.add_argument('--host', default=SERVE_DEFAULTS['host'],
+                       help='the address to listen on (0.0.0.0: every interface)')
+    group.add_argument('--port', type=port, default=SERVE_DEFAULTS['port'],
+                       help='the TCP port')
+    group.add_argument('--url-root', default=SERVE_DEFAULTS['url_root'], metavar='PATH',
+                       help='the routes: PATH/translate, PATH/models, PATH/health (OpenNMT-py\'s '
+                       'default; / for none)')
+    group.add_argument('--workers', type=positive_int, default=SERVE_DEFAULTS['workers'],
+                       help='worker processes, each loading and compiling every model at '
+                       'start-up (about one per core)')
+    group.add_argument('--threads', type=positive_int, default=SERVE_DEFAULTS['threads'],
+                       help='requests a worker takes at once: they wait for the decoder '
+                       'together, so at least the concurrent clients to batch')
+    group.add_argument('--max-batch', type=positive_int, default=SERVE_DEFAULTS['max_batch'],
+                       metavar='N', help='the most sources decoded together in one search, '
+                       'across requests')
+    group.add_argument('--batch-wait-ms', type=non_negative_float,
+                       default=SERVE_DEFAULTS['batch_wait_ms'], metavar='MS',
+                       help='how long the first request of a batch waits for others (0: decode '
+                       'at once what is waiting)')
+    group.add_argument('--max-beam-size', type=positive_int, default=None, metavar='K',
+                       help='the widest beam a request may ask for (default: --beam-size)')
+    group.add_argument('--timeout', type=positive_float, default=SERVE_DEFAULTS['timeout'],
+                       metavar='SECONDS', help='a request not answered by then gets a 503 error')
+    group.add_argument('--max-request-bytes', type=positive_int,
+                       default=SERVE_DEFAULTS['max_request_bytes'], metavar='BYTES',
+                       help='a larger request body gets a 413 error')
+
+
+GROUPS = (model_opts, data_opts, training_opts, search_opts, rescoring_opts, output_opts,
+          serve_opts)
 
 
 class OneLineErrorParser(argparse.ArgumentParser):
@@ -455,7 +519,35 @@ def validate_chat_args(args):
         args.beam_size = DEFAULTS['beam_size']
 
 
+def validate_serve_args(args):
+    """CommandError unless the models come from one of --model-dir and
+    --config, or for defaults beyond the limits; fills in the defaults
+    (predict's rule: the beam as wide as --n-best; --max-beam-size as wide
+    as the beam) and drops --url-root's trailing slash. A --config file's
+    contents are checked when it is read, before any worker starts."""
+    if args.model_dir and args.config:
+        raise CommandError('--model-dir and --config both name models: give one (a --config '
+                           'entry names each model\'s directories)')
+    if not args.model_dir and not args.config:
+        raise CommandError('the models to serve: give --model-dir DIR or --config conf.json')
+    if args.beam_size is None:
+        args.beam_size = args.n_best or DEFAULTS['beam_size']
+    elif args.n_best and args.n_best > args.beam_size:
+        raise CommandError('--n-best %d needs --beam-size >= %d, got --beam-size %d'
+                           % (args.n_best, args.n_best, args.beam_size))
+    args.n_best = args.n_best or 1
+    if args.max_beam_size is None:
+        args.max_beam_size = args.beam_size
+    elif args.max_beam_size < args.beam_size:
+        raise CommandError('--max-beam-size %d is narrower than --beam-size %d, the beam of a '
+                           'request that asks for none' % (args.max_beam_size, args.beam_size))
+    if not args.url_root.startswith('/'):
+        raise CommandError('--url-root must start with /, got %r' % args.url_root)
+    args.url_root = args.url_root.rstrip('/')
+
+
 VALIDATORS = {'train': validate_train_args, 'predict': validate_predict_args,
               'evaluate': validate_evaluate_args, 'score': validate_score_args,
               'chat': validate_chat_args,
+              'serve': validate_serve_args,
               'attention': validate_attention_args, 'distill': validate_distill_args}
