@@ -281,9 +281,10 @@ class CellLayer(StatefulRNN):
             the cells' initializers and activations (the 2015 defaults).
         implementation: 'auto' (the default: 'fused' where it applies, else
             'scan'), 'scan' (the reference loops of `seq2seq.layers.recurrent`) or
-            'fused' (`seq2seq.ops.fused_lstm`: each LSTM's whole sequence in one C Op,
-            faster to compile and to run; where it does not apply, the scan
-            loop runs with a `FusedFallbackWarning`).
+            'fused' (`seq2seq.ops.fused_lstm`, `seq2seq.ops.fused_gru`: each
+            LSTM's or GRU's whole sequence in one C Op, faster to compile and
+            to run; where it does not apply, the scan loop runs with a
+            `FusedFallbackWarning`).
         (and the arguments of `StatefulRNN`)
     """
 

@@ -5,15 +5,16 @@ must match them. Tensors inside are time-major, (time, batch, features),
 because scan iterates over the first axis.
 
 - `run_encoder`: a cell reads a given input sequence (an encoder, or a cell
-  above a decoder's feedback loop), by the scan loop or, for an LSTM, by one
-  C Op (`seq2seq.ops.fused_lstm`).
+  above a decoder's feedback loop), by the scan loop or by one C Op: an
+  LSTM's `seq2seq.ops.fused_lstm`, a GRU's `seq2seq.ops.fused_gru`
+  (`encoder_fused_reason` says why neither applies).
 - `fused_feedback_loop`: the fused kernel of a free-running decoder of one
   LSTM cell; the decoder's scan loop and its step are
   `seq2seq.layers.decoder_core.Decoder`.
 
 `implementation='scan'|'fused'|'auto'` (`use_fused`): 'fused' runs a fused
-kernel and must match the scan loop; where none applies (another cell or
-activation, truncated gradients, a stack of decoder cells) the scan loop
+kernel and must match the scan loop; where none applies (another
+activation, truncated gradients, a GRU decoder, a stack of decoder cells) the scan loop
 runs instead, with a `FusedFallbackWarning` saying why. 'auto' (the layers'
 default) is 'fused' where it applies and the scan loop elsewhere, without a
 warning.
@@ -26,7 +27,7 @@ import warnings
 import theano
 import theano.tensor as T
 
-from ..ops import fused_lstm as fused
+from ..ops import fused_gru, fused_lstm as fused
 from ..util.checks import owned
 
 IMPLEMENTATIONS = ('auto', 'scan', 'fused')
@@ -104,13 +105,15 @@ def run_encoder(cell, inputs, initial_states, mask=None, go_backwards=False,
         mask: optional (batch, time); where it is 0 the state is carried over.
         go_backwards: read the sequence from its last step to its first.
         truncate_gradient: scan's truncate_gradient (-1: full BPTT).
-        implementation: 'scan', or 'fused' for `seq2seq.ops.fused_lstm.LSTMForward`.
+        implementation: 'scan', or 'fused' for `seq2seq.ops.fused_lstm.LSTMForward`
+            (an LSTM) or `seq2seq.ops.fused_gru.GRUForward` (a GRU); 'auto'
+            for 'fused' where it applies (`encoder_fused_reason`).
 
     # Returns
         (outputs, final_states): outputs (batch, time, units) in the order
         read; final_states a list of (batch, size).
     """
-    reason = fused.unsupported_reason(cell.kernel_spec(), truncate_gradient, inputs.dtype)
+    reason = encoder_fused_reason(cell.kernel_spec(), truncate_gradient, inputs.dtype)
     if use_fused(implementation, reason):
         return _fused_encoder(cell, inputs, initial_states, mask, go_backwards)
     # One GEMM for all steps, outside the loop.
@@ -148,13 +151,25 @@ def run_encoder(cell, inputs, initial_states, mask=None, go_backwards=False,
     return outputs, final_states
 
 
+# The cells `run_encoder` runs fused, by their kernel_spec().kind.
+_ENCODER_OPS = {'lstm': fused, 'gru': fused_gru}
+
+
+def encoder_fused_reason(spec, truncate_gradient=-1, dtype=None):
+    """Why `run_encoder` cannot run the cell `spec` (its
+    `seq2seq.ops.specs.CellSpec`) on a fused Op, or None when it can."""
+    if spec.kind not in _ENCODER_OPS:
+        return 'the fused encoders run LSTM and GRU cells, got %s' % spec.kind
+    return _ENCODER_OPS[spec.kind].unsupported_reason(spec, truncate_gradient, dtype)
+
+
 def _fused_encoder(cell, inputs, initial_states, mask, go_backwards):
-    """`run_encoder` for an LSTMCell, with `seq2seq.ops.fused_lstm.LSTMForward`."""
-    h0, c0 = initial_states
+    """`run_encoder` for an LSTMCell (`seq2seq.ops.fused_lstm.LSTMForward`)
+    or a GRUCell (`seq2seq.ops.fused_gru.GRUForward`)."""
     # Time-major before the input GEMM, so that projected comes out
-    # C-contiguous (time, batch, 4u) as the Op reads it.
-    # x W only: the Op adds the bias at every step and sums its gradient.
-    projected = T.dot(inputs.dimshuffle(1, 0, 2), cell.kernel)  # (time, batch, 4u)
+    # C-contiguous (time, batch, G*u) as the Ops read it.
+    # x W only: the Ops add the bias at every step and sum its gradient.
+    projected = T.dot(inputs.dimshuffle(1, 0, 2), cell.kernel)  # (time, batch, G*u)
     time_major_mask = None
     if mask is not None:
         time_major_mask = T.cast(mask, 'int8').dimshuffle(1, 0)  # (time, batch)
@@ -163,11 +178,21 @@ def _fused_encoder(cell, inputs, initial_states, mask, go_backwards):
         projected = projected[::-1]
         if time_major_mask is not None:
             time_major_mask = time_major_mask[::-1]
-    h_seq, c_seq = fused.lstm_sequence(
-        projected, h0, c0, cell.recurrent_kernel, mask=time_major_mask,
-        inner_activation=cell.kernel_spec().inner_activation, bias=cell.bias)
+    spec = cell.kernel_spec()
+    inner_activation = spec.inner_activation
+    if spec.kind == 'gru':
+        h_seq = fused_gru.gru_sequence(
+            projected, initial_states[0], cell.recurrent_kernel, mask=time_major_mask,
+            inner_activation=inner_activation, bias=cell.bias)  # (time, batch, u)
+        final_states = [h_seq[-1]]
+    else:
+        h0, c0 = initial_states
+        h_seq, c_seq = fused.lstm_sequence(
+            projected, h0, c0, cell.recurrent_kernel, mask=time_major_mask,
+            inner_activation=inner_activation, bias=cell.bias)  # (time, batch, u) each
+        final_states = [h_seq[-1], c_seq[-1]]
     outputs = h_seq.dimshuffle(1, 0, 2)                           # (batch, time, u)
-    return outputs, [h_seq[-1], c_seq[-1]]
+    return outputs, final_states
 
 
 def fused_feedback_loop(cell, readout, first_input, initial_states, n_steps, context=None):

@@ -13,7 +13,7 @@ import sys
 
 import theano.tensor as T
 from theano.gof import Op
-from theano.gradient import DisconnectedType
+from theano.gradient import DisconnectedType, grad_not_implemented
 from theano.tensor.blas import ldflags
 from theano.tensor.blas_headers import blas_header_text, blas_header_version
 
@@ -249,3 +249,184 @@ class BlasOp(Op):
     def c_code_cache_version(self):
         # A digest of the C source: any edit of it gets a new module.
         return cache_version(self, blas_header_version())
+
+
+# -- what the gated cells' Ops (the LSTM, the GRU) share ----------------------
+
+# The gate activations the fused cells compute, and each one's constant in
+# the C code (fused_gate's KIND).
+INNER_ACTIVATIONS = ('hard_sigmoid', 'sigmoid')
+GATE_KINDS = {'hard_sigmoid': 'FUSED_HARD_SIGMOID', 'sigmoid': 'FUSED_SIGMOID'}
+
+
+def cell_unsupported_reason(cell, kind, op_name, cell_name, truncate_gradient=-1, dtype=None):
+    """Why `cell` (a `seq2seq.ops.specs.CellSpec`) cannot run on the fused
+    Op `op_name` ('the fused LSTM') of cells of `kind` ('lstm'; `cell_name`,
+    'an LSTM cell', says it in words), or None when it can: a tanh
+    activation, INNER_ACTIVATIONS gates, full back-propagation and a dtype
+    of DTYPES."""
+    if cell.kind != kind:
+        return '%s runs %s, got %s' % (op_name, cell_name, cell.kind)
+    if cell.activation != 'tanh':
+        return '%s supports activation tanh only, got %s' % (op_name, cell.activation)
+    if cell.inner_activation not in INNER_ACTIVATIONS:
+        return ('%s supports inner_activation %s only, got %s'
+                % (op_name, ' or '.join(INNER_ACTIVATIONS), cell.inner_activation))
+    if truncate_gradient != -1:
+        return ('%s back-propagates through every step; '
+                'truncate_gradient=%d needs the scan loop' % (op_name, truncate_gradient))
+    if dtype is not None and dtype not in DTYPES:
+        return '%s supports %s only, got %s' % (op_name, ' and '.join(DTYPES), dtype)
+    return None
+
+
+# The GEMM wrapper and the gates' elementwise maths, in C. Everything is
+# C-contiguous and row-major; the Fortran GEMM is column-major, so a
+# row-major C = A B is computed as the column-major C^T = B^T A^T (a block
+# of columns of a row-major matrix is a column-major matrix whose leading
+# dimension is the full row).
+# The casts to non-const pointers matter when Theano has no BLAS library
+# (blas.ldflags empty): its NumPy-based [sd]gemm_ is then a C++ overload
+# taking float*, and a const float* call would bind to the undefined
+# extern "C" declaration instead.
+GATE_MATH_C = r"""#ifndef SEQ2SEQ_GATE_MATH
+#define SEQ2SEQ_GATE_MATH
+#include <cmath>
+
+enum { FUSED_HARD_SIGMOID = 0, FUSED_SIGMOID = 1 };
+
+static inline void fused_gemm(char ta, char tb, int m, int n, int k, float alpha,
+                              const float* a, int lda, const float* b, int ldb,
+                              float beta, float* c, int ldc)
+{
+    sgemm_(&ta, &tb, &m, &n, &k, &alpha, (float*)a, &lda, (float*)b, &ldb, &beta, c, &ldc);
+}
+
+static inline void fused_gemm(char ta, char tb, int m, int n, int k, double alpha,
+                              const double* a, int lda, const double* b, int ldb,
+                              double beta, double* c, int ldc)
+{
+    dgemm_(&ta, &tb, &m, &n, &k, &alpha, (double*)a, &lda, (double*)b, &ldb, &beta, c, &ldc);
+}
+
+template <typename T> static inline T fused_clamp(T x, T lo, T hi)
+{
+    x = x < lo ? lo : x;
+    return x > hi ? hi : x;
+}
+
+/* tanh. float: the rational approximation of Eigen,
+   x P(x^2) / Q(x^2) on [-7.9053, 7.9053], within 3e-7 of tanhf and exactly
+   +-1 beyond. Unlike a call to tanhf, GCC vectorises it (with
+   -fno-trapping-math): the elementwise part of a step then costs a fraction
+   of its GEMM. double: the C library's, so float64 stays the reference. */
+static inline float fused_tanh(float x)
+{
+    x = fused_clamp(x, -7.90531110763549805f, 7.90531110763549805f);
+    const float x2 = x * x;
+    float p = -2.76076847742355e-16f;
+    p = p * x2 + 2.00018790482477e-13f;
+    p = p * x2 - 8.60467152213735e-11f;
+    p = p * x2 + 5.12229709037114e-08f;
+    p = p * x2 + 1.48572235717979e-05f;
+    p = p * x2 + 6.37261928875436e-04f;
+    p = p * x2 + 4.89352455891786e-03f;
+    float q = 1.19825839466702e-06f;
+    q = q * x2 + 1.18534705686654e-04f;
+    q = q * x2 + 2.26843463243900e-03f;
+    q = q * x2 + 4.89352518554385e-03f;
+    return x * p / q;
+}
+
+static inline double fused_tanh(double x) { return std::tanh(x); }
+
+/* The gate activation, as Theano computes it; sigmoid(z) = (1 + tanh(z/2)) / 2
+   shares tanh's vectorised form. */
+template <typename T, int KIND> static inline T fused_gate(T z)
+{
+    if (KIND == FUSED_HARD_SIGMOID)
+        return fused_clamp(z * (T)0.2 + (T)0.5, (T)0, (T)1);   /* clip(0.2 z + 0.5, 0, 1) */
+    return (T)0.5 * fused_tanh((T)0.5 * z) + (T)0.5;
+}
+
+/* d gate / d z; hard_sigmoid: 0.2 where 0 <= 0.2 z + 0.5 <= 1 (Theano's
+   clip passes the gradient on its bounds too), else 0. Branch-free, so that
+   the loops around it vectorise. */
+template <typename T, int KIND> static inline T fused_gate_derivative(T z, T gate)
+{
+    if (KIND == FUSED_HARD_SIGMOID) {
+        const T y = z * (T)0.2 + (T)0.5;
+        return (T)((y >= (T)0) & (y <= (T)1)) * (T)0.2;
+    }
+    return gate * ((T)1 - gate);
+}
+
+/* out = a + b, row by row. */
+template <typename T>
+static void fused_add_rows(T* __restrict out, const T* __restrict a, const T* __restrict b,
+                           npy_intp n)
+{
+    for (npy_intp j = 0; j < n; ++j)
+        out[j] = a[j] + b[j];
+}
+
+#endif
+
+"""
+
+
+class GatedSequenceOp(BlasOp):
+    """What the forward and gradient Ops of a gated cell over a sequence
+    share (`fused_lstm`, `fused_gru`): the gate activation and whether a
+    (time, batch) mask input comes last, their checks, and the C settings.
+    A subclass names itself in `what` ('the fused LSTM')."""
+
+    __props__ = ('inner_activation', 'masked')
+    what = None
+
+    def __init__(self, inner_activation='hard_sigmoid', masked=False):
+        check_choice('inner_activation', inner_activation, INNER_ACTIVATIONS)
+        if not isinstance(masked, bool):
+            raise TypeError('masked must be True or False, got %r' % (masked,))
+        self.inner_activation = inner_activation
+        self.masked = masked
+        super(GatedSequenceOp, self).__init__()
+
+    def _float_inputs(self, names, values):
+        return check_float_inputs(names, values, self.what)
+
+    def _mask_input(self, mask):
+        """[the mask as int8], or [] for an Op built without one."""
+        if mask is None:
+            if self.masked:
+                raise TypeError('this %s was built with masked=True: pass a mask'
+                                % type(self).__name__)
+            return []
+        if not self.masked:
+            raise TypeError('this %s was built with masked=False: pass no mask'
+                            % type(self).__name__)
+        return [int8_mask_input(mask, 'mask', '(time, batch)')]
+
+    @staticmethod
+    def _sequence_type(dtype, ndim=3):
+        return T.TensorType(dtype, (False,) * ndim)
+
+    def _gates_output_refused(self, inputs, n_differentiable):
+        """The forward Op's gradients when something differentiates its
+        gates output, which only its gradient Op reads: refused for the
+        first `n_differentiable` inputs, none for the rest (they count or
+        select: n_steps, the mask)."""
+        why = 'the gates output of %s is for its own gradient only' % type(self).__name__
+        return ([grad_not_implemented(self, k, x, why)
+                 for k, x in enumerate(inputs[:n_differentiable])] +
+                [DisconnectedType()() for _ in inputs[n_differentiable:]])
+
+    def _no_second_derivative(self, inputs):
+        """The gradient Op's L_op: back-propagation through time is not
+        differentiated again."""
+        return [grad_not_implemented(self, k, x, '%s has no second derivative' % self.what)
+                for k, x in enumerate(inputs)]
+
+    def _c_settings(self, node):
+        return dict(c_type_settings(node.outputs[0].dtype),
+                    kind=GATE_KINDS[self.inner_activation])

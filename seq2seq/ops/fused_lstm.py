@@ -33,18 +33,16 @@ from __future__ import absolute_import
 import numpy as np
 import theano.tensor as T
 from theano.gof import Apply
-from theano.gradient import DisconnectedType, grad_not_implemented
+from theano.gradient import DisconnectedType
 
 # The shared helpers, importable from here too (other fused Ops import them).
 from .numpy_reference import lstm_step, lstm_step_backward
-from .c_helpers import (CHECK_SHAPE_C, DTYPES, HELD_ARRAYS_C, PREPARE_OUTPUT_C,  # noqa: F401
-                        SHARED_C, VECTORISE_FLAGS, BlasOp, c_type_settings, cache_version,
-                        check_choice, check_float_inputs, int8_mask_input, output_grad_or_zeros)
+from .c_helpers import (CHECK_SHAPE_C, DTYPES, GATE_KINDS, GATE_MATH_C,  # noqa: F401
+                        HELD_ARRAYS_C, INNER_ACTIVATIONS, PREPARE_OUTPUT_C, SHARED_C,
+                        VECTORISE_FLAGS, BlasOp, GatedSequenceOp, c_type_settings,
+                        cache_version, cell_unsupported_reason, check_choice,
+                        check_float_inputs, int8_mask_input, output_grad_or_zeros)
 
-INNER_ACTIVATIONS = ('hard_sigmoid', 'sigmoid')
-
-# Each inner activation's constant in the C code (fused_gate's KIND).
-GATE_KINDS = {'hard_sigmoid': 'FUSED_HARD_SIGMOID', 'sigmoid': 'FUSED_SIGMOID'}
 
 def unsupported_reason(cell, truncate_gradient=-1, dtype=None):
     """Why a cell cannot run fused, or None when it can.
@@ -54,19 +52,8 @@ def unsupported_reason(cell, truncate_gradient=-1, dtype=None):
         truncate_gradient: the layer's truncate_gradient.
         dtype: the dtype of the graph, when known.
     """
-    if cell.kind != 'lstm':
-        return 'the fused LSTM runs an LSTM cell, got %s' % cell.kind
-    if cell.activation != 'tanh':
-        return 'the fused LSTM supports activation tanh only, got %s' % cell.activation
-    if cell.inner_activation not in INNER_ACTIVATIONS:
-        return ('the fused LSTM supports inner_activation %s only, got %s'
-                % (' or '.join(INNER_ACTIVATIONS), cell.inner_activation))
-    if truncate_gradient != -1:
-        return ('the fused LSTM back-propagates through every step; '
-                'truncate_gradient=%d needs the scan loop' % truncate_gradient)
-    if dtype is not None and dtype not in DTYPES:
-        return 'the fused LSTM supports %s only, got %s' % (' and '.join(DTYPES), dtype)
-    return None
+    return cell_unsupported_reason(cell, 'lstm', 'the fused LSTM', 'an LSTM cell',
+                                   truncate_gradient, dtype)
 
 
 def feedback_unsupported_reason(decoder, truncate_gradient=-1, dtype=None):
@@ -191,87 +178,14 @@ def numpy_backward(h0, c0, recurrent_kernel, h_seq, c_seq, gates, dh_seq, dc_seq
 
 # -- the C implementation -------------------------------------------------------
 
-# Shared by both Ops (Theano compiles it once per module). Everything is
-# C-contiguous and row-major; the Fortran GEMM is column-major, so a
-# row-major C = A B is computed as the column-major C^T = B^T A^T.
-# The casts to non-const pointers matter when Theano has no BLAS library
-# (blas.ldflags empty): its NumPy-based [sd]gemm_ is then a C++ overload
-# taking float*, and a const float* call would bind to the undefined
-# extern "C" declaration instead.
-_SUPPORT_CODE = r"""
+# Shared by both Ops (Theano compiles it once per module); the gate maths
+# and the GEMM wrapper are c_helpers.GATE_MATH_C, shared with the GRU Op.
+_SUPPORT_CODE = GATE_MATH_C + r"""
 #ifndef SEQ2SEQ_FUSED_LSTM
 #define SEQ2SEQ_FUSED_LSTM
 #include <cmath>
 #include <stdlib.h>
 #include <string.h>
-
-enum { FUSED_HARD_SIGMOID = 0, FUSED_SIGMOID = 1 };
-
-static inline void fused_gemm(char ta, char tb, int m, int n, int k, float alpha,
-                              const float* a, int lda, const float* b, int ldb,
-                              float beta, float* c, int ldc)
-{
-    sgemm_(&ta, &tb, &m, &n, &k, &alpha, (float*)a, &lda, (float*)b, &ldb, &beta, c, &ldc);
-}
-
-static inline void fused_gemm(char ta, char tb, int m, int n, int k, double alpha,
-                              const double* a, int lda, const double* b, int ldb,
-                              double beta, double* c, int ldc)
-{
-    dgemm_(&ta, &tb, &m, &n, &k, &alpha, (double*)a, &lda, (double*)b, &ldb, &beta, c, &ldc);
-}
-
-template <typename T> static inline T fused_clamp(T x, T lo, T hi)
-{
-    x = x < lo ? lo : x;
-    return x > hi ? hi : x;
-}
-
-/* tanh. float: the rational approximation of Eigen,
-   x P(x^2) / Q(x^2) on [-7.9053, 7.9053], within 3e-7 of tanhf and exactly
-   +-1 beyond. Unlike a call to tanhf, GCC vectorises it (with
-   -fno-trapping-math): the elementwise part of a step then costs a fraction
-   of its GEMM. double: the C library's, so float64 stays the reference. */
-static inline float fused_tanh(float x)
-{
-    x = fused_clamp(x, -7.90531110763549805f, 7.90531110763549805f);
-    const float x2 = x * x;
-    float p = -2.76076847742355e-16f;
-    p = p * x2 + 2.00018790482477e-13f;
-    p = p * x2 - 8.60467152213735e-11f;
-    p = p * x2 + 5.12229709037114e-08f;
-    p = p * x2 + 1.48572235717979e-05f;
-    p = p * x2 + 6.37261928875436e-04f;
-    p = p * x2 + 4.89352455891786e-03f;
-    float q = 1.19825839466702e-06f;
-    q = q * x2 + 1.18534705686654e-04f;
-    q = q * x2 + 2.26843463243900e-03f;
-    q = q * x2 + 4.89352518554385e-03f;
-    return x * p / q;
-}
-
-static inline double fused_tanh(double x) { return std::tanh(x); }
-
-/* The gate activation, as Theano computes it; sigmoid(z) = (1 + tanh(z/2)) / 2
-   shares tanh's vectorised form. */
-template <typename T, int KIND> static inline T fused_gate(T z)
-{
-    if (KIND == FUSED_HARD_SIGMOID)
-        return fused_clamp(z * (T)0.2 + (T)0.5, (T)0, (T)1);   /* clip(0.2 z + 0.5, 0, 1) */
-    return (T)0.5 * fused_tanh((T)0.5 * z) + (T)0.5;
-}
-
-/* d gate / d z; hard_sigmoid: 0.2 where 0 <= 0.2 z + 0.5 <= 1 (Theano's
-   clip passes the gradient on its bounds too), else 0. Branch-free, so that
-   the loops around it vectorise. */
-template <typename T, int KIND> static inline T fused_gate_derivative(T z, T gate)
-{
-    if (KIND == FUSED_HARD_SIGMOID) {
-        const T y = z * (T)0.2 + (T)0.5;
-        return (T)((y >= (T)0) & (y <= (T)1)) * (T)0.2;
-    }
-    return gate * ((T)1 - gate);
-}
 
 /* One batch row of a forward step. z: the row's (4u) pre-activations
    (z_i, z_f, z_c, z_o); z_c is replaced by g = tanh(z_c) for the backward
@@ -341,15 +255,6 @@ static inline void fused_backward_row_of(int kind, const T* z, const T* c, const
     else
         fused_backward_row<T, FUSED_SIGMOID>(z, c, c_prev, dh_out, dc_out, dz, dh_next,
                                              dc_next, units);
-}
-
-/* out = a + b, row by row. */
-template <typename T>
-static void fused_add_rows(T* __restrict out, const T* __restrict a, const T* __restrict b,
-                           npy_intp n)
-{
-    for (npy_intp j = 0; j < n; ++j)
-        out[j] = a[j] + b[j];
 }
 
 """ + SHARED_C + CHECK_SHAPE_C + HELD_ARRAYS_C + r"""
@@ -618,45 +523,26 @@ static int fused_lstm_backward(int kind, int typenum, int broadcast_time, int br
 """
 
 
-class _FusedLSTMOp(BlasOp):
-    """What the forward and the gradient Op share: parameters and C setup.
+class _FusedLSTMOp(GatedSequenceOp):
+    """What the forward and the gradient Op share: parameters and C setup
+    (those of every gated cell's Op in `GatedSequenceOp`).
 
     `broadcast_time`, `broadcast_batch`: whether `projected` is one row
     shared by every step / every sequence of the batch (its dimension is 1).
     """
 
     __props__ = ('inner_activation', 'masked', 'broadcast_time', 'broadcast_batch')
+    what = 'the fused LSTM'
 
     def __init__(self, inner_activation='hard_sigmoid', masked=False,
                  broadcast_time=False, broadcast_batch=False):
-        check_choice('inner_activation', inner_activation, INNER_ACTIVATIONS)
-        for name, value in [('masked', masked), ('broadcast_time', broadcast_time),
+        super(_FusedLSTMOp, self).__init__(inner_activation, masked)
+        for name, value in [('broadcast_time', broadcast_time),
                             ('broadcast_batch', broadcast_batch)]:
             if not isinstance(value, bool):
                 raise TypeError('%s must be True or False, got %r' % (name, value))
-        self.inner_activation = inner_activation
-        self.masked = masked
         self.broadcast_time = broadcast_time
         self.broadcast_batch = broadcast_batch
-        super(_FusedLSTMOp, self).__init__()
-
-    def _float_inputs(self, names, values):
-        return check_float_inputs(names, values, 'the fused LSTM')
-
-    def _mask_input(self, mask):
-        if mask is None:
-            if self.masked:
-                raise TypeError('this %s was built with masked=True: pass a mask'
-                                % type(self).__name__)
-            return []
-        if not self.masked:
-            raise TypeError('this %s was built with masked=False: pass no mask'
-                            % type(self).__name__)
-        return [int8_mask_input(mask, 'mask', '(time, batch)')]
-
-    @staticmethod
-    def _sequence_type(dtype, ndim=3):
-        return T.TensorType(dtype, (False,) * ndim)
 
     def _projected_type(self, dtype):
         return T.TensorType(dtype, (self.broadcast_time, self.broadcast_batch, False))
@@ -666,8 +552,7 @@ class _FusedLSTMOp(BlasOp):
         return _SUPPORT_CODE
 
     def _c_settings(self, node):
-        dtype = node.outputs[0].dtype
-        return dict(c_type_settings(dtype), kind=GATE_KINDS[self.inner_activation],
+        return dict(super(_FusedLSTMOp, self)._c_settings(node),
                     broadcast_time=int(self.broadcast_time),
                     broadcast_batch=int(self.broadcast_batch))
 
@@ -728,9 +613,7 @@ class LSTMForward(_FusedLSTMOp):
         dh_seq, dc_seq, d_gates = output_grads
         differentiable = inputs[:5]
         if not isinstance(d_gates.type, DisconnectedType):
-            return [grad_not_implemented(self, k, x, 'the gates output of LSTMForward '
-                                         'is for its own gradient only')
-                    for k, x in enumerate(differentiable)] + self._disconnected_grads()
+            return self._gates_output_refused(inputs, len(differentiable))
         dh_seq = output_grad_or_zeros(dh_seq, h_seq)
         dc_seq = output_grad_or_zeros(dc_seq, c_seq)
         projected, bias, h0, c0, recurrent_kernel = differentiable
@@ -815,8 +698,7 @@ class LSTMGrad(_FusedLSTMOp):
         return [projected, (n_gates,), h0, c0, kernel]
 
     def L_op(self, inputs, outputs, output_grads):
-        return [grad_not_implemented(self, k, x, 'the fused LSTM has no second derivative')
-                for k, x in enumerate(inputs)]
+        return self._no_second_derivative(inputs)
 
     def c_code(self, node, name, inputs, outputs, sub):
         settings = self._c_settings(node)
