@@ -4,6 +4,8 @@
     python examples/chitchat.py report DIR [DIR ...]
     seq2seq chat --model-dir DIR [--beam-size K]        (a trained DIR, reads stdin)
 
+The results and the commands that made them: examples/chitchat/README.md.
+
 The data is PyPI's `chitchat-dataset` (0.9.0, MIT, ~40 MB, no dependencies;
 `pip install chitchat-dataset==0.9.0`), read by `seq2seq.datasets.chitchat`:
 7,168 two-person conversations, split by conversation (train / dev / test by
@@ -143,10 +145,14 @@ def laid_out(config, sources, answers, lengths):
     return layout, layout.arrange(sources[:, 0]), layout.arrange(answers[:, 0])
 
 
-def perplexities(model, config, sources, answers, turns, lengths, batch_size=32):
+def perplexities(model, config, sources, answers, turns, lengths, batch_size=32,
+                 carry_state=True):
     """{bucket: (perplexity, tokens)} of the answers, plus 'all': the model
     run one exchange at a time over whole conversations, row i of each
-    batch continuing its conversation."""
+    batch continuing its conversation. With carry_state=False a `state`
+    model's state is zeroed before every exchange: the same weights without
+    what the state carries, which tells the state's part of a difference
+    from the training's (windows, back-propagation through them)."""
     state = config['way'] == 'state'
     chat = conversation.one_exchange_model(model, batch_size=batch_size, remember_state=state)
     layout = conversation.ConversationLayout(lengths, batch_size)
@@ -155,7 +161,10 @@ def perplexities(model, config, sources, answers, turns, lengths, batch_size=32)
     log_likelihood = np.zeros(len(turns))
     counts = np.zeros(len(turns))
     for t in range(layout.n_batches):
-        conversation.reset_hidden_state(chat, layout.resets[t])
+        if carry_state:
+            conversation.reset_hidden_state(chat, layout.resets[t])
+        else:
+            conversation.reset_hidden_state(chat)
         predicted = chat.predict_on_batch(x[t * batch_size:(t + 1) * batch_size])[:, 0]
         for row, exchange in enumerate(places[t]):
             if exchange < 0:
@@ -260,6 +269,9 @@ def run_train(args):
                'evaluate_seconds': time.time() - start}
     results['train_seconds_per_1k_tokens'] = 1000 * progress['train_seconds'] / (
         results['train_answer_tokens_per_epoch'] * progress['epochs'])
+    if config['way'] == 'state':
+        results['perplexity_state_zeroed'] = perplexities(model, config, *test_data,
+                                                          carry_state=False)
     write_json(os.path.join(args.run_dir, 'results.json'), results)
     print(report([results]))
     return results
@@ -274,6 +286,10 @@ def report(results):
         lines.append('| %s | %s | %.2f | %.0f s | %.3f |' % (
             r['config']['way'], ' | '.join('%.2f' % table[b[0]][0] for b in BUCKETS),
             table['all'][0], r['train_seconds'], r['train_seconds_per_1k_tokens']))
+        zeroed = r.get('perplexity_state_zeroed')
+        if zeroed:
+            lines.append('| state, zeroed before every exchange | %s | %.2f | | |' % (
+                ' | '.join('%.2f' % zeroed[b[0]][0] for b in BUCKETS), zeroed['all'][0]))
     first = results[0]['perplexity']
     lines.append('| (answer tokens) | %s | %d | | |' % (
         ' | '.join('%d' % first[b[0]][1] for b in BUCKETS), first['all'][1]))
