@@ -83,6 +83,13 @@ ARRANGEMENTS = {
                            '(masked padding) from the previous h, Linear readout of [h, context], '
                            'CrossEntropyLoss over the logits',
     'decode_g2p_beam5': 'as decode_g2p_greedy, with beam_decode(beam_size=5)',
+    'attention_g2p2_fused': 'as attention_g2p_fused with a decoder of two LSTM cells '
+                            '(depth=(1, 2)): the query reads the top cell, the context feeds '
+                            'the bottom one; the fused attention decoder Op runs the stack',
+    'attention_g2p2_scan': 'as attention_g2p2_fused, implementation="scan"',
+    'torch_attention_g2p2': 'PyTorch twin of attention_g2p2_*: as torch_attention_g2p with two '
+                            'nn.LSTMCell per step, the second reading the first\'s h, the '
+                            'attention queried by the second\'s previous h',
 }
 
 SEQ2SEQ_IMPLEMENTATIONS = ('scan', 'fused')
@@ -344,19 +351,24 @@ def build_g2p_attention(g2p):
 # The attention training rows: the G2P model, 2,048 words in batches of 64.
 G2P_TRAIN = dict(G2P, words=2048, batch=64)
 QUICK_G2P_TRAIN = dict(QUICK_G2P, words=16, batch=8)
-G2P_TRAIN_ROWS = {'attention_g2p_fused': 'auto', 'attention_g2p_scan': 'scan'}
+# Row -> (implementation, decoder cells).
+G2P_TRAIN_ROWS = {'attention_g2p_fused': ('auto', 1), 'attention_g2p_scan': ('scan', 1),
+                  'attention_g2p2_fused': ('auto', 2), 'attention_g2p2_scan': ('scan', 2)}
+# The PyTorch twin of each: row -> decoder cells.
+TORCH_G2P_ROWS = {'torch_attention_g2p': 1, 'torch_attention_g2p2': 2}
 
 
 def build_g2p_training(row, g2p):
     """The compiled model of an attention training row (`G2P_TRAIN_ROWS`)."""
     from seq2seq.layers.losses import sparse_softmax_crossentropy
     from seq2seq.models import AttentionSeq2Seq
+    implementation, decoder_cells = G2P_TRAIN_ROWS[row]
     model = AttentionSeq2Seq(output_dim=g2p['phonemes'], output_length=g2p['output_length'],
                              hidden_dim=g2p['hidden'], input_dim=g2p['embedding'],
                              input_length=g2p['input_length'],
-                             source_vocab_size=g2p['letters'] + 1,
+                             source_vocab_size=g2p['letters'] + 1, depth=(1, decoder_cells),
                              teacher_force=True, readout_activation='softmax',
-                             implementation=G2P_TRAIN_ROWS[row])
+                             implementation=implementation)
     model.compile(optimizer='adam', loss=sparse_softmax_crossentropy)
     return model
 
@@ -378,9 +390,10 @@ def g2p_training_data(g2p, seed=0):
     return letters, phonemes
 
 
-def build_torch_g2p_attention(g2p):
+def build_torch_g2p_attention(g2p, decoder_cells=1):
     """The PyTorch twin of the attention training rows: (letters, one-hot
-    previous targets) -> logits (batch, output_length, phonemes)."""
+    previous targets) -> logits (batch, output_length, phonemes), with a
+    stack of `decoder_cells` LSTM cells in the decoder."""
     import torch
     from torch import nn
 
@@ -395,7 +408,8 @@ def build_torch_g2p_attention(g2p):
             self.memory_kernel = nn.Linear(hidden, hidden, bias=False)     # U_a
             self.query_kernel = nn.Linear(hidden, hidden, bias=False)      # W_a
             self.vector = nn.Linear(hidden, 1, bias=False)                 # v_a
-            self.cell = nn.LSTMCell(phonemes + hidden, hidden)
+            self.cells = nn.ModuleList([nn.LSTMCell(phonemes + hidden, hidden)] + [
+                nn.LSTMCell(hidden, hidden) for _ in range(decoder_cells - 1)])
             self.readout = nn.Linear(2 * hidden, phonemes)
 
         def forward(self, letters, targets):
@@ -404,14 +418,18 @@ def build_torch_g2p_attention(g2p):
             first = torch.tanh(self.first(torch.cat([h_n[0], h_n[1]], dim=1)))
             inputs = torch.cat([first.unsqueeze(1), targets[:, :-1]], dim=1)
             projection = self.memory_kernel(memory)
-            h = memory.new_zeros(letters.shape[0], g2p['hidden'])
-            c = torch.zeros_like(h)
+            zeros = memory.new_zeros(letters.shape[0], g2p['hidden'])
+            states = [(zeros, zeros)] * len(self.cells)
             outputs = []
             for t in range(g2p['output_length']):
-                energy = self.vector(torch.tanh(projection + self.query_kernel(h).unsqueeze(1)))
+                query = self.query_kernel(states[-1][0]).unsqueeze(1)    # the top cell's h
+                energy = self.vector(torch.tanh(projection + query))
                 alpha = torch.softmax(energy.squeeze(2).masked_fill(padding, float('-inf')), dim=1)
                 context = torch.bmm(alpha.unsqueeze(1), memory).squeeze(1)  # (batch, hidden)
-                h, c = self.cell(torch.cat([inputs[:, t], context], dim=1), (h, c))
+                h = torch.cat([inputs[:, t], context], dim=1)
+                for k, cell in enumerate(self.cells):
+                    states[k] = cell(h, states[k])
+                    h = states[k][0]
                 outputs.append(torch.cat([h, context], dim=1))
             return self.readout(torch.stack(outputs, dim=1))
 

@@ -40,13 +40,19 @@ def _ok_row(results, size, row):
     return None
 
 
-# The attention training rows have their own PyTorch twin and no Keras one.
-G2P_TORCH_REFERENCE = 'torch_attention_g2p'
-G2P_ROW_PREFIX = 'attention_g2p_'
+# The attention training rows have their own PyTorch twin and no Keras one:
+# row prefix -> the twin.
+G2P_TORCH_REFERENCES = {'attention_g2p_': 'torch_attention_g2p',
+                        'attention_g2p2_': 'torch_attention_g2p2'}
+
+
+def _g2p_prefix(row):
+    return next((p for p in G2P_TORCH_REFERENCES if row.startswith(p)), None)
 
 
 def _ratio(result, reference):
-    if reference is None or not result['row'].startswith(('seq2seq_', G2P_ROW_PREFIX)):
+    if reference is None or not (result['row'].startswith('seq2seq_')
+                                 or _g2p_prefix(result['row'])):
         return '—'
     return '%.2f' % (result['samples_per_s'] / reference['samples_per_s'])
 
@@ -58,8 +64,9 @@ def train_line(result, results):
         keras_reference += XENT_SUFFIX     # the same loss on both sides
     keras = _ok_row(results, result['size'], keras_reference)
     torch = _ok_row(results, result['size'], TORCH_REFERENCE)
-    if result['row'].startswith(G2P_ROW_PREFIX):
-        keras, torch = None, _ok_row(results, result['size'], G2P_TORCH_REFERENCE)
+    prefix = _g2p_prefix(result['row'])
+    if prefix:
+        keras, torch = None, _ok_row(results, result['size'], G2P_TORCH_REFERENCES[prefix])
     return (result['size'], result['row'], _number(result['samples_per_s']),
             _ratio(result, keras), _ratio(result, torch),
             _number(result.get('compile_cold_s')), _number(result.get('compile_warm_s')),

@@ -111,6 +111,9 @@ def main(argv=None):
                         'CMUdict split; dev is every 20th sorted training word')
     parser.add_argument('--epochs', type=int, help='override the number of epochs')
     parser.add_argument('--train-words', type=int, help='override the training subset size')
+    parser.add_argument('--depth', metavar='E,D',
+                        help='override the layers of the encoder and the decoder (the full '
+                        'run: 2,1)')
     parser.add_argument('--beam-size', type=int, default=5)
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--resume', action='store_true', help='continue an interrupted run')
@@ -122,6 +125,8 @@ def main(argv=None):
         settings['epochs'] = args.epochs
     if args.train_words:
         settings['train_words'] = args.train_words
+    if args.depth:
+        settings['depth'] = args.depth     # the command line checks it
     out = os.path.abspath(args.out)
     model_dir = os.path.join(out, 'model')
     train, dev, test = write_data(out, settings, args.seed, args.data_dir)

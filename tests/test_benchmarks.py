@@ -146,6 +146,19 @@ class ReportTest(unittest.TestCase):
         self.assertIn('| 3.00 ', line)   # 600 / keras_state_xent's 200, not / 100
         self.assertIn('| 1.50 ', line)   # ours / PyTorch
 
+    def test_attention_rows_compared_with_their_own_twin(self):
+        """The two-cell attention rows are taken against the two-cell PyTorch
+        twin, the one-cell rows against the one-cell twin."""
+        results = {'rows': [_ok_row('attention_g2p_fused', 600.0),
+                            _ok_row('attention_g2p2_fused', 400.0),
+                            _ok_row('torch_attention_g2p', 300.0),
+                            _ok_row('torch_attention_g2p2', 100.0)]}
+        lines = report.tables(results).splitlines()
+        one = [l for l in lines if 'attention_g2p_fused' in l][0]
+        two = [l for l in lines if 'attention_g2p2_fused' in l][0]
+        self.assertIn('| 2.00 ', one)    # 600 / 300
+        self.assertIn('| 4.00 ', two)    # 400 / 100, not / 300
+
     def test_parse_rows(self):
         self.assertEqual(runner.parse_rows(['keras_state,seq2seq_scan']),
                          ['seq2seq_scan', 'keras_state'])

@@ -259,8 +259,11 @@ class TestChat(unittest.TestCase):
         for name in NAMES:
             lines += ['/reset', 'My name is %s' % name.capitalize(), '', 'Who am I?']
         # Each question after a /reset ends its conversation: a conversation
-        # that starts with it is not one the model was trained on.
-        lines += ['my name is anna', '/reset', 'who am i ?', '/reset',
+        # that starts with it is not one the model was trained on. (Each name
+        # is told at the start of a conversation, as in training: told after
+        # a question, in a conversation longer than any trained on, the
+        # answer depends on the last bits of the training run.)
+        lines += ['/reset', 'my name is anna', '/reset', 'who am i ?', '/reset',
                   'my name is bob', '/reset', 'who am i ?']
         return ''.join(line + '\n' for line in lines[1:])
 
@@ -281,8 +284,8 @@ class TestChat(unittest.TestCase):
         # After /reset the name is gone: the answer is the same whichever
         # name was told before it, the answer of a new conversation.
         after_anna, after_bob = lines[-5], lines[-1]
-        assert_equal(lines[-7:], ['ok', RESET_LINE, after_anna, RESET_LINE, 'ok', RESET_LINE,
-                                  after_bob])
+        assert_equal(lines[-8:], [RESET_LINE, 'ok', RESET_LINE, after_anna, RESET_LINE, 'ok',
+                                  RESET_LINE, after_bob])
         assert_equal(after_anna, after_bob)
         status, fresh, _ = chat('--model-dir', self.run_dir, stdin='who am i ?\n')
         assert_equal(fresh, after_anna + '\n')

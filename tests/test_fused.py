@@ -415,3 +415,101 @@ def test_fused_op_works_when_theano_has_no_blas_library():
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              universal_newlines=True, timeout=900)
     assert process.returncode == 0 and process.stdout.strip() == 'ok', process.stderr[-3000:]
+
+
+# -- a teacher-forced decoder without attention: one LSTMForward per cell ------
+
+def _teacher_forced_graphs(dtype, depth, peek, dropout, readout_activation,
+                           inner_activation):
+    """A teacher-forced RecurrentDecoder run both ways on the same inputs,
+    with given dropout masks (the last inputs, one per cell) when `dropout`.
+
+    Returns (inputs, {implementation: [outputs, h and c of each cell,
+    gradients...]}, names of those)."""
+    from seq2seq import RecurrentDecoder
+    first, teacher = Input((3,), dtype=dtype), Input((4, 3), dtype=dtype)
+    layer = RecurrentDecoder(3, 5, 4, depth=depth, peek=peek, teacher_force=True,
+                             dropout=dropout, readout_activation=readout_activation,
+                             inner_activation=inner_activation, implementation='scan')
+    layer([first, teacher])                                           # builds the layer
+    inputs = [first, teacher]
+    if dropout:
+        masks = [K.placeholder((None, 3 if k == 0 else 5), dtype=dtype) for k in range(depth)]
+        start = layer.decoder.start
+
+        def with_given_masks(*args):
+            values = start(*args)
+            for k, mask in enumerate(masks):
+                values['dropout_%d' % k] = mask
+            return values
+
+        layer.decoder.start = with_given_masks
+        inputs += masks
+    parts = layer.split_inputs([first, teacher])
+    rng = np.random.RandomState(3)
+    weights = [rng.uniform(-1, 1, shape).astype(dtype)
+               for shape in [(2, 4, 3)] + [(2, 5)] * (2 * depth)]
+    wrt = layer.trainable_weights + [first, teacher]
+    names = (['outputs'] + ['final %s of cell %d' % (s, k) for k in range(depth) for s in 'hc']
+             + ['d %s' % w.name for w in wrt])
+    graphs = {}
+    for implementation in ('scan', 'fused'):
+        layer.implementation = implementation
+        outputs, finals, _ = layer.run(parts, teacher=parts.teacher)
+        results = [outputs] + [s for final in finals for s in final]
+        cost = sum((r * w).sum() for r, w in zip(results, weights))
+        graphs[implementation] = results + T.grad(cost, wrt)
+    return inputs, graphs, names
+
+
+def test_teacher_forced_decoder_without_attention_matches_scan():
+    """One cell and a stack of two, with peek, a softmax or linear readout:
+    the fused cells' outputs, every cell's final state and every gradient
+    (the targets' too) are the scan's, and no scan is left in the graph."""
+    _assert_teacher_forced_matches_scan([(1, False, 0.0, 'softmax', 'hard_sigmoid'),
+                                         (2, True, 0.0, 'linear', 'sigmoid')])
+
+
+@attr('slow')
+def test_teacher_forced_decoder_with_dropout_matches_scan():
+    """As above with dropout (given masks, one per cell), three cells too."""
+    _assert_teacher_forced_matches_scan([(3, False, 0.3, 'softmax', 'sigmoid'),
+                                         (2, True, 0.3, 'linear', 'hard_sigmoid')])
+
+
+def _assert_teacher_forced_matches_scan(cases):
+    rng = np.random.RandomState(4)
+    with float64():
+        for depth, peek, dropout, readout_activation, inner_activation in cases:
+            inputs, graphs, names = _teacher_forced_graphs('float64', depth, peek, dropout,
+                                                           readout_activation,
+                                                           inner_activation)
+            values = [rng.uniform(-1, 1, (2, 3)), rng.uniform(-1, 1, (2, 4, 3))]
+            if dropout:
+                values += [(rng.uniform(0, 1, (2, 3 if k == 0 else 5)) > 0.3) / 0.7
+                           for k in range(depth)]
+            scan = theano.function(inputs, graphs['scan'], mode='FAST_COMPILE')(*values)
+            function = theano.function(inputs, graphs['fused'])
+            ops = [type(n.op).__name__ for n in function.maker.fgraph.toposort()]
+            assert ops.count('LSTMForward') == depth and 'Scan' not in ops, ops
+            fused = function(*values)
+            case = 'depth %d peek %s dropout %s %s' % (depth, peek, dropout, readout_activation)
+            assert len(names) == len(fused) == len(scan)
+            for name, got, expected in zip(names, fused, scan):
+                assert_allclose(got, expected, rtol=1e-9, atol=1e-10,
+                                err_msg='%s: %s' % (case, name))
+
+
+def test_teacher_forced_decoder_reasons():
+    """A GRU decoder or truncate_gradient keeps the scan, saying why; free
+    running keeps its own rules (one cell, no dropout)."""
+    from seq2seq import RecurrentDecoder
+    from seq2seq.layers.decoder_core import FREE_RUNNING, TEACHER_FORCED
+    stacked = RecurrentDecoder(3, 5, 4, depth=2, teacher_force=True, dropout=0.2)
+    assert stacked.decoder.fused_reason(TEACHER_FORCED) is None
+    assert 'stack of 2' in stacked.decoder.fused_reason(FREE_RUNNING)
+    gru = RecurrentDecoder(3, 5, 4, teacher_force=True, cell='gru')
+    reason = gru.decoder.fused_reason(TEACHER_FORCED)
+    assert 'fused teacher-forced decoder' in reason and 'got gru' in reason, reason
+    reason = stacked.decoder.fused_reason(TEACHER_FORCED, truncate_gradient=3)
+    assert 'truncate_gradient=3' in reason, reason

@@ -30,83 +30,119 @@ MASK = np.array([[1, 1, 1, 0, 0],
                  [0, 0, 0, 0, 0]], dtype='int8')
 
 
-def _op_inputs(dtype, time=3, batch=4, units=3, length=5, m=4, a=2, seed=0):
-    """Random values of AttentionForward's inputs (projected ... mask)."""
+def _op_inputs(dtype, time=3, batch=4, units=3, length=5, m=4, a=2, seed=0, upper_units=()):
+    """Random values of AttentionForward's inputs (projected ... mask, then
+    per upper cell of `upper_units` W, b, dropout mask, h0, c0, U)."""
     rng = np.random.RandomState(seed)
 
     def uniform(*shape):
         return rng.uniform(-1, 1, shape).astype(dtype)
 
-    return [uniform(time, batch, 4 * units), uniform(batch, units), uniform(batch, units),
-            uniform(units, 4 * units), uniform(m, 4 * units), uniform(batch, length, m),
-            uniform(batch, length, a), uniform(units, a), uniform(a), MASK[:batch, :length]]
+    top = upper_units[-1] if upper_units else units
+    values = [uniform(time, batch, 4 * units), uniform(batch, units), uniform(batch, units),
+              uniform(units, 4 * units), uniform(m, 4 * units), uniform(batch, length, m),
+              uniform(batch, length, a), uniform(top, a), uniform(a), MASK[:batch, :length]]
+    below = units
+    for cell_units in upper_units:
+        # A dropout mask as K.dropout draws it: 0, or 1 / keep.
+        dropout_mask = (rng.uniform(0, 1, (batch, below)) > 0.3) / 0.7
+        values += [uniform(below, 4 * cell_units), uniform(4 * cell_units),
+                   dropout_mask.astype(dtype), uniform(batch, cell_units),
+                   uniform(batch, cell_units), uniform(cell_units, 4 * cell_units)]
+        below = cell_units
+    return values
 
 
 def _symbolic(values):
     return [T.TensorType(str(v.dtype), (False,) * v.ndim)() for v in values]
 
 
-def _op_and_gradient(dtype, inner_activation):
-    """A compiled function: inputs and output gradients -> the four outputs
-    and the gradients of the nine differentiable inputs."""
-    values = _op_inputs(dtype)
+def _differentiable(inputs):
+    """Every input of AttentionForward but the memory mask."""
+    return inputs[:9] + inputs[10:]
+
+
+def _op_and_gradient(dtype, inner_activation, upper_units=()):
+    """A compiled function: inputs and output gradients -> the visible
+    outputs and the gradients of every differentiable input."""
+    depth = 1 + len(upper_units)
+    values = _op_inputs(dtype, upper_units=upper_units)
     inputs = _symbolic(values)
-    outputs = AttentionForward(inner_activation)(*inputs)[:4]
+    outputs = AttentionForward(inner_activation, depth)(
+        *inputs)[:fused_attention.n_visible_outputs(depth)]
     output_grads = [T.TensorType(dtype, (False,) * 3)() for _ in outputs]
     cost = sum((o * g).sum() for o, g in zip(outputs, output_grads))
-    grads = T.grad(cost, inputs[:9])
+    grads = T.grad(cost, _differentiable(inputs))
     function = theano.function(inputs + output_grads, outputs + grads)
     assert any(isinstance(n.op, AttentionGrad) for n in function.maker.fgraph.toposort())
     return function, values
 
 
+# One cell; two; three of different widths (the query reads the top one).
+STACKS = [(), (3,), (2, 5)]
+
+
 def test_op_matches_numpy_reference():
     for dtype in ('float32', 'float64'):
-        for inner_activation in ('hard_sigmoid', 'sigmoid'):
-            function, values = _op_and_gradient(dtype, inner_activation)
-            forward = fused_attention.numpy_forward(*(values + [inner_activation]))
+        for inner_activation, upper_units in [('hard_sigmoid', ()), ('sigmoid', ()),
+                                              ('hard_sigmoid', (3,)), ('sigmoid', (2, 5))]:
+            depth = 1 + len(upper_units)
+            n_visible = fused_attention.n_visible_outputs(depth)
+            function, values = _op_and_gradient(dtype, inner_activation, upper_units)
+            forward = fused_attention.numpy_forward(values, inner_activation, depth)
             rng = np.random.RandomState(1)
-            output_grads = [rng.uniform(-1, 1, o.shape).astype(dtype) for o in forward[:4]]
+            output_grads = [rng.uniform(-1, 1, o.shape).astype(dtype)
+                            for o in forward[:n_visible]]
             got = function(*(values + output_grads))
-            for name, value, expected in zip(['h_seq', 'c_seq', 'context_seq', 'alpha_seq'],
-                                             got[:4], forward[:4]):
-                assert_allclose(value, expected, err_msg='%s %s %s' % (dtype, inner_activation,
-                                                                        name),
+            case = '%s %s depth %d' % (dtype, inner_activation, depth)
+            names = fused_attention.forward_output_names(depth)
+            for name, value, expected in zip(names, got[:n_visible], forward):
+                assert_allclose(value, expected, err_msg='%s %s' % (case, name),
                                 **TOLERANCES[dtype])
-            h0, c0, kernel, context_kernel, memory, _, query_kernel, vector, mask = values[1:]
             backward = fused_attention.numpy_backward(
-                *([h0, c0, kernel, context_kernel, memory, query_kernel, vector, mask]
-                  + list(forward) + output_grads + [inner_activation]))
-            for name, value, expected in zip(fused_attention._FORWARD_NAMES, got[4:], backward):
-                assert_allclose(value, expected, err_msg='%s %s d %s' % (dtype, inner_activation,
-                                                                          name),
+                values[1:6] + values[7:10] + values[10:] + list(forward) + output_grads,
+                inner_activation, depth)
+            names = _differentiable(fused_attention.forward_input_names(depth))
+            assert len(names) == len(backward) == len(got) - n_visible
+            for name, value, expected in zip(names, got[n_visible:], backward):
+                assert_allclose(value, expected, err_msg='%s d %s' % (case, name),
                                 **TOLERANCES[dtype])
 
 
 def test_masked_memory_steps_get_no_attention():
-    values = _op_inputs('float64')
-    inputs = _symbolic(values)
-    h_seq, _, context_seq, alpha_seq = theano.function(
-        inputs, AttentionForward()(*inputs)[:4])(*values)
-    assert not alpha_seq[:, 0, 3:].any() and not alpha_seq[:, 1, :2].any()
-    assert_allclose(alpha_seq[:, :3].sum(axis=-1), 1.0, rtol=1e-12)
-    # Nothing to attend to: no weight, a zero context, and no NaN.
-    assert not alpha_seq[:, 3].any() and not context_seq[:, 3].any()
-    assert np.isfinite(h_seq).all()
+    for upper_units in STACKS:
+        values = _op_inputs('float64', upper_units=upper_units)
+        inputs = _symbolic(values)
+        h_seq, _, context_seq, alpha_seq = theano.function(
+            inputs, AttentionForward(depth=1 + len(upper_units))(*inputs)[:4])(*values)
+        assert not alpha_seq[:, 0, 3:].any() and not alpha_seq[:, 1, :2].any()
+        assert_allclose(alpha_seq[:, :3].sum(axis=-1), 1.0, rtol=1e-12)
+        # Nothing to attend to: no weight, a zero context, and no NaN.
+        assert not alpha_seq[:, 3].any() and not context_seq[:, 3].any()
+        assert np.isfinite(h_seq).all()
 
 
 def test_verify_grad_float64():
-    values = _op_inputs('float64', time=2, batch=3, units=2, length=3, m=2, a=2, seed=3)
-    mask = values[-1]
-    rng = np.random.RandomState(4)
-    weights = [rng.uniform(-1, 1, (2, 3, n)) for n in (2, 2, 2, 3)]
+    for upper_units in STACKS:
+        depth = 1 + len(upper_units)
+        values = _op_inputs('float64', time=2, batch=3, units=2, length=3, m=2, a=2, seed=3,
+                            upper_units=upper_units)
+        mask = values[9]
+        rng = np.random.RandomState(4)
+        output_shapes = [(2, 3, n) for n in (2, 2, 2, 3)] + [
+            (2, 3, n) for n in upper_units for _ in range(2)]
+        weights = [rng.uniform(-1, 1, shape) for shape in output_shapes]
 
-    def cost(*differentiable):
-        outputs = AttentionForward('sigmoid')(*(list(differentiable) + [mask]))[:4]
-        return sum((o * w).sum() for o, w in zip(outputs, weights))
+        def cost(*differentiable):
+            inputs = list(differentiable[:9]) + [mask] + list(differentiable[9:])
+            outputs = AttentionForward('sigmoid', depth)(*inputs)[:len(weights)]
+            return sum((o * w).sum() for o, w in zip(outputs, weights))
 
-    theano.gradient.verify_grad(cost, values[:9], rng=np.random.RandomState(5), eps=1e-6,
-                                abs_tol=1e-6, rel_tol=1e-5)
+        # The dropout masks are inputs too: their gradient is checked with
+        # the rest.
+        theano.gradient.verify_grad(cost, _differentiable(values),
+                                    rng=np.random.RandomState(5), eps=1e-6, abs_tol=1e-6,
+                                    rel_tol=1e-5)
 
 
 def test_make_node_checks_its_inputs():
@@ -118,59 +154,82 @@ def test_make_node_checks_its_inputs():
     assert_raises_with(TypeError, lambda: AttentionForward()(*(floats + inputs[2:])),
                        'c0', 'dtype float32')
     assert_raises_with(ValueError, lambda: AttentionForward('relu'), 'inner_activation')
+    assert_raises_with(ValueError, lambda: AttentionForward(depth=9), 'depth must be 1 to 8')
+    # A stack of two takes its upper cell's six inputs.
+    assert_raises_with(TypeError, lambda: AttentionForward(depth=2)(*inputs),
+                       'takes 6 inputs for its upper cells, got 0')
+    stacked = _symbolic(_op_inputs('float64', upper_units=(3,)))
+    stacked[11] = T.matrix('bias_2', dtype='float64')
+    assert_raises_with(TypeError, lambda: AttentionForward(depth=2)(*stacked), 'bias_2', '1-d')
+
+
+def test_op_refuses_inconsistent_upper_shapes():
+    """A wrong shape reaching the C code is a ValueError naming the input."""
+    values = _op_inputs('float64', upper_units=(3,))
+    values[12] = values[12][:, :2]                # the upper cell's dropout mask
+    inputs = _symbolic(values)
+    function = theano.function(inputs, AttentionForward(depth=2)(*inputs)[:4])
+    assert_raises_with(ValueError, lambda: function(*values), 'dropout_mask',
+                       'wrong shape')
 
 
 # -- the layer: fused against scan --------------------------------------------------
 
 def _decoder_graphs(dtype, readout_activation='softmax', inner_activation='hard_sigmoid',
-                    dropout=0.0):
+                    dropout=0.0, depth=1):
     """One teacher-forced AttentionDecoder run both ways on the same inputs.
 
-    With `dropout`, both runs read one given dropout mask, the last input
-    (batch, 3), instead of a random one.
+    With `dropout`, both runs read given dropout masks, one per cell (the
+    last inputs: (batch, 3) for the bottom cell, (batch, 6) above),
+    instead of random ones.
 
-    Returns (inputs, {implementation: [outputs, h, c, alpha, gradients...]}).
+    Returns (inputs, {implementation: [outputs, h and c of each cell,
+    alpha, gradients...]}, names of those).
     """
     first, memory = Input((3,), dtype=dtype), Input((5, 4), dtype=dtype)
     teacher, mask = Input((4, 3), dtype=dtype), K.placeholder((None, 5))
     layer = AttentionDecoder(3, 6, 4, teacher_force=True, implementation='scan',
                              readout_activation=readout_activation,
-                             inner_activation=inner_activation, dropout=dropout)
+                             inner_activation=inner_activation, dropout=dropout, depth=depth)
     layer([first, memory, teacher], mask=[None, mask, None])        # builds the layer
     inputs = [first, memory, teacher, mask]
     if dropout:
-        dropout_mask = K.placeholder((None, 3), dtype=dtype)
-        _use_dropout_mask(layer, dropout_mask)
-        inputs.append(dropout_mask)
+        dropout_masks = [K.placeholder((None, 3 if k == 0 else 6), dtype=dtype)
+                         for k in range(depth)]
+        _use_dropout_masks(layer, dropout_masks)
+        inputs += dropout_masks
     parts = layer.split_inputs([first, memory, teacher], [None, mask, None])
     rng = np.random.RandomState(7)
     # A random weighting of every output: each gets its own gradient.
-    weights = [rng.uniform(-1, 1, shape).astype(dtype)
-               for shape in [(4, 4, 3), (4, 6), (4, 6), (4, 4, 5)]]
+    shapes = [(4, 4, 3)] + [(4, 6)] * (2 * depth) + [(4, 4, 5)]
+    weights = [rng.uniform(-1, 1, shape).astype(dtype) for shape in shapes]
+    wrt = layer.trainable_weights + [first, memory, teacher]
+    names = (['outputs'] + ['final %s of cell %d' % (s, k) for k in range(depth) for s in 'hc']
+             + ['attention'] + ['d %s' % w.name for w in wrt])
     graphs = {}
     for implementation in ('scan', 'fused'):
         layer.implementation = implementation
         outputs, finals, alpha = layer.run(parts, teacher=parts.teacher)
-        results = [outputs, finals[0][0], finals[0][1], alpha]
+        results = [outputs] + [s for final in finals for s in final] + [alpha]
         cost = sum((r * w).sum() for r, w in zip(results, weights))
-        wrt = layer.trainable_weights + [first, memory, teacher]
         graphs[implementation] = results + T.grad(cost, wrt)
-    return inputs, graphs
+    return inputs, graphs, names
 
 
-def _use_dropout_mask(layer, dropout_mask):
-    """Makes `layer` read `dropout_mask` as its bottom cell's dropout mask,
-    instead of a random draw: the scan and the fused loop both take the mask
-    from the constants of `Decoder.start`."""
+def _use_dropout_masks(layer, dropout_masks):
+    """Makes `layer` read `dropout_masks` as its cells' dropout masks,
+    instead of random draws: the scan and the fused loop both take the
+    masks from the constants of `Decoder.start`."""
     start = layer.decoder.start
 
-    def with_given_mask(*args):
+    def with_given_masks(*args):
         values = start(*args)
-        assert 'dropout_0' in values, 'the layer makes no dropout mask'
-        values['dropout_0'] = dropout_mask
+        for k, dropout_mask in enumerate(dropout_masks):
+            assert 'dropout_%d' % k in values, 'the layer makes no dropout mask %d' % k
+            values['dropout_%d' % k] = dropout_mask
         return values
 
-    layer.decoder.start = with_given_mask
+    layer.decoder.start = with_given_masks
 
 
 # A dropout mask as K.dropout(ones, 0.3) draws it, (batch 4, output_dim 3):
@@ -178,50 +237,64 @@ def _use_dropout_mask(layer, dropout_mask):
 DROPOUT_MASK = np.array([[0, 1, 1], [1, 0, 1], [1, 1, 1], [0, 0, 1]]) / 0.7
 
 
-def _decoder_values(dtype, dropout=False):
+def _decoder_values(dtype, dropout=False, depth=1):
     rng = np.random.RandomState(8)
     values = [rng.uniform(-1, 1, (4, 3)).astype(dtype),
               rng.uniform(-1, 1, (4, 5, 4)).astype(dtype),
               rng.uniform(-1, 1, (4, 4, 3)).astype(dtype),
               MASK.astype(dtype)]
-    return values + [DROPOUT_MASK.astype(dtype)] if dropout else values
+    if not dropout:
+        return values
+    upper_masks = [((rng.uniform(0, 1, (4, 6)) > 0.3) / 0.7).astype(dtype)
+                   for _ in range(depth - 1)]
+    return values + [DROPOUT_MASK.astype(dtype)] + upper_masks
 
 
 def test_layer_matches_scan_values_states_attention_and_gradients():
     _assert_fused_matches_scan(dropout=0.0)
 
 
+def test_stacked_layer_matches_scan_values_states_attention_and_gradients():
+    """Two cells: the query reads the top cell, the context feeds the bottom
+    one; every cell's final state and every weight's gradient are the
+    scan's."""
+    _assert_fused_matches_scan(dropout=0.0, depth=2)
+
+
+@attr('slow')
+def test_three_cells_match_scan():
+    _assert_fused_matches_scan(dropout=0.0, depth=3, cases=[('float64', 'linear', 'sigmoid')])
+
+
 @attr('slow')
 def test_layer_with_dropout_matches_scan_for_a_given_mask():
-    """Dropout masks the bottom cell's input x_{t-1} with one mask per
-    sequence: the fused loop's values and every gradient (the teacher's,
-    through the mask, too) are the scan's, padded memory steps included."""
+    """Dropout masks each cell's input (x_{t-1} for the bottom one, the
+    cell below's h_t above) with one mask per sequence: the fused loop's
+    values and every gradient (the teacher's, through the mask, too) are the
+    scan's, padded memory steps included."""
     _assert_fused_matches_scan(dropout=0.3)
+    _assert_fused_matches_scan(dropout=0.3, depth=2)
 
 
-def _assert_fused_matches_scan(dropout):
-    cases = [('float32', 'softmax', 'hard_sigmoid'), ('float64', 'linear', 'sigmoid')]
+def _assert_fused_matches_scan(dropout, depth=1, cases=None):
+    cases = cases or [('float32', 'softmax', 'hard_sigmoid'), ('float64', 'linear', 'sigmoid')]
     for dtype, readout_activation, inner_activation in cases:
         with (float64() if dtype == 'float64' else _same_floatx()):
-            inputs, graphs = _decoder_graphs(dtype, readout_activation, inner_activation,
-                                             dropout)
-            values = _decoder_values(dtype, dropout=bool(dropout))
+            inputs, graphs, names = _decoder_graphs(dtype, readout_activation,
+                                                    inner_activation, dropout, depth)
+            values = _decoder_values(dtype, dropout=bool(dropout), depth=depth)
             # The reference in Python implementations: compiles in seconds.
             scan = theano.function(inputs, graphs['scan'], mode='FAST_COMPILE')(*values)
             function = K.function(inputs, graphs['fused'])
             ops = [type(n.op).__name__ for n in function.function.maker.fgraph.toposort()]
             assert 'AttentionForward' in ops and 'Scan' not in ops, ops
             fused = function(values)
-            names = ['outputs', 'final h', 'final c', 'attention'] + [
-                'd %s' % n for n in ['kernel', 'recurrent_kernel', 'bias', 'readout_kernel',
-                                     'readout_bias', 'memory_kernel', 'query_kernel',
-                                     'vector', 'context_kernel', 'context_readout_kernel',
-                                     'first', 'memory', 'teacher']]
-            assert len(names) == len(fused)
+            assert len(names) == len(fused) == len(scan)
             for name, got, expected in zip(names, fused, scan):
-                assert_allclose(got, expected, err_msg='%s %s' % (dtype, name),
+                assert_allclose(got, expected, err_msg='%s depth %d %s' % (dtype, depth, name),
                                 **TOLERANCES[dtype])
-            assert not fused[3][3].any(), 'a fully masked memory got attention'
+            assert not fused[names.index('attention')][3].any(), \
+                'a fully masked memory got attention'
 
 
 class _same_floatx(object):
@@ -273,14 +346,22 @@ def test_teacher_forced_model_trains_like_scan():
 # -- dropout ---------------------------------------------------------------------------
 
 def test_verify_grad_with_dropout_float64():
-    """The fused decoder's gradients with respect to its inputs, through a
-    given dropout mask, against finite differences (padded memory steps too)."""
+    """The fused decoder's gradients with respect to its inputs, through
+    given dropout masks, against finite differences (padded memory steps
+    too), for one cell and for two."""
+    for depth in (1, 2):
+        _verify_decoder_grad_with_dropout(depth)
+
+
+def _verify_decoder_grad_with_dropout(depth):
     with float64():
         first, memory, teacher = Input((3,)), Input((5, 4)), Input((4, 3))
-        layer = AttentionDecoder(3, 2, 4, teacher_force=True, dropout=0.3,
+        layer = AttentionDecoder(3, 2, 4, teacher_force=True, dropout=0.3, depth=depth,
                                  readout_activation='softmax', inner_activation='sigmoid')
         layer([first, memory, teacher])                               # builds the layer
-        _use_dropout_mask(layer, T.constant(DROPOUT_MASK))
+        upper_mask = np.array([[0, 1], [1, 1], [1, 0], [1, 1]]) / 0.7   # (batch, hidden 2)
+        _use_dropout_masks(layer, [T.constant(DROPOUT_MASK)]
+                           + [T.constant(upper_mask)] * (depth - 1))
         memory_mask = T.constant(MASK.astype('float64'))
         rng = np.random.RandomState(11)
         weights = rng.uniform(-1, 1, (4, 4, 3))
@@ -375,13 +456,17 @@ def test_fallback_warnings():
     assert not _fallback_warnings('auto')
     # Teacher-forced, but not what the Op computes: the scan, and a warning
     # naming why (for the forced loop and for the free-running one).
+    caught = _fallback_warnings('fused', teacher_force=True, peek=True)
+    assert len(caught) == 2 and any('peek=True' in c for c in caught), caught
+    assert not _fallback_warnings('auto', teacher_force=True, peek=True)
+    # A stack of cells runs fused when teacher-forced.
     caught = _fallback_warnings('fused', teacher_force=True, depth=2)
-    assert len(caught) == 2 and any('got depth 2' in c for c in caught), caught
-    assert not _fallback_warnings('auto', teacher_force=True, depth=2)
+    assert len(caught) == 1 and 'teacher-forced' in caught[0], caught
 
 
 def test_unsupported_reasons():
-    for kwargs, words in [(dict(depth=2), 'depth 2'), (dict(peek=True), 'peek'),
+    for kwargs, words in [(dict(depth=9), 'up to 8 cells, got depth 9'),
+                          (dict(peek=True), 'peek'),
                           (dict(cell='gru'), 'got gru'),
                           (dict(truncate_gradient=2), 'truncate_gradient=2'),
                           (dict(activation='relu'), 'activation tanh only'),
@@ -391,7 +476,7 @@ def test_unsupported_reasons():
                                             truncate_gradient=layer.truncate_gradient)
         assert reason is not None and words in reason, (kwargs, reason)
         assert 'fused attention decoder' in reason, reason
-    for kwargs in [dict(inner_activation='sigmoid'), dict(dropout=0.5)]:
+    for kwargs in [dict(inner_activation='sigmoid'), dict(dropout=0.5), dict(depth=3)]:
         layer = AttentionDecoder(3, 6, 4, teacher_force=True, **kwargs)
         assert layer.decoder.fused_reason(TEACHER_FORCED) is None, kwargs
     assert 'teacher-forced' in layer.decoder.fused_reason(FREE_RUNNING)

@@ -262,8 +262,7 @@ class Decoder(object):
             return fused_attention.unsupported_reason(
                 spec, purpose == TEACHER_FORCED, truncate_gradient, dtype)
         if purpose == TEACHER_FORCED:
-            return ('the fused decoders without attention run free; a teacher-forced '
-                    'one runs the scan loop')
+            return fused_lstm.teacher_forced_unsupported_reason(spec, truncate_gradient, dtype)
         return fused_lstm.feedback_unsupported_reason(spec, truncate_gradient, dtype)
 
     # -- the loop -------------------------------------------------------------------------
@@ -290,6 +289,9 @@ class Decoder(object):
                                                 truncate_gradient, name)
         elif self.attends:
             outputs, finals, alpha = self._fused_attention(first, loop_states, constants, teacher)
+        elif teacher is not None:
+            outputs, finals = self._fused_teacher_forced(first, loop_states, constants, teacher)
+            alpha = None
         else:
             outputs, final = fused_feedback_loop(
                 self.cells[0], (self.readout_kernel, self.readout_bias), first, loop_states[0],
@@ -351,40 +353,81 @@ class Decoder(object):
         return weights
 
     def _fused_attention(self, first, states, constants, teacher):
-        """Teacher-forced training of one LSTM cell with attention in one Op
-        (`seq2seq.ops.fused_attention`)."""
+        """Teacher-forced training of a stack of LSTM cells with attention in
+        one Op (`seq2seq.ops.fused_attention`)."""
         cell = self.cells[0]
         h0, c0 = states[0]
-        # Step t reads the target of step t-1, step 0 reads x_0: all known, so
-        # their projection x W + b is one GEMM over every step.
-        shifted = T.concatenate([first.dimshuffle(0, 'x', 1), teacher[:, :-1]],
-                                axis=1)                                  # (batch, T, dim)
-        if 'dropout_0' in constants:
-            # The step multiplies the cell's input x_{t-1} (not the context)
-            # by the sequence's mask, the same at every step: here once for
-            # all steps, before the projection.
-            shifted = shifted * constants['dropout_0'].dimshuffle(0, 'x', 1)
-        projected = cell.project_inputs(shifted.dimshuffle(1, 0, 2))    # (T, batch, 4u)
+        # The inputs of every step are known: their projection x W + b is one
+        # GEMM over every step. (The dropout masks the input x_{t-1}, not the
+        # context.)
+        projected = cell.project_inputs(
+            self._shifted_teacher(first, teacher, constants))           # (T, batch, 4u)
+        # The cells above read the cell below inside the loop, through their
+        # own dropout masks (None: no dropout).
+        upper_cells = [(upper.kernel, upper.bias, constants.get('dropout_%d' % k),
+                        upper_states[0], upper_states[1], upper.recurrent_kernel)
+                       for k, (upper, upper_states) in enumerate(zip(self.cells[1:], states[1:]),
+                                                                 1)]
         memory_mask = constants['memory_mask']                           # (batch, L)
-        h_seq, c_seq, context_seq, alpha_seq = fused_attention.attention_sequence(
+        cell_seqs, context_seq, alpha_seq = fused_attention.attention_sequence(
             projected, h0, c0, cell.recurrent_kernel, self.context_kernel, constants['memory'],
             constants['memory_projection'], self.attention_query_kernel, self.attention_vector,
             T.cast(T.gt(memory_mask, 0), 'int8'),
-            inner_activation=cell.kernel_spec().inner_activation)
-        # The readout over every step at once, batch-major rows so that the
-        # result reshapes to (batch, T, dim) without a copy.
+            inner_activation=cell.kernel_spec().inner_activation, upper_cells=upper_cells)
+        outputs = self._readout_every_step(cell_seqs[-1][0], context_seq)  # (batch, T, dim)
+        finals = [[h[-1], c[-1]] for h, c in cell_seqs]
+        return outputs, finals, alpha_seq.dimshuffle(1, 0, 2)
+
+    def _shifted_teacher(self, first, teacher, constants):
+        """The bottom cell's inputs of every step, time-major (T, batch,
+        dim): step t reads the target of step t-1, step 0 reads x_0; with
+        dropout, times the sequence's mask (the same at every step, as the
+        step applies it)."""
+        shifted = T.concatenate([first.dimshuffle(0, 'x', 1), teacher[:, :-1]],
+                                axis=1)                                  # (batch, T, dim)
+        if 'dropout_0' in constants:
+            shifted = shifted * constants['dropout_0'].dimshuffle(0, 'x', 1)
+        return shifted.dimshuffle(1, 0, 2)                               # (T, batch, dim)
+
+    def _readout_every_step(self, h_seq, context_seq=None):
+        """act(h_t W_y + b_y [+ ctx_t C_y]) for every step at once, from
+        time-major (T, batch, u) sequences: (batch, T, dim)."""
+        # Batch-major rows, so that the result reshapes to (batch, T, dim)
+        # without a copy.
         batch, steps = h_seq.shape[1], h_seq.shape[0]
         h_rows = T.reshape(h_seq.dimshuffle(1, 0, 2), (batch * steps, h_seq.shape[2]))
-        context_rows = T.reshape(context_seq.dimshuffle(1, 0, 2),
-                                 (batch * steps, context_seq.shape[2]))
-        logits = (T.dot(h_rows, self.readout_kernel)
-                  + T.dot(context_rows, self.context_readout_kernel)
-                  + self.readout_bias)                                    # (batch * T, dim)
+        logits = T.dot(h_rows, self.readout_kernel) + self.readout_bias   # (batch * T, dim)
+        if context_seq is not None:
+            context_rows = T.reshape(context_seq.dimshuffle(1, 0, 2),
+                                     (batch * steps, context_seq.shape[2]))
+            logits = logits + T.dot(context_rows, self.context_readout_kernel)
         if activation_name(self.readout_activation) == 'softmax':
             # A 2-d Softmax of x + b: seq2seq.layers.losses.sparse_softmax_crossentropy
             # finds its logits and computes the loss with the fused Op.
             outputs = T.nnet.softmax(logits)
         else:
             outputs = self.readout_activation(logits)
-        outputs = T.reshape(outputs, (batch, steps, self.output_dim))    # (batch, T, dim)
-        return outputs, [[h_seq[-1], c_seq[-1]]], alpha_seq.dimshuffle(1, 0, 2)
+        return T.reshape(outputs, (batch, steps, self.output_dim))       # (batch, T, dim)
+
+    def _fused_teacher_forced(self, first, states, constants, teacher):
+        """Teacher-forced training of a stack of LSTM cells without
+        attention: once the cell below has run, a cell's inputs at every
+        step are known, so each cell is one `LSTMForward` over the whole
+        sequence (`seq2seq.ops.fused_lstm`) and its input projection, the
+        peek and the readout one GEMM each over every step."""
+        layer_input = self._shifted_teacher(first, teacher, constants)  # (T, batch, dim)
+        finals = []
+        for i, (cell, (h0, c0)) in enumerate(zip(self.cells, states)):
+            mask = constants.get('dropout_%d' % i)
+            if i > 0 and mask is not None:
+                layer_input = layer_input * mask.dimshuffle('x', 0, 1)   # (T, batch, u_{i-1})
+            projected = T.dot(layer_input, cell.kernel)                  # (T, batch, 4u)
+            if i == 0 and 'peek' in constants:
+                # x_0 V, the same at every step.
+                projected = projected + constants['peek'].dimshuffle('x', 0, 1)
+            h_seq, c_seq = fused_lstm.lstm_sequence(
+                projected, h0, c0, cell.recurrent_kernel, bias=cell.bias,
+                inner_activation=cell.kernel_spec().inner_activation)    # (T, batch, u) each
+            finals.append([h_seq[-1], c_seq[-1]])
+            layer_input = h_seq
+        return self._readout_every_step(layer_input), finals

@@ -289,8 +289,8 @@ class AttentionDecoder(RecurrentDecoder):
     being the encoder's outputs; its mask (from `Embedding(mask_zero=True)`
     through the encoder) keeps padded steps out of the attention.
 
-    Teacher-forced training of one LSTM cell runs `seq2seq.ops.fused_attention`
-    unless implementation='scan'.
+    Teacher-forced training of up to eight stacked LSTM cells runs
+    `seq2seq.ops.fused_attention` unless implementation='scan'.
     """
 
     attends = True

@@ -185,8 +185,9 @@ HELD_ARRAYS_C = r"""#ifndef SEQ2SEQ_HELD_ARRAYS
 #define SEQ2SEQ_HELD_ARRAYS
 /* Holds C-contiguous views (or copies) of an Op's inputs, and its scratch
    arrays, and drops them all when it goes out of scope. */
+#define FUSED_MAX_HELD 160
 struct FusedHeldArrays {
-    PyArrayObject* arrays[32];
+    PyArrayObject* arrays[FUSED_MAX_HELD];
     int n;
     FusedHeldArrays() : n(0) {}
     ~FusedHeldArrays() { for (int k = 0; k < n; ++k) Py_XDECREF(arrays[k]); }
@@ -211,6 +212,11 @@ struct FusedHeldArrays {
     /* a (a new reference, or NULL), released with the others. */
     PyArrayObject* hold(PyArrayObject* a)
     {
+        if (n == FUSED_MAX_HELD) {
+            Py_XDECREF(a);
+            PyErr_SetString(PyExc_ValueError, "fused Op: more arrays than it can hold");
+            return NULL;
+        }
         arrays[n++] = a;
         return a;
     }
