@@ -420,7 +420,7 @@ def test_fused_op_works_when_theano_has_no_blas_library():
 # -- a teacher-forced decoder without attention: one LSTMForward per cell ------
 
 def _teacher_forced_graphs(dtype, depth, peek, dropout, readout_activation,
-                           inner_activation):
+                           inner_activation, cell='lstm'):
     """A teacher-forced RecurrentDecoder run both ways on the same inputs,
     with given dropout masks (the last inputs, one per cell) when `dropout`.
 
@@ -430,7 +430,8 @@ def _teacher_forced_graphs(dtype, depth, peek, dropout, readout_activation,
     first, teacher = Input((3,), dtype=dtype), Input((4, 3), dtype=dtype)
     layer = RecurrentDecoder(3, 5, 4, depth=depth, peek=peek, teacher_force=True,
                              dropout=dropout, readout_activation=readout_activation,
-                             inner_activation=inner_activation, implementation='scan')
+                             inner_activation=inner_activation, implementation='scan',
+                             cell=cell)
     layer([first, teacher])                                           # builds the layer
     inputs = [first, teacher]
     if dropout:
@@ -450,7 +451,8 @@ def _teacher_forced_graphs(dtype, depth, peek, dropout, readout_activation,
     weights = [rng.uniform(-1, 1, shape).astype(dtype)
                for shape in [(2, 4, 3)] + [(2, 5)] * (2 * depth)]
     wrt = layer.trainable_weights + [first, teacher]
-    names = (['outputs'] + ['final %s of cell %d' % (s, k) for k in range(depth) for s in 'hc']
+    states = 'h' if cell == 'gru' else 'hc'
+    names = (['outputs'] + ['final %s of cell %d' % (s, k) for k in range(depth) for s in states]
              + ['d %s' % w.name for w in wrt])
     graphs = {}
     for implementation in ('scan', 'fused'):
@@ -470,20 +472,26 @@ def test_teacher_forced_decoder_without_attention_matches_scan():
                                          (2, True, 0.0, 'linear', 'sigmoid')])
 
 
+def test_teacher_forced_gru_decoder_matches_scan():
+    """The same for GRU cells: each cell one GRUForward."""
+    _assert_teacher_forced_matches_scan([(2, True, 0.0, 'softmax', 'hard_sigmoid')], cell='gru')
+
+
 @attr('slow')
 def test_teacher_forced_decoder_with_dropout_matches_scan():
     """As above with dropout (given masks, one per cell), three cells too."""
     _assert_teacher_forced_matches_scan([(3, False, 0.3, 'softmax', 'sigmoid'),
                                          (2, True, 0.3, 'linear', 'hard_sigmoid')])
+    _assert_teacher_forced_matches_scan([(2, False, 0.3, 'linear', 'sigmoid')], cell='gru')
 
 
-def _assert_teacher_forced_matches_scan(cases):
+def _assert_teacher_forced_matches_scan(cases, cell='lstm'):
     rng = np.random.RandomState(4)
     with float64():
         for depth, peek, dropout, readout_activation, inner_activation in cases:
             inputs, graphs, names = _teacher_forced_graphs('float64', depth, peek, dropout,
                                                            readout_activation,
-                                                           inner_activation)
+                                                           inner_activation, cell)
             values = [rng.uniform(-1, 1, (2, 3)), rng.uniform(-1, 1, (2, 4, 3))]
             if dropout:
                 values += [(rng.uniform(0, 1, (2, 3 if k == 0 else 5)) > 0.3) / 0.7
@@ -491,9 +499,11 @@ def _assert_teacher_forced_matches_scan(cases):
             scan = theano.function(inputs, graphs['scan'], mode='FAST_COMPILE')(*values)
             function = theano.function(inputs, graphs['fused'])
             ops = [type(n.op).__name__ for n in function.maker.fgraph.toposort()]
-            assert ops.count('LSTMForward') == depth and 'Scan' not in ops, ops
+            op_name = 'GRUForward' if cell == 'gru' else 'LSTMForward'
+            assert ops.count(op_name) == depth and 'Scan' not in ops, ops
             fused = function(*values)
-            case = 'depth %d peek %s dropout %s %s' % (depth, peek, dropout, readout_activation)
+            case = '%s depth %d peek %s dropout %s %s' % (cell, depth, peek, dropout,
+                                                          readout_activation)
             assert len(names) == len(fused) == len(scan)
             for name, got, expected in zip(names, fused, scan):
                 assert_allclose(got, expected, rtol=1e-9, atol=1e-10,
@@ -501,15 +511,19 @@ def _assert_teacher_forced_matches_scan(cases):
 
 
 def test_teacher_forced_decoder_reasons():
-    """A GRU decoder or truncate_gradient keeps the scan, saying why; free
-    running keeps its own rules (one cell, no dropout)."""
+    """A cell the fused encoders do not run or truncate_gradient keeps the
+    scan, saying why; free running keeps its own rules (one cell, no
+    dropout)."""
     from seq2seq import RecurrentDecoder
     from seq2seq.layers.decoder_core import FREE_RUNNING, TEACHER_FORCED
     stacked = RecurrentDecoder(3, 5, 4, depth=2, teacher_force=True, dropout=0.2)
     assert stacked.decoder.fused_reason(TEACHER_FORCED) is None
     assert 'stack of 2' in stacked.decoder.fused_reason(FREE_RUNNING)
     gru = RecurrentDecoder(3, 5, 4, teacher_force=True, cell='gru')
-    reason = gru.decoder.fused_reason(TEACHER_FORCED)
-    assert 'fused teacher-forced decoder' in reason and 'got gru' in reason, reason
+    assert gru.decoder.fused_reason(TEACHER_FORCED) is None
+    relu = RecurrentDecoder(3, 5, 4, teacher_force=True, activation='relu')
+    reason = relu.decoder.fused_reason(TEACHER_FORCED)
+    assert 'fused teacher-forced decoder' in reason and 'activation tanh only' in reason, \
+        reason
     reason = stacked.decoder.fused_reason(TEACHER_FORCED, truncate_gradient=3)
     assert 'truncate_gradient=3' in reason, reason

@@ -40,10 +40,11 @@ import theano.tensor as T
 from keras import activations
 from keras import backend as K
 
-from ..ops import fused_attention, fused_decode, fused_lstm
+from ..ops import fused_attention, fused_decode, fused_gru, fused_lstm
 from ..ops.specs import DecoderSpec
 from .cells import activation_name
-from .recurrent import (DecodeStep, flatten_states, fused_feedback_loop, run_encoder,
+from .recurrent import (DecodeStep, encoder_fused_reason, flatten_states,
+                        fused_feedback_loop, run_encoder,
                         unflatten_states, use_fused)
 
 # What the decoder is run for, as `fused_reason` distinguishes it.
@@ -262,7 +263,12 @@ class Decoder(object):
             return fused_attention.unsupported_reason(
                 spec, purpose == TEACHER_FORCED, truncate_gradient, dtype)
         if purpose == TEACHER_FORCED:
-            return fused_lstm.teacher_forced_unsupported_reason(spec, truncate_gradient, dtype)
+            # Each cell runs over the whole sequence as an encoder's does.
+            for cell in spec.cells:
+                reason = encoder_fused_reason(cell, truncate_gradient, dtype)
+                if reason:
+                    return 'the fused teacher-forced decoder runs its cells as encoders: ' + reason
+            return None
         return fused_lstm.feedback_unsupported_reason(spec, truncate_gradient, dtype)
 
     # -- the loop -------------------------------------------------------------------------
@@ -410,14 +416,15 @@ class Decoder(object):
         return T.reshape(outputs, (batch, steps, self.output_dim))       # (batch, T, dim)
 
     def _fused_teacher_forced(self, first, states, constants, teacher):
-        """Teacher-forced training of a stack of LSTM cells without
+        """Teacher-forced training of a stack of LSTM or GRU cells without
         attention: once the cell below has run, a cell's inputs at every
-        step are known, so each cell is one `LSTMForward` over the whole
-        sequence (`seq2seq.ops.fused_lstm`) and its input projection, the
-        peek and the readout one GEMM each over every step."""
+        step are known, so each cell is one `LSTMForward` or `GRUForward`
+        over the whole sequence (`seq2seq.ops.fused_lstm`, `fused_gru`) and
+        its input projection, the peek and the readout one GEMM each over
+        every step."""
         layer_input = self._shifted_teacher(first, teacher, constants)  # (T, batch, dim)
         finals = []
-        for i, (cell, (h0, c0)) in enumerate(zip(self.cells, states)):
+        for i, (cell, cell_states) in enumerate(zip(self.cells, states)):
             mask = constants.get('dropout_%d' % i)
             if i > 0 and mask is not None:
                 layer_input = layer_input * mask.dimshuffle('x', 0, 1)   # (T, batch, u_{i-1})
@@ -425,9 +432,16 @@ class Decoder(object):
             if i == 0 and 'peek' in constants:
                 # x_0 V, the same at every step.
                 projected = projected + constants['peek'].dimshuffle('x', 0, 1)
-            h_seq, c_seq = fused_lstm.lstm_sequence(
-                projected, h0, c0, cell.recurrent_kernel, bias=cell.bias,
-                inner_activation=cell.kernel_spec().inner_activation)    # (T, batch, u) each
-            finals.append([h_seq[-1], c_seq[-1]])
+            spec = cell.kernel_spec()
+            if spec.kind == 'gru':
+                h_seq = fused_gru.gru_sequence(
+                    projected, cell_states[0], cell.recurrent_kernel, bias=cell.bias,
+                    inner_activation=spec.inner_activation)              # (T, batch, u)
+                finals.append([h_seq[-1]])
+            else:
+                h_seq, c_seq = fused_lstm.lstm_sequence(
+                    projected, cell_states[0], cell_states[1], cell.recurrent_kernel,
+                    bias=cell.bias, inner_activation=spec.inner_activation)  # (T, batch, u)
+                finals.append([h_seq[-1], c_seq[-1]])
             layer_input = h_seq
         return self._readout_every_step(layer_input), finals

@@ -14,7 +14,7 @@ because scan iterates over the first axis.
 
 `implementation='scan'|'fused'|'auto'` (`use_fused`): 'fused' runs a fused
 kernel and must match the scan loop; where none applies (another
-activation, truncated gradients, a GRU decoder, a stack of decoder cells) the scan loop
+activation, truncated gradients, a free-running GRU decoder or stack of cells) the scan loop
 runs instead, with a `FusedFallbackWarning` saying why. 'auto' (the layers'
 default) is 'fused' where it applies and the scan loop elsewhere, without a
 warning.

@@ -56,22 +56,6 @@ def unsupported_reason(cell, truncate_gradient=-1, dtype=None):
                                    truncate_gradient, dtype)
 
 
-def teacher_forced_unsupported_reason(decoder, truncate_gradient=-1, dtype=None):
-    """Why a teacher-forced decoder without attention cannot run its cells
-    as `LSTMForward`s, one per cell over the whole sequence (every cell's
-    inputs are known once the cell below has run), or None.
-
-    # Arguments
-        decoder: its `seq2seq.ops.specs.DecoderSpec`.
-        truncate_gradient, dtype: as `unsupported_reason`.
-    """
-    for cell in decoder.cells:
-        reason = unsupported_reason(cell, truncate_gradient, dtype)
-        if reason:
-            return reason.replace('the fused LSTM', 'the fused teacher-forced decoder')
-    return None
-
-
 def feedback_unsupported_reason(decoder, truncate_gradient=-1, dtype=None):
     """Why a free-running decoder without attention cannot run its loop as
     one `LSTMForward` (the readout folded into the recurrent kernel, see
