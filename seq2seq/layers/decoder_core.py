@@ -402,11 +402,15 @@ class Decoder(object):
         # without a copy.
         batch, steps = h_seq.shape[1], h_seq.shape[0]
         h_rows = T.reshape(h_seq.dimshuffle(1, 0, 2), (batch * steps, h_seq.shape[2]))
-        logits = T.dot(h_rows, self.readout_kernel) + self.readout_bias   # (batch * T, dim)
+        logits = T.dot(h_rows, self.readout_kernel)                      # (batch * T, dim)
         if context_seq is not None:
             context_rows = T.reshape(context_seq.dimshuffle(1, 0, 2),
                                      (batch * steps, context_seq.shape[2]))
             logits = logits + T.dot(context_rows, self.context_readout_kernel)
+        # The bias last: the softmax then reads (x) + b with b a vector, the
+        # form Theano fuses with it (with the bias added before the
+        # context's GEMM the G2P model trained 8% slower).
+        logits = logits + self.readout_bias
         if activation_name(self.readout_activation) == 'softmax':
             # A 2-d Softmax of x + b: seq2seq.layers.losses.sparse_softmax_crossentropy
             # finds its logits and computes the loss with the fused Op.
