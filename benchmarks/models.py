@@ -87,6 +87,12 @@ ARRANGEMENTS = {
                             '(depth=(1, 2)): the query reads the top cell, the context feeds '
                             'the bottom one; the fused attention decoder Op runs the stack',
     'attention_g2p2_scan': 'as attention_g2p2_fused, implementation="scan"',
+    'teacher_g2p_fused': 'Seq2Seq at G2P shapes as `seq2seq train --model seq2seq` builds it '
+                         '(no attention: the encoder\'s state starts the decoder; '
+                         'teacher_force=True, readout_activation="softmax"), trained as '
+                         'attention_g2p_fused; implementation "auto": each decoder cell one '
+                         'fused LSTM Op over the sequence',
+    'teacher_g2p_scan': 'as teacher_g2p_fused, implementation="scan"',
     'torch_attention_g2p2': 'PyTorch twin of attention_g2p2_*: as torch_attention_g2p with two '
                             'nn.LSTMCell per step, the second reading the first\'s h, the '
                             'attention queried by the second\'s previous h',
@@ -351,9 +357,13 @@ def build_g2p_attention(g2p):
 # The attention training rows: the G2P model, 2,048 words in batches of 64.
 G2P_TRAIN = dict(G2P, words=2048, batch=64)
 QUICK_G2P_TRAIN = dict(QUICK_G2P, words=16, batch=8)
-# Row -> (implementation, decoder cells).
-G2P_TRAIN_ROWS = {'attention_g2p_fused': ('auto', 1), 'attention_g2p_scan': ('scan', 1),
-                  'attention_g2p2_fused': ('auto', 2), 'attention_g2p2_scan': ('scan', 2)}
+# Row -> (model, implementation, decoder cells).
+G2P_TRAIN_ROWS = {'attention_g2p_fused': ('attention', 'auto', 1),
+                  'attention_g2p_scan': ('attention', 'scan', 1),
+                  'attention_g2p2_fused': ('attention', 'auto', 2),
+                  'attention_g2p2_scan': ('attention', 'scan', 2),
+                  'teacher_g2p_fused': ('seq2seq', 'auto', 1),
+                  'teacher_g2p_scan': ('seq2seq', 'scan', 1)}
 # The PyTorch twin of each: row -> decoder cells.
 TORCH_G2P_ROWS = {'torch_attention_g2p': 1, 'torch_attention_g2p2': 2}
 
@@ -361,14 +371,15 @@ TORCH_G2P_ROWS = {'torch_attention_g2p': 1, 'torch_attention_g2p2': 2}
 def build_g2p_training(row, g2p):
     """The compiled model of an attention training row (`G2P_TRAIN_ROWS`)."""
     from seq2seq.layers.losses import sparse_softmax_crossentropy
-    from seq2seq.models import AttentionSeq2Seq
-    implementation, decoder_cells = G2P_TRAIN_ROWS[row]
-    model = AttentionSeq2Seq(output_dim=g2p['phonemes'], output_length=g2p['output_length'],
-                             hidden_dim=g2p['hidden'], input_dim=g2p['embedding'],
-                             input_length=g2p['input_length'],
-                             source_vocab_size=g2p['letters'] + 1, depth=(1, decoder_cells),
-                             teacher_force=True, readout_activation='softmax',
-                             implementation=implementation)
+    from seq2seq.models import AttentionSeq2Seq, Seq2Seq
+    kind, implementation, decoder_cells = G2P_TRAIN_ROWS[row]
+    model_class = AttentionSeq2Seq if kind == 'attention' else Seq2Seq
+    model = model_class(output_dim=g2p['phonemes'], output_length=g2p['output_length'],
+                        hidden_dim=g2p['hidden'], input_dim=g2p['embedding'],
+                        input_length=g2p['input_length'],
+                        source_vocab_size=g2p['letters'] + 1, depth=(1, decoder_cells),
+                        teacher_force=True, readout_activation='softmax',
+                        implementation=implementation)
     model.compile(optimizer='adam', loss=sparse_softmax_crossentropy)
     return model
 

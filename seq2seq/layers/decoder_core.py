@@ -432,7 +432,8 @@ class Decoder(object):
             mask = constants.get('dropout_%d' % i)
             if i > 0 and mask is not None:
                 layer_input = layer_input * mask.dimshuffle('x', 0, 1)   # (T, batch, u_{i-1})
-            projected = T.dot(layer_input, cell.kernel)                  # (T, batch, 4u)
+            # x W only: the Op adds b at every step and sums its gradient.
+            projected = T.dot(layer_input, cell.kernel)                  # (T, batch, G*u)
             if i == 0 and 'peek' in constants:
                 # x_0 V, the same at every step.
                 projected = projected + constants['peek'].dimshuffle('x', 0, 1)
