@@ -33,6 +33,22 @@ def compiled(layer, inputs):
     return K.function(inputs, outputs, updates=layer.updates)
 
 
+def use_dropout_masks(layer, dropout_masks):
+    """Makes the decoder layer `layer` read `dropout_masks` as its cells'
+    dropout masks instead of random draws: the scan and the fused loops both
+    take the masks from the constants of `Decoder.start`."""
+    start = layer.decoder.start
+
+    def with_given_masks(*args):
+        values = start(*args)
+        for k, dropout_mask in enumerate(dropout_masks):
+            assert 'dropout_%d' % k in values, 'the layer makes no dropout mask %d' % k
+            values['dropout_%d' % k] = dropout_mask
+        return values
+
+    layer.decoder.start = with_given_masks
+
+
 def random_array(*shape, **kwargs):
     rng = np.random.RandomState(kwargs.get('seed', 0))
     return rng.uniform(-1, 1, size=shape)

@@ -18,7 +18,7 @@ from numpy.testing import assert_allclose
 from seq2seq import LSTMDecoder, LSTMDecoder2, LSTMEncoder, Seq2seq
 from seq2seq.ops import fused_lstm as fused
 from seq2seq.layers.recurrent import FusedFallbackWarning
-from tests.helpers import float64, random_array
+from tests.helpers import float64, random_array, use_dropout_masks
 from nose.plugins.attrib import attr
 
 TOL = dict(rtol=1e-5, atol=1e-5)
@@ -436,15 +436,7 @@ def _teacher_forced_graphs(dtype, depth, peek, dropout, readout_activation,
     inputs = [first, teacher]
     if dropout:
         masks = [K.placeholder((None, 3 if k == 0 else 5), dtype=dtype) for k in range(depth)]
-        start = layer.decoder.start
-
-        def with_given_masks(*args):
-            values = start(*args)
-            for k, mask in enumerate(masks):
-                values['dropout_%d' % k] = mask
-            return values
-
-        layer.decoder.start = with_given_masks
+        use_dropout_masks(layer, masks)
         inputs += masks
     parts = layer.split_inputs([first, teacher])
     rng = np.random.RandomState(3)

@@ -17,7 +17,7 @@ from seq2seq.layers.decoder_core import FREE_RUNNING, TEACHER_FORCED
 from seq2seq.ops import fused_attention
 from seq2seq.ops.fused_attention import AttentionForward, AttentionGrad
 from seq2seq.layers.recurrent import FusedFallbackWarning
-from tests.helpers import assert_raises_with, float64
+from tests.helpers import assert_raises_with, float64, use_dropout_masks
 from nose.plugins.attrib import attr
 
 TOLERANCES = {'float32': dict(rtol=1e-5, atol=1e-5), 'float64': dict(rtol=1e-9, atol=1e-10)}
@@ -196,7 +196,7 @@ def _decoder_graphs(dtype, readout_activation='softmax', inner_activation='hard_
     if dropout:
         dropout_masks = [K.placeholder((None, 3 if k == 0 else 6), dtype=dtype)
                          for k in range(depth)]
-        _use_dropout_masks(layer, dropout_masks)
+        use_dropout_masks(layer, dropout_masks)
         inputs += dropout_masks
     parts = layer.split_inputs([first, memory, teacher], [None, mask, None])
     rng = np.random.RandomState(7)
@@ -214,22 +214,6 @@ def _decoder_graphs(dtype, readout_activation='softmax', inner_activation='hard_
         cost = sum((r * w).sum() for r, w in zip(results, weights))
         graphs[implementation] = results + T.grad(cost, wrt)
     return inputs, graphs, names
-
-
-def _use_dropout_masks(layer, dropout_masks):
-    """Makes `layer` read `dropout_masks` as its cells' dropout masks,
-    instead of random draws: the scan and the fused loop both take the
-    masks from the constants of `Decoder.start`."""
-    start = layer.decoder.start
-
-    def with_given_masks(*args):
-        values = start(*args)
-        for k, dropout_mask in enumerate(dropout_masks):
-            assert 'dropout_%d' % k in values, 'the layer makes no dropout mask %d' % k
-            values['dropout_%d' % k] = dropout_mask
-        return values
-
-    layer.decoder.start = with_given_masks
 
 
 # A dropout mask as K.dropout(ones, 0.3) draws it, (batch 4, output_dim 3):
@@ -360,7 +344,7 @@ def _verify_decoder_grad_with_dropout(depth):
                                  readout_activation='softmax', inner_activation='sigmoid')
         layer([first, memory, teacher])                               # builds the layer
         upper_mask = np.array([[0, 1], [1, 1], [1, 0], [1, 1]]) / 0.7   # (batch, hidden 2)
-        _use_dropout_masks(layer, [T.constant(DROPOUT_MASK)]
+        use_dropout_masks(layer, [T.constant(DROPOUT_MASK)]
                            + [T.constant(upper_mask)] * (depth - 1))
         memory_mask = T.constant(MASK.astype('float64'))
         rng = np.random.RandomState(11)

@@ -40,11 +40,11 @@ import theano.tensor as T
 from keras import activations
 from keras import backend as K
 
-from ..ops import fused_attention, fused_decode, fused_gru, fused_lstm
+from ..ops import fused_attention, fused_decode, fused_lstm
 from ..ops.specs import DecoderSpec
 from .cells import activation_name
 from .recurrent import (DecodeStep, encoder_fused_reason, flatten_states,
-                        fused_feedback_loop, run_encoder,
+                        fused_cell_sequence, fused_feedback_loop, run_encoder,
                         unflatten_states, use_fused)
 
 # What the decoder is run for, as `fused_reason` distinguishes it.
@@ -437,16 +437,7 @@ class Decoder(object):
             if i == 0 and 'peek' in constants:
                 # x_0 V, the same at every step.
                 projected = projected + constants['peek'].dimshuffle('x', 0, 1)
-            spec = cell.kernel_spec()
-            if spec.kind == 'gru':
-                h_seq = fused_gru.gru_sequence(
-                    projected, cell_states[0], cell.recurrent_kernel, bias=cell.bias,
-                    inner_activation=spec.inner_activation)              # (T, batch, u)
-                finals.append([h_seq[-1]])
-            else:
-                h_seq, c_seq = fused_lstm.lstm_sequence(
-                    projected, cell_states[0], cell_states[1], cell.recurrent_kernel,
-                    bias=cell.bias, inner_activation=spec.inner_activation)  # (T, batch, u)
-                finals.append([h_seq[-1], c_seq[-1]])
-            layer_input = h_seq
+            layer_input, cell_finals = fused_cell_sequence(
+                cell, projected, list(cell_states))                      # (T, batch, u)
+            finals.append(cell_finals)
         return self._readout_every_step(layer_input), finals

@@ -178,21 +178,38 @@ def _fused_encoder(cell, inputs, initial_states, mask, go_backwards):
         projected = projected[::-1]
         if time_major_mask is not None:
             time_major_mask = time_major_mask[::-1]
+    h_seq, final_states = fused_cell_sequence(cell, projected, initial_states,
+                                              time_major_mask)  # (time, batch, u)
+    outputs = h_seq.dimshuffle(1, 0, 2)                           # (batch, time, u)
+    return outputs, final_states
+
+
+def fused_cell_sequence(cell, projected, initial_states, time_major_mask=None):
+    """An LSTMCell or GRUCell over every step on its fused Op
+    (`seq2seq.ops.fused_lstm.LSTMForward`, `seq2seq.ops.fused_gru.GRUForward`).
+
+    # Arguments
+        cell: the built cell.
+        projected: (time, batch, G*u), x_t W for every step (the Op adds the
+            cell's bias at every step and sums its gradient).
+        initial_states: list of (batch, size), the cell's states.
+        time_major_mask: optional int8 (time, batch); where 0 the states
+            carry over.
+
+    # Returns
+        (h_seq (time, batch, u), final states: a list of (batch, size)).
+    """
     spec = cell.kernel_spec()
-    inner_activation = spec.inner_activation
     if spec.kind == 'gru':
         h_seq = fused_gru.gru_sequence(
             projected, initial_states[0], cell.recurrent_kernel, mask=time_major_mask,
-            inner_activation=inner_activation, bias=cell.bias)  # (time, batch, u)
-        final_states = [h_seq[-1]]
-    else:
-        h0, c0 = initial_states
-        h_seq, c_seq = fused.lstm_sequence(
-            projected, h0, c0, cell.recurrent_kernel, mask=time_major_mask,
-            inner_activation=inner_activation, bias=cell.bias)  # (time, batch, u) each
-        final_states = [h_seq[-1], c_seq[-1]]
-    outputs = h_seq.dimshuffle(1, 0, 2)                           # (batch, time, u)
-    return outputs, final_states
+            inner_activation=spec.inner_activation, bias=cell.bias)  # (time, batch, u)
+        return h_seq, [h_seq[-1]]
+    h0, c0 = initial_states
+    h_seq, c_seq = fused.lstm_sequence(
+        projected, h0, c0, cell.recurrent_kernel, mask=time_major_mask,
+        inner_activation=spec.inner_activation, bias=cell.bias)  # (time, batch, u) each
+    return h_seq, [h_seq[-1], c_seq[-1]]
 
 
 def fused_feedback_loop(cell, readout, first_input, initial_states, n_steps, context=None):
