@@ -190,6 +190,106 @@ class TestBeamsShareTheirSourceMemory(unittest.TestCase):
         self.assertTrue(full.identity)
 
 
+class TestPaddingCutBeforeEncoding(unittest.TestCase):
+    """A batch's sources are encoded up to the longest one's last step,
+    not the model's input length, where that gives the same results."""
+
+    @staticmethod
+    def encoded_lengths(stepper):
+        """Record the source lengths `stepper`'s start function is given."""
+        lengths, start = [], stepper._start
+
+        def recording_start(*arguments):
+            lengths.append(arguments[0].shape[1])
+            return start(*arguments)
+        stepper._start = recording_start
+        return lengths
+
+    def assert_cut_changes_nothing(self, model, x, long_length):
+        stepper = inference.get_stepper(model)
+        self.assertTrue(stepper.cut_padding)
+        lengths = self.encoded_lengths(stepper)
+        cut_greedy = inference.greedy_decode(model, x, batch_size=3)
+        # Longest first: 3 sources per batch, the first batch the longest.
+        self.assertEqual(lengths[0], long_length)
+        self.assertLess(max(lengths[1:]), long_length)
+        cut_beam = inference.beam_decode(model, x, beam_size=3, n_best=2, batch_size=3)
+        stepper.cut_padding = False
+        full_greedy = inference.greedy_decode(model, x, batch_size=3)
+        full_beam = inference.beam_decode(model, x, beam_size=3, n_best=2, batch_size=3)
+        self.assertEqual(lengths[-1], x.shape[1])
+        assert_array_equal(cut_greedy[0], full_greedy[0])
+        assert_allclose(cut_greedy[2], full_greedy[2], rtol=1e-5, atol=1e-5)
+        for cut, full in zip(cut_beam, full_beam):
+            self.assertEqual([list(h.tokens) for h in cut], [list(h.tokens) for h in full])
+            assert_allclose([h.log_prob for h in cut], [h.log_prob for h in full],
+                            rtol=1e-5, atol=1e-5)
+
+    @staticmethod
+    def short_sources(n, seed):
+        """Sources of up to 4 ids in 9 steps; one of 6 ids."""
+        x = np.zeros((n, 9), dtype='int32')
+        x[:, :4] = padded_tokens(n, 4, VOCAB, seed)
+        x[0, :6] = [1, 2, 3, 4, 5, 1]
+        return x
+
+    def test_the_command_lines_attention_model(self):
+        # Bidirectional encoders of two layers, dropout, the summary's Dense:
+        # the fused search step's start.
+        from seq2seq.app.model_dir import build_model
+        config = dict(model='attention', cell='lstm', hidden_dim=6, embedding_dim=4,
+                      depth=[2, 1], dropout=0.2, input_length=9, output_length=5)
+        model = build_model(config, VOCAB, VOCAB)
+        self.assertIsInstance(inference.get_stepper(model), inference.FusedAttentionStepper)
+        self.assert_cut_changes_nothing(model, self.short_sources(10, seed=12), 6)
+
+    def test_sequential_seq2seq_behind_embedding_mask_zero(self):
+        model = Sequential([Embedding(VOCAB, 4, input_length=9, mask_zero=True),
+                            Seq2seq(input_length=9, input_dim=4, hidden_dim=5,
+                                    output_dim=VOCAB, output_length=4, depth=2),
+                            Activation('softmax')])
+        x = self.short_sources(8, seed=13)
+        self.assert_cut_changes_nothing(model, x, 6)
+        assert_greedy_is_predict(model, x)
+
+    def test_models_that_read_their_padding_are_encoded_whole(self):
+        # Without a padding mask the zeros are inputs; a layer outside the
+        # known per-step and masked recurrent ones may mix the steps.
+        from keras.layers import Conv1D, Lambda
+        unmasked = Sequential([Embedding(VOCAB, 4, input_length=9),
+                               Seq2seq(input_length=9, input_dim=4, hidden_dim=5,
+                                       output_dim=VOCAB, output_length=4)])
+        tokens = Input(shape=(9,), dtype='int32')
+        embedded = Embedding(VOCAB, 4, mask_zero=True)(tokens)
+        shifted = Lambda(lambda t: t[:, ::-1], mask=lambda t, mask: mask[:, ::-1])(embedded)
+        reversed_model = Model(tokens, Seq2seq(input_length=9, input_dim=4, hidden_dim=5,
+                                               output_dim=VOCAB, output_length=4)(shifted))
+        convolved = Sequential([Embedding(VOCAB, 4, input_length=9),
+                                Conv1D(4, 3, padding='same'),
+                                Seq2seq(input_length=9, input_dim=4, hidden_dim=5,
+                                        output_dim=VOCAB, output_length=4)])
+        floats = Seq2Seq(output_dim=VOCAB, output_length=3, hidden_dim=4, input_shape=(9, 3))
+        x = self.short_sources(4, seed=14)
+        for model in (unmasked, reversed_model, convolved, floats):
+            stepper = inference.get_stepper(model)
+            self.assertFalse(stepper.cut_padding, model.layers)
+            lengths = self.encoded_lengths(stepper)
+            inputs = x if model is not floats else np.eye(3, dtype=K.floatx())[x % 3] * (x > 0)[..., None]
+            inference.greedy_decode(model, inputs)
+            self.assertEqual(set(lengths), {9})
+
+    def test_cut_trailing_padding(self):
+        ids = np.array([[1, 2, 0, 0, 0], [3, 0, 0, 0, 0]])
+        vectors = np.zeros((2, 4, 3))
+        vectors[1, 2, 0] = 0.5
+        cut = inference.cut_trailing_padding([ids, vectors, np.array([1, 2])])
+        assert_array_equal(cut[0], ids[:, :2])
+        assert_array_equal(cut[1], vectors[:, :3])
+        assert_array_equal(cut[2], [1, 2])
+        # All padding: one step stays.
+        self.assertEqual(inference.cut_trailing_padding([np.zeros((2, 5))])[0].shape, (2, 1))
+
+
 class TestCompiledOnce(unittest.TestCase):
     def test_steppers_are_kept_on_the_model_and_rebuilt_when_it_changes(self):
         model = Sequential([Seq2seq(input_length=3, input_dim=2, hidden_dim=3,

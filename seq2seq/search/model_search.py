@@ -26,6 +26,11 @@ holding another model), and compiles two functions:
                      then the decoder's first input, initial states and
                      per-batch constants (e.g. an attention memory and its
                      projection, computed once per batch, not per step)
+                     A batch's sources are cut after the longest one's last
+                     step where the model masks its padding and that gives
+                     the same results (`ignores_trailing_padding`): the
+                     search sorts them by length, so a batch of short words
+                     is not encoded over the model's whole input length.
     step(x, rows, states)   one decoder step, then the layers after the
                      decoder (TimeDistributed(Dense), Activation, Dropout)
                      applied to that step, giving log-probabilities
@@ -70,12 +75,16 @@ import theano.tensor as T
 from keras import activations
 from keras import backend as K
 from keras.engine.network import Network
-from keras.layers import Activation, Dense, Dropout, TimeDistributed
+from keras.engine.input_layer import InputLayer
+from keras.layers import (RNN, Activation, Add, Average, Bidirectional, Concatenate, Dense,
+                          Dropout, Embedding, Masking, Maximum, Multiply, SpatialDropout1D,
+                          Subtract, TimeDistributed)
 
 from . import numpy_search
 # EnsembleStepper is importable from here too, where earlier releases defined it.
 from .ensemble import Ensemble, EnsembleStepper, check_model  # noqa: F401
 from .numpy_search import beam_search, greedy_search
+from ..layers.base import CellLayer
 from ..layers.decoder_core import SEARCH_STEP
 from ..layers.recurrent import flatten_states, unflatten_states
 from ..util.checks import check_positive_int, owned
@@ -158,6 +167,69 @@ def layers_after(model, decoder):
                              'layers after the decoder' % (layer.name, decoder.name, len(inputs)))
         chain.append(layer)
         tensor = inputs[0]
+
+
+# Layers that, given a padding mask, read a source's steps up to its end
+# only: per-step layers, and recurrent layers that carry their state over
+# masked steps (Keras' and the package's).
+_MASK_EXACT_LAYERS = (InputLayer, Dense, Activation, Dropout, SpatialDropout1D, RNN,
+                      Bidirectional, CellLayer, Add, Subtract, Multiply, Average, Maximum)
+
+
+def _mask_exact(layer):
+    if isinstance(layer, TimeDistributed):
+        return _mask_exact(layer.layer)
+    if isinstance(layer, Concatenate):      # of features, not of steps
+        return layer.axis == -1
+    return isinstance(layer, _MASK_EXACT_LAYERS)
+
+
+def _makes_padding_mask(layer):
+    """Whether `layer`, reading a source directly, masks its zero padding."""
+    if isinstance(layer, Embedding):
+        return bool(layer.mask_zero)
+    return isinstance(layer, Masking) and layer.mask_value == 0
+
+
+def ignores_trailing_padding(model, source_inputs):
+    """Whether the decoder's start reads each source only up to its last
+    non-zero step, so the steps padded in every source of a batch can be
+    cut before the batch is encoded, with the same results: each source
+    input is read by an `Embedding(mask_zero=True)` (or `Masking(0)`) and
+    every layer is per-step or a recurrent layer that carries its state over
+    masked steps. The encoder then runs as many steps as the batch's longest
+    source, not the model's input length. False for anything else (a nested
+    model, a Lambda, a convolution, a stateful layer): those are encoded
+    at full length."""
+    sources = set(source_inputs)
+    for layer in model.layers:
+        if getattr(layer, 'stateful', False):
+            return False
+        if isinstance(layer, InputLayer):
+            continue
+        reads_source = any(tensor in sources for node in layer._inbound_nodes
+                           for tensor in node.input_tensors)
+        if reads_source:
+            if not _makes_padding_mask(layer):
+                return False
+        elif not _mask_exact(layer):
+            return False
+    return bool(sources)
+
+
+def cut_trailing_padding(sources):
+    """Each (batch, time, ...) source array without the steps that are
+    zero in every source of the batch (at least one step kept)."""
+    cut = []
+    for array in sources:
+        array = np.asarray(array)
+        if array.ndim < 2:
+            cut.append(array)
+            continue
+        used = (array.reshape(array.shape[0], array.shape[1], -1) != 0).any(axis=(0, 2))
+        length = max(1, len(used) - int(np.argmax(used[::-1]))) if used.any() else 1
+        cut.append(array[:, :length])
+    return cut
 
 
 class _Captured(Exception):
@@ -297,6 +369,7 @@ class DecoderStepper(object):
         # teacher-forced model's targets are not read by free-running steps.
         graph_inputs = set(theano.gof.graph.inputs(start_outputs))
         self.source_inputs = [t for t in self.model.inputs if t in graph_inputs]
+        self.cut_padding = ignores_trailing_padding(self.model, self.source_inputs)
         self._start = theano.function(self.source_inputs + _learning_phase(), start_outputs,
                                       on_unused_input='ignore', allow_input_downcast=True,
                                       name='decoder_start')
@@ -336,6 +409,8 @@ class DecoderStepper(object):
         constants go to the shared variables. `sources`: the arrays of
         `source_inputs`, or of every model input (see `select_sources`)."""
         sources = select_sources(self, sources)
+        if self.cut_padding:
+            sources = cut_trailing_padding(sources)
         results = self._start(*(list(sources) + [0] * len(_learning_phase())))
         first, states, constants = (results[0], results[1:1 + self.n_states],
                                     results[1 + self.n_states:])
@@ -411,6 +486,7 @@ class FusedAttentionStepper(object):
         self.source_inputs = [t for t in self.model.inputs
                               if t in set(theano.gof.graph.inputs([first, h0, c0]
                                                                   + list(constants.values())))]
+        self.cut_padding = ignores_trailing_padding(self.model, self.source_inputs)
         memory = constants['memory']                                    # (S, L, m)
         used = T.gt(constants['memory_mask'], 0)                         # (S, L)
         # Without the last steps padded in every source of the batch.
@@ -457,6 +533,8 @@ class FusedAttentionStepper(object):
         `DecoderStepper.initial_states`); the batch's constants go to the
         shared variables."""
         sources = select_sources(self, sources)
+        if self.cut_padding:
+            sources = cut_trailing_padding(sources)
         results = self._start(*(list(sources) + [0] * len(_learning_phase())))
         first, h0, c0 = results[:3]
         for shared, value in zip(self._constants, results[3:]):
