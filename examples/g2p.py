@@ -100,6 +100,25 @@ def write_data(out, settings, seed, data_dir=None):
     return paths
 
 
+def train_arguments(settings, train, dev, model_dir, seed, resume):
+    """The `seq2seq train` command line of a run. A resumed run gets no
+    --learning-rate: that would set the rate back to the first epoch's and
+    undo the decay the checkpoint holds."""
+    arguments = ['train', '--train', train, '--valid', dev, '--model-dir', model_dir,
+                 '--source-tokens', 'chars', '--target-tokens', 'words',
+                 '--model', 'attention', '--hidden-dim', str(settings['hidden_dim']),
+                 '--depth', settings['depth'],
+                 '--embedding-dim', str(settings['embedding_dim']),
+                 '--batch-size', str(settings['batch_size']),
+                 '--dropout', str(settings['dropout']),
+                 '--epochs', str(settings['epochs']),
+                 '--patience', str(settings['patience']), '--seed', str(seed)]
+    if settings['lr_decay']:
+        arguments += ['--lr-decay', str(settings['lr_decay'])]
+    return arguments + (['--resume'] if resume else
+                        ['--learning-rate', str(settings['learning_rate'])])
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--out', default='g2p_output', help='output folder (default %(default)s)')
@@ -141,19 +160,7 @@ def main(argv=None):
     print('\n1. Training on %s (validation %s) into %s; the first run compiles Theano code '
           'for a few minutes.' % (train, dev, model_dir))
     sys.stdout.flush()
-    status = cli.main(['train', '--train', train, '--valid', dev, '--model-dir', model_dir,
-                       '--source-tokens', 'chars', '--target-tokens', 'words',
-                       '--model', 'attention', '--hidden-dim', str(settings['hidden_dim']),
-                       '--depth', settings['depth'],
-                       '--embedding-dim', str(settings['embedding_dim']),
-                       '--batch-size', str(settings['batch_size']),
-                       '--learning-rate', str(settings['learning_rate']),
-                       '--dropout', str(settings['dropout']),
-                       '--epochs', str(settings['epochs']),
-                       '--patience', str(settings['patience']), '--seed', str(args.seed)]
-                      + (['--lr-decay', str(settings['lr_decay'])] if settings['lr_decay']
-                         else [])
-                      + (['--resume'] if args.resume else []))
+    status = cli.main(train_arguments(settings, train, dev, model_dir, args.seed, args.resume))
     if status:
         return status
     trained = time.time()

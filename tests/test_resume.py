@@ -394,3 +394,24 @@ def test_save_hidden_state_refuses_a_model_without_remembered_state():
     finally:
         assert_equal(os.listdir(folder), [])
         shutil.rmtree(folder)
+
+
+def test_a_resumed_g2p_example_run_keeps_its_decayed_learning_rate():
+    """`examples/g2p.py --resume` hands `seq2seq train` no --learning-rate:
+    given one, a resumed run would restart at the first epoch's rate and
+    undo the decay its checkpoint holds."""
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', 'examples'))
+    try:
+        import g2p
+    finally:
+        sys.path.pop(0)
+    from seq2seq.app.cli import build_parser
+    parser = build_parser()
+    for settings in (g2p.FULL, g2p.DEMO):
+        first = parser.parse_args(g2p.train_arguments(settings, 'train.tsv', 'dev.tsv',
+                                                      'model', 0, resume=False))
+        resumed = parser.parse_args(g2p.train_arguments(settings, 'train.tsv', 'dev.tsv',
+                                                        'model', 0, resume=True))
+        assert_equal((first.learning_rate, first.resume), (settings['learning_rate'], False))
+        assert_equal((resumed.learning_rate, resumed.resume), (None, True))
+        assert_equal(resumed.lr_decay, settings['lr_decay'])
