@@ -57,6 +57,11 @@ ARRANGEMENTS = {
     'keras_state': 'as keras_repeat, decoder LSTM(initial_state=encoder [h, c]) (functional API)',
     'torch_lstm': 'nn.Embedding -> nn.LSTM -> nn.LSTM fed the context every step, from the encoder state -> nn.Linear',
     'torch_cell': 'nn.Embedding -> nn.LSTM -> nn.LSTMCell loop feeding back a Linear readout of h -> nn.Linear',
+    'torch_attention': 'PyTorch twin of attention: nn.Embedding, bidirectional nn.LSTM encoder '
+                       '(hidden / 2 per direction), x_0 = tanh(Linear(final h of both '
+                       'directions)), a Python loop of nn.LSTMCell reading [x_{t-1}, context], '
+                       'additive attention from the previous h, a Linear readout of [h, context] '
+                       'fed back, nn.Linear(hidden, vocab)',
     'seq2seq_fused_xent': 'as seq2seq_fused, trained with loss=seq2seq.losses.sparse_softmax_crossentropy '
                           '(fused softmax cross-entropy) instead of Keras\' sparse_categorical_crossentropy',
     'keras_state_xent': 'as keras_state, with loss=seq2seq.losses.sparse_softmax_crossentropy',
@@ -253,7 +258,8 @@ def compile_keras_model(model, row=''):
 # -- PyTorch ---------------------------------------------------------------------------
 
 def build_torch_model(row, size):
-    """The PyTorch module of `row` ('torch_lstm' or 'torch_cell'): it maps
+    """The PyTorch module of `row` ('torch_lstm', 'torch_cell' or
+    'torch_attention'): it maps
     tokens (batch, input_length) to logits (batch, output_length, vocab)."""
     import torch
     from torch import nn
@@ -323,7 +329,51 @@ def build_torch_model(row, size):
                 outputs.append(x)
             return self.head(torch.stack(outputs, dim=1))
 
-    classes = {'torch_lstm': ContextDecoder, 'torch_cell': FeedbackDecoder}
+    class AttentionFeedbackDecoder(nn.Module):
+        """The twin of the `attention` row (AttentionSeq2Seq free running):
+        a bidirectional encoder of `depth` layers (hidden / 2 per
+        direction), x_0 = tanh(Linear(final h of both directions)), a
+        stack of `depth` nn.LSTMCell from zeros, the bottom one reading
+        [x_{t-1}, context], additive attention queried by the top cell's
+        previous h, and a linear readout of [h, context] fed back."""
+
+        def __init__(self):
+            super().__init__()
+            hidden = size.hidden
+            self.embedding = nn.Embedding(size.vocab, size.embed)
+            self.encoder = nn.LSTM(size.embed, hidden // 2, num_layers=size.depth,
+                                   batch_first=True, bidirectional=True)
+            self.first = nn.Linear(hidden, hidden)
+            self.memory_kernel = nn.Linear(hidden, hidden, bias=False)     # U_a
+            self.query_kernel = nn.Linear(hidden, hidden, bias=False)      # W_a
+            self.vector = nn.Linear(hidden, 1, bias=False)                 # v_a
+            self.cells = nn.ModuleList([nn.LSTMCell(2 * hidden, hidden)] + [
+                nn.LSTMCell(hidden, hidden) for _ in range(size.depth - 1)])
+            self.readout = nn.Linear(2 * hidden, hidden)
+            self.output = nn.Linear(hidden, size.vocab)
+
+        def forward(self, tokens):
+            memory, (h_n, _) = self.encoder(self.embedding(tokens))       # (batch, L, hidden)
+            x = torch.tanh(self.first(torch.cat([h_n[-2], h_n[-1]], dim=1)))
+            projection = self.memory_kernel(memory)
+            zeros = memory.new_zeros(tokens.shape[0], size.hidden)
+            states = [(zeros, zeros)] * len(self.cells)
+            outputs = []
+            for _ in range(size.output_length):
+                query = self.query_kernel(states[-1][0]).unsqueeze(1)     # the top cell's h
+                energy = self.vector(torch.tanh(projection + query)).squeeze(2)
+                alpha = torch.softmax(energy, dim=1)
+                context = torch.bmm(alpha.unsqueeze(1), memory).squeeze(1)  # (batch, hidden)
+                h = torch.cat([x, context], dim=1)
+                for k, cell in enumerate(self.cells):
+                    states[k] = cell(h, states[k])
+                    h = states[k][0]
+                x = self.readout(torch.cat([h, context], dim=1))
+                outputs.append(x)
+            return self.output(torch.stack(outputs, dim=1))
+
+    classes = {'torch_lstm': ContextDecoder, 'torch_cell': FeedbackDecoder,
+               'torch_attention': AttentionFeedbackDecoder}
     if row not in classes:
         raise ValueError('not a PyTorch row: %r' % (row,))
     return classes[row]()

@@ -46,13 +46,17 @@ G2P_TORCH_REFERENCES = {'attention_g2p_': 'torch_attention_g2p',
                         'attention_g2p2_': 'torch_attention_g2p2'}
 
 
+# Rows with a PyTorch twin of their own, by name.
+TORCH_TWINS = {'attention': 'torch_attention'}
+
+
 def _g2p_prefix(row):
     return next((p for p in G2P_TORCH_REFERENCES if row.startswith(p)), None)
 
 
 def _ratio(result, reference):
     if reference is None or not (result['row'].startswith('seq2seq_')
-                                 or _g2p_prefix(result['row'])):
+                                 or _g2p_prefix(result['row']) or result['row'] in TORCH_TWINS):
         return '—'
     return '%.2f' % (result['samples_per_s'] / reference['samples_per_s'])
 
@@ -67,6 +71,8 @@ def train_line(result, results):
     prefix = _g2p_prefix(result['row'])
     if prefix:
         keras, torch = None, _ok_row(results, result['size'], G2P_TORCH_REFERENCES[prefix])
+    if result['row'] in TORCH_TWINS:
+        keras, torch = None, _ok_row(results, result['size'], TORCH_TWINS[result['row']])
     return (result['size'], result['row'], _number(result['samples_per_s']),
             _ratio(result, keras), _ratio(result, torch),
             _number(result.get('compile_cold_s')), _number(result.get('compile_warm_s')),

@@ -41,7 +41,8 @@ THEANO_ROWS = ('seq2seq_scan', 'seq2seq_fused', 'attention', 'keras_repeat', 'ke
                'seq2seq_fused_xent', 'keras_state_xent', 'attention_g2p_fused',
                'attention_g2p_scan', 'attention_g2p2_fused', 'attention_g2p2_scan',
                'teacher_g2p_fused', 'teacher_g2p_scan')
-TORCH_ROWS = ('torch_lstm', 'torch_cell', 'torch_attention_g2p', 'torch_attention_g2p2')
+TORCH_ROWS = ('torch_lstm', 'torch_cell', 'torch_attention', 'torch_attention_g2p',
+              'torch_attention_g2p2')
 DECODE_ROWS = ('decode_greedy', 'decode_beam5', 'decode_g2p_greedy', 'decode_g2p_beam5')
 ALL_ROWS = THEANO_ROWS + TORCH_ROWS + DECODE_ROWS
 DEFAULT_EPOCHS = {'small': 2, 'large': 1}

@@ -158,6 +158,11 @@ class ReportTest(unittest.TestCase):
         two = [l for l in lines if 'attention_g2p2_fused' in l][0]
         self.assertIn('| 2.00 ', one)    # 600 / 300
         self.assertIn('| 4.00 ', two)    # 400 / 100, not / 300
+        # The free-running attention row against its own twin, not torch_cell.
+        results = {'rows': [_ok_row('attention', 500.0), _ok_row('torch_attention', 250.0),
+                            _ok_row('torch_cell', 1000.0)]}
+        line = [l for l in report.tables(results).splitlines() if '| attention ' in l][0]
+        self.assertIn('| 2.00 ', line)   # 500 / 250
 
     def test_parse_rows(self):
         self.assertEqual(runner.parse_rows(['keras_state,seq2seq_scan']),

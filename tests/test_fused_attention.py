@@ -30,9 +30,11 @@ MASK = np.array([[1, 1, 1, 0, 0],
                  [0, 0, 0, 0, 0]], dtype='int8')
 
 
-def _op_inputs(dtype, time=3, batch=4, units=3, length=5, m=4, a=2, seed=0, upper_units=()):
+def _op_inputs(dtype, time=3, batch=4, units=3, length=5, m=4, a=2, seed=0, upper_units=(),
+               feedback=False):
     """Random values of AttentionForward's inputs (projected ... mask, then
-    per upper cell of `upper_units` W, b, dropout mask, h0, c0, U)."""
+    per upper cell of `upper_units` W, b, dropout mask, h0, c0, U; with
+    `feedback` then the feedback kernels F, G)."""
     rng = np.random.RandomState(seed)
 
     def uniform(*shape):
@@ -50,6 +52,8 @@ def _op_inputs(dtype, time=3, batch=4, units=3, length=5, m=4, a=2, seed=0, uppe
                    dropout_mask.astype(dtype), uniform(batch, cell_units),
                    uniform(batch, cell_units), uniform(cell_units, 4 * cell_units)]
         below = cell_units
+    if feedback:
+        values += [uniform(top, 4 * units), uniform(m, 4 * units)]
     return values
 
 
@@ -62,13 +66,13 @@ def _differentiable(inputs):
     return inputs[:9] + inputs[10:]
 
 
-def _op_and_gradient(dtype, inner_activation, upper_units=()):
+def _op_and_gradient(dtype, inner_activation, upper_units=(), feedback=False):
     """A compiled function: inputs and output gradients -> the visible
     outputs and the gradients of every differentiable input."""
     depth = 1 + len(upper_units)
-    values = _op_inputs(dtype, upper_units=upper_units)
+    values = _op_inputs(dtype, upper_units=upper_units, feedback=feedback)
     inputs = _symbolic(values)
-    outputs = AttentionForward(inner_activation, depth)(
+    outputs = AttentionForward(inner_activation, depth, feedback)(
         *inputs)[:fused_attention.n_visible_outputs(depth)]
     output_grads = [T.TensorType(dtype, (False,) * 3)() for _ in outputs]
     cost = sum((o * g).sum() for o, g in zip(outputs, output_grads))
@@ -84,29 +88,70 @@ STACKS = [(), (3,), (2, 5)]
 
 def test_op_matches_numpy_reference():
     for dtype in ('float32', 'float64'):
-        for inner_activation, upper_units in [('hard_sigmoid', ()), ('sigmoid', ()),
-                                              ('hard_sigmoid', (3,)), ('sigmoid', (2, 5))]:
+        for inner_activation, upper_units, feedback in [
+                ('hard_sigmoid', (), False), ('sigmoid', (), False),
+                ('hard_sigmoid', (3,), False), ('sigmoid', (2, 5), False),
+                ('hard_sigmoid', (), True), ('sigmoid', (2, 5), True)]:
             depth = 1 + len(upper_units)
             n_visible = fused_attention.n_visible_outputs(depth)
-            function, values = _op_and_gradient(dtype, inner_activation, upper_units)
-            forward = fused_attention.numpy_forward(values, inner_activation, depth)
+            function, values = _op_and_gradient(dtype, inner_activation, upper_units, feedback)
+            forward = fused_attention.numpy_forward(values, inner_activation, depth, feedback)
             rng = np.random.RandomState(1)
             output_grads = [rng.uniform(-1, 1, o.shape).astype(dtype)
                             for o in forward[:n_visible]]
             got = function(*(values + output_grads))
-            case = '%s %s depth %d' % (dtype, inner_activation, depth)
+            case = '%s %s depth %d feedback %s' % (dtype, inner_activation, depth, feedback)
             names = fused_attention.forward_output_names(depth)
             for name, value, expected in zip(names, got[:n_visible], forward):
                 assert_allclose(value, expected, err_msg='%s %s' % (case, name),
                                 **TOLERANCES[dtype])
             backward = fused_attention.numpy_backward(
                 values[1:6] + values[7:10] + values[10:] + list(forward) + output_grads,
-                inner_activation, depth)
-            names = _differentiable(fused_attention.forward_input_names(depth))
+                inner_activation, depth, feedback)
+            names = _differentiable(fused_attention.forward_input_names(depth, feedback))
             assert len(names) == len(backward) == len(got) - n_visible
             for name, value, expected in zip(names, got[n_visible:], backward):
                 assert_allclose(value, expected, err_msg='%s d %s' % (case, name),
                                 **TOLERANCES[dtype])
+
+
+def test_free_running_feedback_is_the_readout_fed_back():
+    """The folded feedback (h^D_{t-1} F + ctx_{t-1} G, F = W_y W_1, G = C_y
+    W_1) equals feeding the readout x_{t-1} = h^D_{t-1} W_y + ctx_{t-1} C_y
+    + b_y back as the next step's input, x_{t-1} W_1 + b_1, in numpy."""
+    rng = np.random.RandomState(11)
+    for upper_units in ((), (2, 5)):
+        values = _op_inputs('float64', time=4, upper_units=upper_units)
+        top = upper_units[-1] if upper_units else 3
+        dim = 2
+        first = rng.uniform(-1, 1, (4, dim))
+        input_kernel, input_bias = rng.uniform(-1, 1, (dim, 12)), rng.uniform(-1, 1, 12)
+        readout_kernel, readout_bias = rng.uniform(-1, 1, (top, dim)), rng.uniform(-1, 1, dim)
+        context_readout_kernel = rng.uniform(-1, 1, (4, dim))
+        depth = 1 + len(upper_units)
+        later = readout_bias.dot(input_kernel) + input_bias
+        values[0] = np.concatenate([first.dot(input_kernel)[None] + input_bias,
+                                    np.tile(later, (3, 4, 1))])
+        folded = fused_attention.numpy_forward(
+            values + [readout_kernel.dot(input_kernel), context_readout_kernel.dot(input_kernel)],
+            'sigmoid', depth, feedback=True)
+        # Step by step, feeding the readout back (one step per call).
+        fed, state_values = [], list(values)
+        x_prev = first
+        for t in range(4):
+            state_values[0] = (x_prev.dot(input_kernel) + input_bias)[None]
+            step = fused_attention.numpy_forward(state_values, 'sigmoid', depth)
+            top_h = step[0] if depth == 1 else step[4 + 2 * (depth - 2)]
+            fed.append(step[0][0])
+            x_prev = top_h[0].dot(readout_kernel) + step[2][0].dot(context_readout_kernel) \
+                + readout_bias
+            # The next step starts from this one's states.
+            state_values[1], state_values[2] = step[0][0], step[1][0]
+            for k in range(depth - 1):
+                group = 10 + 6 * k
+                state_values[group + 3] = step[4 + 2 * k][0]
+                state_values[group + 4] = step[5 + 2 * k][0]
+        assert_allclose(folded[0], np.array(fed), rtol=1e-10, atol=1e-12)
 
 
 def test_masked_memory_steps_get_no_attention():
@@ -123,19 +168,21 @@ def test_masked_memory_steps_get_no_attention():
 
 
 def test_verify_grad_float64():
-    for upper_units in STACKS:
+    for upper_units, feedback in [(units, False) for units in STACKS] + [((), True),
+                                                                        ((3,), True)]:
         depth = 1 + len(upper_units)
-        values = _op_inputs('float64', time=2, batch=3, units=2, length=3, m=2, a=2, seed=3,
-                            upper_units=upper_units)
+        values = _op_inputs('float64', time=3 if feedback else 2, batch=3, units=2, length=3,
+                            m=2, a=2, seed=3, upper_units=upper_units, feedback=feedback)
         mask = values[9]
         rng = np.random.RandomState(4)
-        output_shapes = [(2, 3, n) for n in (2, 2, 2, 3)] + [
-            (2, 3, n) for n in upper_units for _ in range(2)]
+        time = values[0].shape[0]
+        output_shapes = [(time, 3, n) for n in (2, 2, 2, 3)] + [
+            (time, 3, n) for n in upper_units for _ in range(2)]
         weights = [rng.uniform(-1, 1, shape) for shape in output_shapes]
 
         def cost(*differentiable):
             inputs = list(differentiable[:9]) + [mask] + list(differentiable[9:])
-            outputs = AttentionForward('sigmoid', depth)(*inputs)[:len(weights)]
+            outputs = AttentionForward('sigmoid', depth, feedback)(*inputs)[:len(weights)]
             return sum((o * w).sum() for o, w in zip(outputs, weights))
 
         # The dropout masks are inputs too: their gradient is checked with
@@ -176,8 +223,9 @@ def test_op_refuses_inconsistent_upper_shapes():
 # -- the layer: fused against scan --------------------------------------------------
 
 def _decoder_graphs(dtype, readout_activation='softmax', inner_activation='hard_sigmoid',
-                    dropout=0.0, depth=1):
-    """One teacher-forced AttentionDecoder run both ways on the same inputs.
+                    dropout=0.0, depth=1, free_running=False):
+    """One teacher-forced AttentionDecoder run both ways on the same inputs
+    (`free_running`: one that feeds its readout back).
 
     With `dropout`, both runs read given dropout masks, one per cell (the
     last inputs: (batch, 3) for the bottom cell, (batch, 6) above),
@@ -188,28 +236,29 @@ def _decoder_graphs(dtype, readout_activation='softmax', inner_activation='hard_
     """
     first, memory = Input((3,), dtype=dtype), Input((5, 4), dtype=dtype)
     teacher, mask = Input((4, 3), dtype=dtype), K.placeholder((None, 5))
-    layer = AttentionDecoder(3, 6, 4, teacher_force=True, implementation='scan',
+    layer = AttentionDecoder(3, 6, 4, teacher_force=not free_running, implementation='scan',
                              readout_activation=readout_activation,
                              inner_activation=inner_activation, dropout=dropout, depth=depth)
-    layer([first, memory, teacher], mask=[None, mask, None])        # builds the layer
-    inputs = [first, memory, teacher, mask]
+    sources = [first, memory] if free_running else [first, memory, teacher]
+    layer(sources, mask=[None, mask, None][:len(sources)])          # builds the layer
+    inputs = sources + [mask]
     if dropout:
         dropout_masks = [K.placeholder((None, 3 if k == 0 else 6), dtype=dtype)
                          for k in range(depth)]
         use_dropout_masks(layer, dropout_masks)
         inputs += dropout_masks
-    parts = layer.split_inputs([first, memory, teacher], [None, mask, None])
+    parts = layer.split_inputs(sources, [None, mask, None][:len(sources)])
     rng = np.random.RandomState(7)
     # A random weighting of every output: each gets its own gradient.
     shapes = [(4, 4, 3)] + [(4, 6)] * (2 * depth) + [(4, 4, 5)]
     weights = [rng.uniform(-1, 1, shape).astype(dtype) for shape in shapes]
-    wrt = layer.trainable_weights + [first, memory, teacher]
+    wrt = layer.trainable_weights + sources
     names = (['outputs'] + ['final %s of cell %d' % (s, k) for k in range(depth) for s in 'hc']
              + ['attention'] + ['d %s' % w.name for w in wrt])
     graphs = {}
     for implementation in ('scan', 'fused'):
         layer.implementation = implementation
-        outputs, finals, alpha = layer.run(parts, teacher=parts.teacher)
+        outputs, finals, alpha = layer.run(parts, teacher=None if free_running else parts.teacher)
         results = [outputs] + [s for final in finals for s in final] + [alpha]
         cost = sum((r * w).sum() for r, w in zip(results, weights))
         graphs[implementation] = results + T.grad(cost, wrt)
@@ -221,12 +270,14 @@ def _decoder_graphs(dtype, readout_activation='softmax', inner_activation='hard_
 DROPOUT_MASK = np.array([[0, 1, 1], [1, 0, 1], [1, 1, 1], [0, 0, 1]]) / 0.7
 
 
-def _decoder_values(dtype, dropout=False, depth=1):
+def _decoder_values(dtype, dropout=False, depth=1, free_running=False):
     rng = np.random.RandomState(8)
     values = [rng.uniform(-1, 1, (4, 3)).astype(dtype),
               rng.uniform(-1, 1, (4, 5, 4)).astype(dtype),
               rng.uniform(-1, 1, (4, 4, 3)).astype(dtype),
               MASK.astype(dtype)]
+    if free_running:
+        del values[2]
     if not dropout:
         return values
     upper_masks = [((rng.uniform(0, 1, (4, 6)) > 0.3) / 0.7).astype(dtype)
@@ -245,6 +296,15 @@ def test_stacked_layer_matches_scan_values_states_attention_and_gradients():
     _assert_fused_matches_scan(dropout=0.0, depth=2)
 
 
+def test_free_running_layer_matches_scan():
+    """Free running with a linear readout (the farizrahman4u AttentionSeq2Seq):
+    the readout fed back inside the fused loop gives the scan's outputs,
+    states, attention and every gradient, with one cell and with two."""
+    linear = [('float32', 'linear', 'hard_sigmoid'), ('float64', 'linear', 'sigmoid')]
+    _assert_fused_matches_scan(dropout=0.0, cases=linear, free_running=True)
+    _assert_fused_matches_scan(dropout=0.0, depth=2, cases=linear[1:], free_running=True)
+
+
 @attr('slow')
 def test_three_cells_match_scan():
     _assert_fused_matches_scan(dropout=0.0, depth=3, cases=[('float64', 'linear', 'sigmoid')])
@@ -260,13 +320,15 @@ def test_layer_with_dropout_matches_scan_for_a_given_mask():
     _assert_fused_matches_scan(dropout=0.3, depth=2)
 
 
-def _assert_fused_matches_scan(dropout, depth=1, cases=None):
+def _assert_fused_matches_scan(dropout, depth=1, cases=None, free_running=False):
     cases = cases or [('float32', 'softmax', 'hard_sigmoid'), ('float64', 'linear', 'sigmoid')]
     for dtype, readout_activation, inner_activation in cases:
         with (float64() if dtype == 'float64' else _same_floatx()):
             inputs, graphs, names = _decoder_graphs(dtype, readout_activation,
-                                                    inner_activation, dropout, depth)
-            values = _decoder_values(dtype, dropout=bool(dropout), depth=depth)
+                                                    inner_activation, dropout, depth,
+                                                    free_running)
+            values = _decoder_values(dtype, dropout=bool(dropout), depth=depth,
+                                     free_running=free_running)
             # The reference in Python implementations: compiles in seconds.
             scan = theano.function(inputs, graphs['scan'], mode='FAST_COMPILE')(*values)
             function = K.function(inputs, graphs['fused'])
@@ -433,19 +495,22 @@ def _fallback_warnings(implementation, **kwargs):
 
 
 def test_fallback_warnings():
-    # Free running (predict, or no teacher forcing) runs the scan loop, with
-    # a warning under 'fused' only.
-    caught = _fallback_warnings('fused')
-    assert len(caught) == 1 and 'teacher-forced' in caught[0], caught
-    assert not _fallback_warnings('auto')
+    # Free running with a linear readout runs fused; with a softmax readout
+    # (a teacher-forced model's predict) the scan loop, with a warning under
+    # 'fused' only.
+    assert not _fallback_warnings('fused')
+    assert not _fallback_warnings('fused', depth=2)
+    caught = _fallback_warnings('fused', readout_activation='softmax')
+    assert len(caught) == 1 and 'linear readout' in caught[0], caught
+    assert not _fallback_warnings('auto', readout_activation='softmax')
     # Teacher-forced, but not what the Op computes: the scan, and a warning
     # naming why (for the forced loop and for the free-running one).
     caught = _fallback_warnings('fused', teacher_force=True, peek=True)
     assert len(caught) == 2 and any('peek=True' in c for c in caught), caught
     assert not _fallback_warnings('auto', teacher_force=True, peek=True)
-    # A stack of cells runs fused when teacher-forced.
-    caught = _fallback_warnings('fused', teacher_force=True, depth=2)
-    assert len(caught) == 1 and 'teacher-forced' in caught[0], caught
+    # Dropout: the teacher-forced loop runs fused, the free-running one not.
+    caught = _fallback_warnings('fused', teacher_force=True, depth=2, dropout=0.2)
+    assert len(caught) == 1 and 'without dropout' in caught[0], caught
 
 
 def test_unsupported_reasons():
@@ -463,4 +528,12 @@ def test_unsupported_reasons():
     for kwargs in [dict(inner_activation='sigmoid'), dict(dropout=0.5), dict(depth=3)]:
         layer = AttentionDecoder(3, 6, 4, teacher_force=True, **kwargs)
         assert layer.decoder.fused_reason(TEACHER_FORCED) is None, kwargs
-    assert 'teacher-forced' in layer.decoder.fused_reason(FREE_RUNNING)
+    for kwargs, words in [(dict(readout_activation='softmax'), "got readout_activation='softmax'"),
+                          (dict(dropout=0.1), 'got dropout=0.1'),
+                          (dict(peek=True), 'peek')]:
+        layer = AttentionDecoder(3, 6, 4, **kwargs)
+        reason = layer.decoder.fused_reason(FREE_RUNNING)
+        assert reason is not None and words in reason, (kwargs, reason)
+    for kwargs in [dict(), dict(depth=3), dict(teacher_force=True)]:
+        layer = AttentionDecoder(3, 6, 4, **kwargs)
+        assert layer.decoder.fused_reason(FREE_RUNNING) is None, kwargs

@@ -294,7 +294,8 @@ class Decoder(object):
             outputs, finals, alpha = self._scan(first, loop_states, constants, n_steps, teacher,
                                                 truncate_gradient, name)
         elif self.attends:
-            outputs, finals, alpha = self._fused_attention(first, loop_states, constants, teacher)
+            outputs, finals, alpha = self._fused_attention(first, loop_states, constants,
+                                                           teacher, n_steps)
         elif teacher is not None:
             outputs, finals = self._fused_teacher_forced(first, loop_states, constants, teacher)
             alpha = None
@@ -358,16 +359,30 @@ class Decoder(object):
                         self.context_readout_kernel]
         return weights
 
-    def _fused_attention(self, first, states, constants, teacher):
-        """Teacher-forced training of a stack of LSTM cells with attention in
-        one Op (`seq2seq.ops.fused_attention`)."""
+    def _fused_attention(self, first, states, constants, teacher, n_steps):
+        """A stack of LSTM cells with attention in one Op
+        (`seq2seq.ops.fused_attention`), teacher-forced or free running."""
         cell = self.cells[0]
         h0, c0 = states[0]
-        # The inputs of every step are known: their projection x W + b is one
-        # GEMM over every step. (The dropout masks the input x_{t-1}, not the
-        # context.)
-        projected = cell.project_inputs(
-            self._shifted_teacher(first, teacher, constants))           # (T, batch, 4u)
+        feedback_kernels = None
+        if teacher is not None:
+            # The inputs of every step are known: their projection x W + b is
+            # one GEMM over every step. (The dropout masks the input x_{t-1},
+            # not the context.)
+            projected = cell.project_inputs(
+                self._shifted_teacher(first, teacher, constants))       # (T, batch, 4u)
+        else:
+            # Free running with a linear readout (fused_reason): x_{t-1} W_1
+            # = h^D_{t-1} (W_y W_1) + ctx_{t-1} (C_y W_1) + b_y W_1, so the Op
+            # takes the two products as kernels and step t >= 1 the constant
+            # b_y W_1 + b_1 as its projected input.
+            first_projected = cell.project_inputs(first)                # (batch, 4u)
+            later = T.dot(self.readout_bias, cell.kernel) + cell.bias   # (4u,)
+            projected = T.concatenate([
+                first_projected.dimshuffle('x', 0, 1),
+                T.alloc(later, n_steps - 1, first.shape[0], later.shape[0])])  # (T, batch, 4u)
+            feedback_kernels = (T.dot(self.readout_kernel, cell.kernel),         # (u_D, 4u)
+                                T.dot(self.context_readout_kernel, cell.kernel))  # (m, 4u)
         # The cells above read the cell below inside the loop, through their
         # own dropout masks (None: no dropout).
         upper_cells = [(upper.kernel, upper.bias, constants.get('dropout_%d' % k),
@@ -379,7 +394,8 @@ class Decoder(object):
             projected, h0, c0, cell.recurrent_kernel, self.context_kernel, constants['memory'],
             constants['memory_projection'], self.attention_query_kernel, self.attention_vector,
             T.cast(T.gt(memory_mask, 0), 'int8'),
-            inner_activation=cell.kernel_spec().inner_activation, upper_cells=upper_cells)
+            inner_activation=cell.kernel_spec().inner_activation, upper_cells=upper_cells,
+            feedback_kernels=feedback_kernels)
         outputs = self._readout_every_step(cell_seqs[-1][0], context_seq)  # (batch, T, dim)
         finals = [[h[-1], c[-1]] for h, c in cell_seqs]
         return outputs, finals, alpha_seq.dimshuffle(1, 0, 2)

@@ -1,10 +1,10 @@
-"""A fused attention decoder: the whole teacher-forced loop in one Theano Op.
+"""A fused attention decoder: the whole training loop in one Theano Op.
 
 `seq2seq.layers.decoders.AttentionDecoder` runs as a `theano.scan` loop, the
 reference: per step a dozen small GEMMs and elementwise Ops per cell, and a
-gradient scan as long again. With teacher forcing the decoder's inputs are
-known up front, so `AttentionForward` runs the forward loop in C and
-`AttentionGrad` back-propagates through it in another. A stack of D LSTM
+gradient scan as long again. `AttentionForward` runs the forward loop in C
+and `AttentionGrad` back-propagates through it in another, teacher-forced
+(the inputs are known up front) or free running with a linear readout. A stack of D LSTM
 cells (D = `depth`, 1 to MAX_DEPTH), additive attention (Bahdanau et al.
 2015) queried by the top cell and read by the bottom one:
 
@@ -22,7 +22,17 @@ cells (D = `depth`, 1 to MAX_DEPTH), additive attention (Bahdanau et al.
 
 Outside the loop, each as one GEMM over every step: projected = (x * m_1) W_1
 + b_1 (x: the teacher-forced inputs), the memory projection P = H U_a, and
-the readout h^D_t W_y + ctx_t C_y + b_y from the Op's outputs. m_k are the
+the readout h^D_t W_y + ctx_t C_y + b_y from the Op's outputs.
+
+Free running (`feedback=True`), the bottom cell reads the previous step's
+linear readout x_{t-1} = h^D_{t-1} W_y + ctx_{t-1} C_y + b_y instead of a
+target. Its projection folds into two kernels, F = W_y W_1 and G = C_y W_1,
+computed once per batch outside the Op:
+
+        z^1_t += h^D_{t-1} F + ctx_{t-1} G                   t >= 1, two GEMMs
+
+with projected_0 = x_0 W_1 + b_1 and projected_t = b_y W_1 + b_1 after it
+(`fused_feedback_loop` folds a decoder without attention the same way). m_k are the
 decoder's dropout masks, one per sequence and the same at every step, as the
 decoder's step (`Decoder.step`) applies them to each cell's input (ones
 without dropout); the dropout masks the cells' inputs only, not the context
@@ -38,16 +48,17 @@ rational tanh, within 3e-7 of tanhf; float64 the C library's).
 The Ops' inputs and outputs, flat, with D-1 groups for the cells above the
 bottom one (`forward_input_names`, `forward_output_names`):
 
-    AttentionForward(inner_activation, depth)
+    AttentionForward(inner_activation, depth, feedback)
         in:  projected, h0, c0, U, V, memory, P, W_a, v, memory_mask,
-             then per cell k >= 2: W_k, b_k, m_k, h0_k, c0_k, U_k
+             then per cell k >= 2: W_k, b_k, m_k, h0_k, c0_k, U_k;
+             with feedback then F, G
         out: h_seq, c_seq, context_seq, alpha_seq, then per cell k >= 2:
              h_seq_k, c_seq_k; then for the gradient only: gates,
              energies, then per cell k >= 2: gates_k
-    AttentionGrad(inner_activation, depth)
+    AttentionGrad(inner_activation, depth, feedback)
         in:  h0, c0, U, V, memory, W_a, v, memory_mask, the upper cells'
-             groups as above, every output of AttentionForward, then the
-             gradients reaching its visible outputs (h_seq ... c_seq_D)
+             groups as above (then F, G), every output of AttentionForward,
+             then the gradients reaching its visible outputs (h_seq ... c_seq_D)
         out: the gradients of AttentionForward's inputs but the memory mask
 """
 from __future__ import absolute_import
@@ -74,13 +85,16 @@ UPPER_INPUT_NDIMS = (2, 1, 2, 2, 2, 2)
 _BOTTOM_NAMES = ('projected', 'h0', 'c0', 'recurrent_kernel', 'context_kernel', 'memory',
                  'memory_projection', 'query_kernel', 'attention_vector')
 _BOTTOM_NDIMS = (3, 2, 2, 2, 2, 3, 3, 2, 1)
+# A free-running decoder's feedback, folded into two kernels (`feedback=True`).
+FEEDBACK_INPUT_NAMES = ('feedback_kernel', 'context_feedback_kernel')
 
 
-def forward_input_names(depth):
+def forward_input_names(depth, feedback=False):
     """The names of AttentionForward's inputs, in order (the memory mask
     after the bottom cell's and the attention's)."""
     return list(_BOTTOM_NAMES) + ['memory_mask'] + [
-        '%s_%d' % (name, k) for k in range(2, depth + 1) for name in UPPER_INPUT_NAMES]
+        '%s_%d' % (name, k) for k in range(2, depth + 1) for name in UPPER_INPUT_NAMES] + (
+        list(FEEDBACK_INPUT_NAMES) if feedback else [])
 
 
 def forward_output_names(depth):
@@ -105,9 +119,14 @@ def unsupported_reason(decoder, teacher_forced, truncate_gradient=-1, dtype=None
         truncate_gradient: the layer's truncate_gradient.
         dtype: the dtype of the graph, when known.
     """
-    if not teacher_forced:
-        return ('the fused attention decoder runs teacher-forced training only; '
-                'free running feeds each readout back and runs the scan loop')
+    if not teacher_forced and decoder.readout_activation != 'linear':
+        return ('the fused attention decoder runs free only with a linear readout (its '
+                'feedback folds into two kernels), got readout_activation=%r'
+                % decoder.readout_activation)
+    if not teacher_forced and decoder.dropout:
+        return ('the fused attention decoder runs free only without dropout (a dropout mask '
+                'on the fed-back readout does not fold into a kernel), got dropout=%g'
+                % decoder.dropout)
     if len(decoder.cells) > MAX_DEPTH:
         return ('the fused attention decoder runs up to %d cells, got depth %d'
                 % (MAX_DEPTH, len(decoder.cells)))
@@ -122,7 +141,7 @@ def unsupported_reason(decoder, teacher_forced, truncate_gradient=-1, dtype=None
 
 def attention_sequence(projected, h0, c0, recurrent_kernel, context_kernel, memory,
                        memory_projection, query_kernel, attention_vector, memory_mask=None,
-                       inner_activation='hard_sigmoid', upper_cells=()):
+                       inner_activation='hard_sigmoid', upper_cells=(), feedback_kernels=None):
     """Run the attention decoder over every step with `AttentionForward`.
 
     # Arguments
@@ -141,6 +160,9 @@ def attention_sequence(projected, h0, c0, recurrent_kernel, context_kernel, memo
             (input_kernel W_k (u_{k-1}, 4u_k), bias b_k (4u_k,), dropout
             mask m_k (batch, u_{k-1}) or None, h0_k, c0_k (batch, u_k),
             recurrent_kernel U_k (u_k, 4u_k)).
+        feedback_kernels: free running, (F (u_D, 4u_1), G (m, 4u_1)): from
+            the second step on, the bottom cell also reads h^D_{t-1} F +
+            ctx_{t-1} G, the readout fed back (its bias goes in `projected`).
 
     # Returns
         (states, context_seq, alpha_seq): per cell, bottom first, its
@@ -156,9 +178,10 @@ def attention_sequence(projected, h0, c0, recurrent_kernel, context_kernel, memo
             dropout_mask = T.ones((h0.shape[0], input_kernel.shape[0]), dtype=projected.dtype)
         upper_inputs += [input_kernel, bias, dropout_mask, cell_h0, cell_c0, cell_kernel]
     depth = 1 + len(upper_cells)
-    outputs = AttentionForward(inner_activation, depth)(
+    feedback = list(feedback_kernels or ())
+    outputs = AttentionForward(inner_activation, depth, bool(feedback))(
         projected, h0, c0, recurrent_kernel, context_kernel, memory, memory_projection,
-        query_kernel, attention_vector, memory_mask, *upper_inputs)
+        query_kernel, attention_vector, memory_mask, *(upper_inputs + feedback))
     states = [(outputs[0], outputs[1])] + [(outputs[4 + 2 * k], outputs[5 + 2 * k])
                                            for k in range(depth - 1)]
     return states, outputs[2], outputs[3]
@@ -172,14 +195,16 @@ def _upper_groups(values, depth):
     return [values[k * n:(k + 1) * n] for k in range(depth - 1)]
 
 
-def numpy_forward(inputs, inner_activation, depth=1):
+def numpy_forward(inputs, inner_activation, depth=1, feedback=False):
     """The forward loop in numpy: AttentionForward's inputs (a list, in its
     order) -> its outputs (a list, in its order). The gates (time, batch,
     4u_k) = (z_i, z_f, tanh(z_c), z_o) and the energies (time, batch, L, a)
     = tanh(P + q_t) are kept for the backward pass."""
     (projected, h0, c0, recurrent_kernel, context_kernel, memory, memory_projection,
      query_kernel, attention_vector, mask) = inputs[:10]
-    upper = _upper_groups(inputs[10:], depth)
+    n_upper = len(UPPER_INPUT_NAMES) * (depth - 1)
+    upper = _upper_groups(inputs[10:10 + n_upper], depth)
+    feedback_kernel, context_feedback_kernel = inputs[10 + n_upper:] if feedback else (None,) * 2
     time, batch, _ = projected.shape
     length, m = memory.shape[1:]
     dtype = projected.dtype
@@ -197,6 +222,10 @@ def numpy_forward(inputs, inner_activation, depth=1):
         context = np.einsum('bl,blm->bm', alpha, memory)              # (batch, m)
         h, c = states[0]
         z = projected[t] + h.dot(recurrent_kernel) + context.dot(context_kernel)
+        if feedback and t > 0:
+            # x_{t-1} W_1 without its bias: h^D_{t-1} F + ctx_{t-1} G
+            z = z + states[-1][0].dot(feedback_kernel) + context_seq[t - 1].dot(
+                context_feedback_kernel)                              # (batch, 4u_1)
         h, c, gates[0][t] = lstm_step(z, c, inner_activation)        # (batch, u_1)
         states[0] = (h, c)
         for k, (input_kernel, bias, dropout_mask, _, _, kernel) in enumerate(upper, 1):
@@ -211,7 +240,7 @@ def numpy_forward(inputs, inner_activation, depth=1):
             + [gates[0], energies] + gates[1:])
 
 
-def numpy_backward(inputs, inner_activation, depth=1):
+def numpy_backward(inputs, inner_activation, depth=1, feedback=False):
     """Back-propagation through the loop in numpy: AttentionGrad's inputs (a
     list, in its order) -> its outputs (the gradients of AttentionForward's
     inputs but the mask; memory's is through the context only: memory
@@ -220,8 +249,11 @@ def numpy_backward(inputs, inner_activation, depth=1):
      mask) = inputs[:8]
     n_upper = len(UPPER_INPUT_NAMES) * (depth - 1)
     upper = _upper_groups(inputs[8:8 + n_upper], depth)
-    forward = inputs[8 + n_upper:8 + n_upper + 6 + 3 * (depth - 1)]
-    output_grads = inputs[8 + n_upper + 6 + 3 * (depth - 1):]
+    n_params = 8 + n_upper + 2 * feedback
+    feedback_kernel, context_feedback_kernel = inputs[8 + n_upper:n_params] if feedback \
+        else (None,) * 2
+    forward = inputs[n_params:n_params + 6 + 3 * (depth - 1)]
+    output_grads = inputs[n_params + 6 + 3 * (depth - 1):]
     context_seq, alpha_seq = forward[2], forward[3]
     h_seqs = [forward[0]] + forward[4:4 + 2 * (depth - 1):2]
     c_seqs = [forward[1]] + forward[5:4 + 2 * (depth - 1):2]
@@ -247,6 +279,9 @@ def numpy_backward(inputs, inner_activation, depth=1):
     d_projection = np.zeros(energies.shape[1:], dtype=dtype)
     d_query_kernel = np.zeros_like(query_kernel)
     d_vector = np.zeros_like(attention_vector)
+    d_feedback_kernels = [np.zeros_like(k) for k in (feedback_kernel, context_feedback_kernel)
+                          if k is not None]
+    d_context_carry = np.zeros_like(context_seq[0])     # dz^1_{t+1} G^T, free running
 
     def previous(seqs, initial, k, t):
         return seqs[k][t - 1] if t > 0 else initial[k]
@@ -275,7 +310,7 @@ def numpy_backward(inputs, inner_activation, depth=1):
         d_kernels[0] += previous(h_seqs, h0s, 0, t).T.dot(dz)
         d_context_kernel += context_seq[t].T.dot(dz)
         # The attention: context, softmax, energies; the query read h^D_{t-1}.
-        d_context = d_context_seq[t] + dz.dot(context_kernel.T)             # (batch, m)
+        d_context = d_context_seq[t] + dz.dot(context_kernel.T) + d_context_carry  # (batch, m)
         alpha = alpha_seq[t]                                                # (batch, L)
         d_alpha = d_alpha_seq[t] + np.einsum('bm,blm->bl', d_context, memory)
         d_memory += alpha[:, :, None] * d_context[:, None, :]
@@ -289,10 +324,18 @@ def numpy_backward(inputs, inner_activation, depth=1):
         d_query_kernel += previous(h_seqs, h0s, depth - 1, t).T.dot(d_query)
         dh_next[0] = dz.dot(recurrent_kernel.T)
         dh_next[depth - 1] = dh_next[depth - 1] + d_query.dot(query_kernel.T)
+        if feedback and t > 0:
+            # z^1_t read h^D_{t-1} F and ctx_{t-1} G
+            d_feedback_kernels[0] += h_seqs[depth - 1][t - 1].T.dot(dz)
+            d_feedback_kernels[1] += context_seq[t - 1].T.dot(dz)
+            dh_next[depth - 1] = dh_next[depth - 1] + dz.dot(feedback_kernel.T)
+            d_context_carry = dz.dot(context_feedback_kernel.T)
+        else:
+            d_context_carry = np.zeros_like(d_context_carry)
     upper_grads = [g for k in range(1, depth)
                    for g in d_inputs[k - 1] + [dh_next[k], dc_next[k], d_kernels[k]]]
     return ([d_gates[0], dh_next[0], dc_next[0], d_kernels[0], d_context_kernel, d_memory,
-             d_projection, d_query_kernel, d_vector] + upper_grads)
+             d_projection, d_query_kernel, d_vector] + upper_grads + d_feedback_kernels)
 
 
 # -- the C implementation -------------------------------------------------------
@@ -551,17 +594,38 @@ static int attention_check_shared(const AttentionSizes& s, PyArrayObject* h0, Py
         || s.check_blas_ints(widest);
 }
 
-/* in: projected, h0, c0, U, V, memory, P, W_a, v, mask, then per upper cell
-   W, b, m, h0, c0, U. out: h_seq, c_seq, ctx_seq, alpha_seq, per upper cell
-   h_seq, c_seq; then gates, energies, per upper cell gates. */
+/* The feedback kernels of a free-running decoder, checked: F (top units,
+   4 units) and G (memory dim, 4 units), or NULLs without feedback. */
 template <typename T>
-static int attention_forward(int kind, int typenum, int depth, PyArrayObject** in,
-                             PyArrayObject** out)
+static int attention_feedback_kernels(int feedback, PyArrayObject** kernels,
+                                      const AttentionSizes& s, const T** F, const T** G)
+{
+    *F = *G = NULL;
+    if (!feedback)
+        return 0;
+    const npy_intp f_dims[2] = {s.top_units, s.G}, g_dims[2] = {s.m, s.G};
+    if (attention_check(kernels[0], "feedback_kernel (top units, 4 units)", 2, f_dims)
+            || attention_check(kernels[1], "context_feedback_kernel (memory dim, 4 units)", 2,
+                               g_dims))
+        return -1;
+    *F = (const T*)PyArray_DATA(kernels[0]);
+    *G = (const T*)PyArray_DATA(kernels[1]);
+    return 0;
+}
+
+/* in: projected, h0, c0, U, V, memory, P, W_a, v, mask, then per upper cell
+   W, b, m, h0, c0, U; with feedback then F, G. out: h_seq, c_seq, ctx_seq,
+   alpha_seq, per upper cell h_seq, c_seq; then gates, energies, per upper
+   cell gates. */
+template <typename T>
+static int attention_forward(int kind, int typenum, int depth, int feedback,
+                             PyArrayObject** in, PyArrayObject** out)
 {
     if (attention_check_depth(depth))
         return -1;
+    const int n_cells_in = 10 + ATTENTION_UPPER_INPUTS * (depth - 1);
     FusedHeldArrays held;
-    if (!held.add_all(in, 10 + ATTENTION_UPPER_INPUTS * (depth - 1)))
+    if (!held.add_all(in, n_cells_in + 2 * feedback))
         return -1;
     PyArrayObject** x = held.arrays;
     PyArrayObject *projected = x[0], *h0 = x[1], *c0 = x[2], *kernel = x[3];
@@ -581,6 +645,9 @@ static int attention_forward(int kind, int typenum, int depth, PyArrayObject** i
                                3, s.projection)
             || attention_check_shared(s, h0, c0, kernel, ctx_kernel, memory, query_kernel,
                                       vector, mask, widest))
+        return -1;
+    const T *F, *FG;
+    if (attention_feedback_kernels<T>(feedback, x + n_cells_in, s, &F, &FG))
         return -1;
     const int n_visible = 4 + 2 * (depth - 1);
     if (fused_prepare_output(&out[0], 3, s.seq, typenum)
@@ -653,6 +720,16 @@ static int attention_forward(int kind, int typenum, int depth, PyArrayObject** i
                              energy + b * L * a, alpha + b * L, ctx + b * m, L, a, m);
         if (im > 0)
             fused_gemm('N', 'N', iG, iB, im, (T)1, V, iG, ctx, im, (T)1, z, iG);
+        /* Free running: the readout x_{t-1} fed back, folded into
+           h^D_{t-1} F + ctx_{t-1} G (its bias is in projected_t) */
+        if (feedback && t > 0) {
+            if (top_u > 0)
+                fused_gemm('N', 'N', iG, iB, (int)top_u, (T)1, F, iG, top_prev, (int)top_u,
+                           (T)1, z, iG);
+            if (im > 0)
+                fused_gemm('N', 'N', iG, iB, im, (T)1, FG, iG, CTX + (t - 1) * B * m, im,
+                           (T)1, z, iG);
+        }
         for (npy_intp b = 0; b < B; ++b)
             fused_forward_row_of<T>(kind, z + b * G, c_prev + b * u, Ck[0] + (t * B + b) * u,
                                     Hk[0] + (t * B + b) * u, u);
@@ -702,15 +779,17 @@ static void attention_recurrent_kernel_grad(const T* DZ, const T* h0, const T* H
 /* in: h0, c0, U, V, memory, W_a, v, mask, the upper cells' groups (W, b, m,
    h0, c0, U), every output of attention_forward, then the gradients of its
    visible outputs (h_seq, c_seq, ctx_seq, alpha_seq, per upper cell h_seq,
-   c_seq). out: d projected, dh0, dc0, dU, dV, d memory, d projection, dW_a,
-   dv, then per upper cell dW, db, dm, dh0, dc0, dU. */
+   c_seq); with feedback F and G after the upper cells' groups. out: d
+   projected, dh0, dc0, dU, dV, d memory, d projection, dW_a, dv, then per
+   upper cell dW, db, dm, dh0, dc0, dU; with feedback then dF, dG. */
 template <typename T>
-static int attention_backward(int kind, int typenum, int depth, PyArrayObject** in,
-                              PyArrayObject** out)
+static int attention_backward(int kind, int typenum, int depth, int feedback,
+                              PyArrayObject** in, PyArrayObject** out)
 {
     if (attention_check_depth(depth))
         return -1;
-    const int n_params = 8 + ATTENTION_UPPER_INPUTS * (depth - 1);
+    const int n_cells_in = 8 + ATTENTION_UPPER_INPUTS * (depth - 1);
+    const int n_params = n_cells_in + 2 * feedback;
     const int n_visible = 4 + 2 * (depth - 1);
     const int n_forward = n_visible + 2 + (depth - 1);
     FusedHeldArrays held;
@@ -747,6 +826,9 @@ static int attention_backward(int kind, int typenum, int depth, PyArrayObject** 
             || attention_check(dalpha_seq, "d alpha_seq", 3, s.alpha)
             || attention_check(energies, "energies", 4, s.energy))
         return -1;
+    const T *F, *FG;
+    if (attention_feedback_kernels<T>(feedback, x + n_cells_in, s, &F, &FG))
+        return -1;
     for (int k = 1; k < depth; ++k) {
         npy_intp seq[3] = {s.time, batch, cells[k].u}, gk[3] = {s.time, batch, cells[k].G};
         if (attention_check(fwd[4 + 2 * (k - 1)], "an upper cell's h_seq", 3, seq)
@@ -774,6 +856,11 @@ static int attention_backward(int kind, int typenum, int depth, PyArrayObject** 
                                      PyArray_NDIM(g[j]), PyArray_DIMS(g[j]), typenum))
                 return -1;
     }
+    const int n_cells_out = 9 + ATTENTION_UPPER_INPUTS * (depth - 1);
+    const npy_intp df_dims[2] = {s.top_units, s.G}, dg_dims[2] = {s.m, s.G};
+    if (feedback && (fused_prepare_output(&out[n_cells_out], 2, df_dims, typenum)
+                     || fused_prepare_output(&out[n_cells_out + 1], 2, dg_dims, typenum)))
+        return -1;
     const npy_intp dq_dims[3] = {s.time, s.batch, s.a};
     const npy_intp dctx_dims[2] = {s.batch, s.m};
     const npy_intp de_dims[1] = {s.length};
@@ -786,8 +873,13 @@ static int attention_backward(int kind, int typenum, int depth, PyArrayObject** 
     PyArrayObject* dv_array = held.scratch(1, dv_dims, NPY_FLOAT64);
     PyArrayObject* dx_array = held.scratch(2, dx_dims, typenum);
     PyArrayObject* sum_array = held.scratch(1, sum_dims, NPY_FLOAT64);
-    if (!dq_array || !dctx_array || !de_array || !dv_array || !dx_array || !sum_array)
+    /* Free running: dL/dctx_{t-1} through step t's feedback, dz^1_t G^T */
+    PyArrayObject* carry_array = held.scratch(2, dctx_dims, typenum);
+    if (!dq_array || !dctx_array || !de_array || !dv_array || !dx_array || !sum_array
+            || !carry_array)
         return -1;
+    T* ctx_carry = (T*)PyArray_DATA(carry_array);
+    memset(ctx_carry, 0, sizeof(T) * s.batch * s.m);
     /* Per upper cell: its dz at every step (for its weights' GEMMs). */
     T* DZk[ATTENTION_MAX_DEPTH];
     const T* Hk[ATTENTION_MAX_DEPTH];
@@ -891,8 +983,11 @@ static int attention_backward(int kind, int typenum, int depth, PyArrayObject** 
                                      DHk[0] + row * u, DCk[0] + row * u, dz + b * G,
                                      dh_next[0] + b * u, dc_next[0] + b * u, u);
         }
-        /* d ctx = dctx_seq_t + dz V^T */
+        /* d ctx = dctx_seq_t + dz V^T (+ dz^1_{t+1} G^T, free running) */
         memcpy(dctx, DCTX + t * B * m, sizeof(T) * B * m);
+        if (feedback)
+            for (npy_intp j = 0; j < B * m; ++j)
+                dctx[j] += ctx_carry[j];
         if (im > 0 && iG > 0)
             fused_gemm('T', 'N', im, iB, iG, (T)1, V, iG, dz, iG, (T)1, dctx, im);
         for (npy_intp b = 0; b < B; ++b) {
@@ -908,6 +1003,14 @@ static int attention_backward(int kind, int typenum, int depth, PyArrayObject** 
         if (top_u > 0 && ia > 0)
             fused_gemm('T', 'N', (int)top_u, iB, ia, (T)1, WA, ia, dq, ia, (T)1,
                        dh_next[depth - 1], (int)top_u);
+        /* Free running, t >= 1: z^1_t read h^D_{t-1} F and ctx_{t-1} G */
+        if (feedback && t > 0) {
+            if (top_u > 0 && iG > 0)
+                fused_gemm('T', 'N', (int)top_u, iB, iG, (T)1, F, iG, dz, iG, (T)1,
+                           dh_next[depth - 1], (int)top_u);
+            if (im > 0 && iG > 0)
+                fused_gemm('T', 'N', im, iB, iG, (T)1, FG, iG, dz, iG, (T)0, ctx_carry, im);
+        }
     }
     /* The weights' gradients, each as GEMMs over every step at once:
        dU_k = sum_t h^k_{t-1}^T dz^k_t, dW_a = sum_t h^D_{t-1}^T dq_t,
@@ -944,6 +1047,20 @@ static int attention_backward(int kind, int typenum, int depth, PyArrayObject** 
     }
     for (npy_intp k = 0; k < a; ++k)
         DVA[k] = (T)dv[k];
+    /* dF = sum_{t>=1} h^D_{t-1}^T dz^1_t, dG = sum_{t>=1} ctx_{t-1}^T dz^1_t */
+    if (feedback) {
+        T* DF = (T*)PyArray_DATA(out[n_cells_out]);
+        T* DG = (T*)PyArray_DATA(out[n_cells_out + 1]);
+        memset(DF, 0, sizeof(T) * top_u * G);
+        memset(DG, 0, sizeof(T) * m * G);
+        const int rows = (int)((time > 1 ? time - 1 : 0) * B);
+        if (rows > 0 && iG > 0 && top_u > 0)
+            fused_gemm('N', 'T', iG, (int)top_u, rows, (T)1, DZk[0] + B * G, iG,
+                       Hk[depth - 1], (int)top_u, (T)0, DF, iG);
+        if (rows > 0 && iG > 0 && im > 0)
+            fused_gemm('N', 'T', iG, im, rows, (T)1, DZk[0] + B * G, iG, CTX, im, (T)0, DG,
+                       iG);
+    }
     return 0;
 }
 #endif
@@ -952,15 +1069,31 @@ static int attention_backward(int kind, int typenum, int depth, PyArrayObject** 
 class _FusedAttentionOp(BlasOp):
     """What the forward and the gradient Op share: parameters and C setup."""
 
-    __props__ = ('inner_activation', 'depth')
+    __props__ = ('inner_activation', 'depth', 'feedback')
 
-    def __init__(self, inner_activation='hard_sigmoid', depth=1):
+    def __init__(self, inner_activation='hard_sigmoid', depth=1, feedback=False):
         self.inner_activation = check_choice('inner_activation', inner_activation,
                                              INNER_ACTIVATIONS)
         if not 1 <= int(depth) <= MAX_DEPTH:
             raise ValueError('depth must be 1 to %d, got %r' % (MAX_DEPTH, depth))
         self.depth = int(depth)
+        self.feedback = bool(feedback)
         super(_FusedAttentionOp, self).__init__()
+
+    def _feedback_inputs(self, values, dtype):
+        """The feedback kernels F, G, checked (none without feedback)."""
+        expected = 2 if self.feedback else 0
+        if len(values) != expected:
+            raise TypeError('a fused attention decoder with feedback=%s takes %d feedback '
+                            'kernels, got %d' % (self.feedback, expected, len(values)))
+        if not values:
+            return []
+        checked = check_float_inputs(list(zip(FEEDBACK_INPUT_NAMES, (2, 2))), values,
+                                     'the fused attention decoder')
+        if checked[0].dtype != dtype:
+            raise TypeError('feedback_kernel must have dtype %s like the bottom cell, got %s'
+                            % (dtype, checked[0].dtype))
+        return checked
 
     @staticmethod
     def _mask_input(mask):
@@ -993,7 +1126,7 @@ class _FusedAttentionOp(BlasOp):
         return self._c_call_template % dict(
             c_type_settings(node.outputs[0].dtype),
             kind=fused_lstm.GATE_KINDS[self.inner_activation], function=function,
-            depth=self.depth, n_in=len(inputs), n_out=len(outputs), inputs=', '.join(inputs),
+            depth=self.depth, feedback=int(self.feedback), n_in=len(inputs), n_out=len(outputs), inputs=', '.join(inputs),
             outputs=', '.join(outputs),
             copy_back='\n'.join('%s = out_arrays[%d];' % (o, k) for k, o in enumerate(outputs)),
             fail=sub['fail'])
@@ -1002,8 +1135,8 @@ class _FusedAttentionOp(BlasOp):
         {
             PyArrayObject* in_arrays[%(n_in)s] = {%(inputs)s};
             PyArrayObject* out_arrays[%(n_out)s] = {%(outputs)s};
-            int status = %(function)s<%(ctype)s>(%(kind)s, %(typenum)s, %(depth)s, in_arrays,
-                                                 out_arrays);
+            int status = %(function)s<%(ctype)s>(%(kind)s, %(typenum)s, %(depth)s,
+                                                 %(feedback)s, in_arrays, out_arrays);
             %(copy_back)s
             if (status != 0) {
                 %(fail)s
@@ -1034,19 +1167,22 @@ class AttentionForward(_FusedAttentionOp):
     """
 
     def make_node(self, projected, h0, c0, recurrent_kernel, context_kernel, memory,
-                  memory_projection, query_kernel, attention_vector, memory_mask, *upper):
+                  memory_projection, query_kernel, attention_vector, memory_mask, *rest):
         inputs = check_float_inputs(list(zip(_BOTTOM_NAMES, _BOTTOM_NDIMS)),
                                     [projected, h0, c0, recurrent_kernel, context_kernel,
                                      memory, memory_projection, query_kernel,
                                      attention_vector], 'the fused attention decoder')
         dtype = inputs[0].dtype
         inputs.append(self._mask_input(memory_mask))
-        inputs += self._upper_inputs(list(upper), dtype)
+        n_upper = len(UPPER_INPUT_NAMES) * (self.depth - 1)
+        inputs += self._upper_inputs(list(rest[:n_upper]), dtype)
+        inputs += self._feedback_inputs(list(rest[n_upper:]), dtype)
         ndims = [3] * n_visible_outputs(self.depth) + [3, 4] + [3] * (self.depth - 1)
         return Apply(self, inputs, [self._tensor_type(dtype, n)() for n in ndims])
 
     def perform(self, node, inputs, output_storage):
-        results = numpy_forward(list(inputs), self.inner_activation, self.depth)
+        results = numpy_forward(list(inputs), self.inner_activation, self.depth,
+                                self.feedback)
         for storage, value in zip(output_storage, results):
             storage[0] = value
 
@@ -1083,7 +1219,7 @@ class AttentionForward(_FusedAttentionOp):
         (_, h0, c0, recurrent_kernel, context_kernel, memory, _, query_kernel,
          attention_vector) = inputs[:9]
         mask = inputs[9]
-        grads = AttentionGrad(self.inner_activation, self.depth)(
+        grads = AttentionGrad(self.inner_activation, self.depth, self.feedback)(
             h0, c0, recurrent_kernel, context_kernel, memory, query_kernel, attention_vector,
             mask, *(list(inputs[10:]) + list(outputs) + grads_in))
         grads = [T.patternbroadcast(g, x.broadcastable) for g, x in zip(grads, differentiable)]
@@ -1130,38 +1266,41 @@ class AttentionGrad(_FusedAttentionOp):
                                    'the fused attention decoder')
         dtype = first[0].dtype
         n_upper = len(UPPER_INPUT_NAMES) * (self.depth - 1)
+        n_params = n_upper + 2 * self.feedback
         upper = self._upper_inputs(list(rest[:n_upper]), dtype)
+        feedback = self._feedback_inputs(list(rest[n_upper:n_params]), dtype)
         output_names = forward_output_names(self.depth)
         n_visible = n_visible_outputs(self.depth)
         names = [(name, 4 if name == 'energies' else 3) for name in output_names] + [
             ('d_' + name, 3) for name in output_names[:n_visible]]
-        if len(rest) - n_upper != len(names):
+        if len(rest) - n_params != len(names):
             raise TypeError('AttentionGrad of depth %d takes %d inputs, got %d'
-                            % (self.depth, 8 + n_upper + len(names), 8 + len(rest)))
-        sequences = check_float_inputs(names, list(rest[n_upper:]),
+                            % (self.depth, 8 + n_params + len(names), 8 + len(rest)))
+        sequences = check_float_inputs(names, list(rest[n_params:]),
                                        'the fused attention decoder')
         if sequences[0].dtype != dtype:
             raise TypeError('h_seq must have dtype %s like h0, got %s'
                             % (dtype, sequences[0].dtype))
-        inputs = first + [self._mask_input(mask)] + upper + sequences
+        inputs = first + [self._mask_input(mask)] + upper + feedback + sequences
         ndims = list(_BOTTOM_NDIMS) + [n for _ in range(self.depth - 1)
-                                       for n in UPPER_INPUT_NDIMS]
+                                       for n in UPPER_INPUT_NDIMS] + [2] * len(feedback)
         return Apply(self, inputs, [self._tensor_type(dtype, n)() for n in ndims])
 
     def perform(self, node, inputs, output_storage):
-        results = numpy_backward(list(inputs), self.inner_activation, self.depth)
+        results = numpy_backward(list(inputs), self.inner_activation, self.depth,
+                                 self.feedback)
         for storage, value in zip(output_storage, results):
             storage[0] = value
 
     def infer_shape(self, node, input_shapes):
         h0, c0, kernel, ctx_kernel, memory, query_kernel, vector = input_shapes[:7]
-        n_upper = len(UPPER_INPUT_NAMES) * (self.depth - 1)
-        forward = input_shapes[8 + n_upper:]
+        n_params = len(UPPER_INPUT_NAMES) * (self.depth - 1) + 2 * self.feedback
+        forward = input_shapes[8 + n_params:]
         n_visible = n_visible_outputs(self.depth)
         gates, energies = forward[n_visible], forward[n_visible + 1]
         projection = (memory[0], memory[1], energies[3])
         return ([gates, h0, c0, kernel, ctx_kernel, memory, projection, query_kernel, vector]
-                + list(input_shapes[8:8 + n_upper]))
+                + list(input_shapes[8:8 + n_params]))
 
     def L_op(self, inputs, outputs, output_grads):
         return [grad_not_implemented(self, k, x, 'the fused attention decoder has no '
