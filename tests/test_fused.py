@@ -132,6 +132,46 @@ def test_seq2seq_matches_scan():
         lambda: Input((5, 3)), [random_array(2, 5, 3)])
 
 
+def _free_running_stack(depth, peek, state_input=False):
+    from seq2seq import RecurrentDecoder
+
+    def make_layer(implementation):
+        return RecurrentDecoder(3, 5, 4, depth=depth, peek=peek, state_input=state_input,
+                                inner_activation='sigmoid', implementation=implementation)
+
+    def make_inputs():
+        return [Input((3,)), Input((5,)), Input((5,))] if state_input else Input((3,))
+    values = [random_array(2, 3)] + ([random_array(2, 5, seed=1), random_array(2, 5, seed=2)]
+                                     if state_input else [])
+    return make_layer, make_inputs, values
+
+
+def _assert_free_running_stack_matches_scan(depth, peek, state_input, gradients):
+    make_layer, make_inputs, values = _free_running_stack(depth, peek, state_input)
+    built = _twin_layers(make_layer, make_inputs)
+    layer, inputs, outputs = built['fused']
+    ops = [type(n.op).__name__ for n in
+           K.function(inputs, [outputs]).function.maker.fgraph.toposort()]
+    assert 'AttentionForward' in ops and 'Scan' not in ops, ops
+    _check_outputs_match(make_layer, make_inputs, values)
+    if gradients:
+        _check_gradients_match(make_layer, make_inputs, values)
+
+
+def test_free_running_stack_matches_scan():
+    """A free-running stack of cells without attention (farizrahman4u's
+    Seq2Seq with depth > 1) runs fused, attending to an empty memory: the
+    scan's outputs, from a given state."""
+    _assert_free_running_stack_matches_scan(2, peek=False, state_input=True, gradients=False)
+
+
+@attr('slow')
+def test_free_running_stack_gradients_match_scan():
+    """... and every gradient, with peek, two and three cells."""
+    _assert_free_running_stack_matches_scan(2, peek=False, state_input=True, gradients=True)
+    _assert_free_running_stack_matches_scan(3, peek=True, state_input=False, gradients=True)
+
+
 def test_sigmoid_gates_match_scan():
     _check_outputs_match(
         lambda impl: LSTMEncoder(output_dim=4, return_sequences=True,
@@ -510,7 +550,10 @@ def test_teacher_forced_decoder_reasons():
     from seq2seq.layers.decoder_core import FREE_RUNNING, TEACHER_FORCED
     stacked = RecurrentDecoder(3, 5, 4, depth=2, teacher_force=True, dropout=0.2)
     assert stacked.decoder.fused_reason(TEACHER_FORCED) is None
-    assert 'stack of 2' in stacked.decoder.fused_reason(FREE_RUNNING)
+    assert 'without dropout' in stacked.decoder.fused_reason(FREE_RUNNING)
+    assert RecurrentDecoder(3, 5, 4, depth=2).decoder.fused_reason(FREE_RUNNING) is None
+    softmax = RecurrentDecoder(3, 5, 4, depth=2, readout_activation='softmax')
+    assert 'linear readout' in softmax.decoder.fused_reason(FREE_RUNNING)
     gru = RecurrentDecoder(3, 5, 4, teacher_force=True, cell='gru')
     assert gru.decoder.fused_reason(TEACHER_FORCED) is None
     relu = RecurrentDecoder(3, 5, 4, teacher_force=True, activation='relu')

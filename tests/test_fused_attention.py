@@ -223,7 +223,7 @@ def test_op_refuses_inconsistent_upper_shapes():
 # -- the layer: fused against scan --------------------------------------------------
 
 def _decoder_graphs(dtype, readout_activation='softmax', inner_activation='hard_sigmoid',
-                    dropout=0.0, depth=1, free_running=False):
+                    dropout=0.0, depth=1, free_running=False, peek=False):
     """One teacher-forced AttentionDecoder run both ways on the same inputs
     (`free_running`: one that feeds its readout back).
 
@@ -238,7 +238,8 @@ def _decoder_graphs(dtype, readout_activation='softmax', inner_activation='hard_
     teacher, mask = Input((4, 3), dtype=dtype), K.placeholder((None, 5))
     layer = AttentionDecoder(3, 6, 4, teacher_force=not free_running, implementation='scan',
                              readout_activation=readout_activation,
-                             inner_activation=inner_activation, dropout=dropout, depth=depth)
+                             inner_activation=inner_activation, dropout=dropout, depth=depth,
+                             peek=peek)
     sources = [first, memory] if free_running else [first, memory, teacher]
     layer(sources, mask=[None, mask, None][:len(sources)])          # builds the layer
     inputs = sources + [mask]
@@ -306,6 +307,15 @@ def test_free_running_layer_matches_scan():
 
 
 @attr('slow')
+def test_peek_matches_scan():
+    """peek=True (x_0 read by the bottom cell at every step, Cho et al.
+    2014) runs fused, teacher-forced and free running."""
+    case = [('float64', 'linear', 'sigmoid')]
+    _assert_fused_matches_scan(dropout=0.0, cases=case, peek=True)
+    _assert_fused_matches_scan(dropout=0.0, depth=2, cases=case, free_running=True, peek=True)
+
+
+@attr('slow')
 def test_three_cells_match_scan():
     _assert_fused_matches_scan(dropout=0.0, depth=3, cases=[('float64', 'linear', 'sigmoid')])
 
@@ -320,13 +330,13 @@ def test_layer_with_dropout_matches_scan_for_a_given_mask():
     _assert_fused_matches_scan(dropout=0.3, depth=2)
 
 
-def _assert_fused_matches_scan(dropout, depth=1, cases=None, free_running=False):
+def _assert_fused_matches_scan(dropout, depth=1, cases=None, free_running=False, peek=False):
     cases = cases or [('float32', 'softmax', 'hard_sigmoid'), ('float64', 'linear', 'sigmoid')]
     for dtype, readout_activation, inner_activation in cases:
         with (float64() if dtype == 'float64' else _same_floatx()):
             inputs, graphs, names = _decoder_graphs(dtype, readout_activation,
                                                     inner_activation, dropout, depth,
-                                                    free_running)
+                                                    free_running, peek)
             values = _decoder_values(dtype, dropout=bool(dropout), depth=depth,
                                      free_running=free_running)
             # The reference in Python implementations: compiles in seconds.
@@ -505,9 +515,9 @@ def test_fallback_warnings():
     assert not _fallback_warnings('auto', readout_activation='softmax')
     # Teacher-forced, but not what the Op computes: the scan, and a warning
     # naming why (for the forced loop and for the free-running one).
-    caught = _fallback_warnings('fused', teacher_force=True, peek=True)
-    assert len(caught) == 2 and any('peek=True' in c for c in caught), caught
-    assert not _fallback_warnings('auto', teacher_force=True, peek=True)
+    caught = _fallback_warnings('fused', teacher_force=True, cell='gru')
+    assert len(caught) == 2 and all('got gru' in c for c in caught), caught
+    assert not _fallback_warnings('auto', teacher_force=True, cell='gru')
     # Dropout: the teacher-forced loop runs fused, the free-running one not.
     caught = _fallback_warnings('fused', teacher_force=True, depth=2, dropout=0.2)
     assert len(caught) == 1 and 'without dropout' in caught[0], caught
@@ -515,7 +525,6 @@ def test_fallback_warnings():
 
 def test_unsupported_reasons():
     for kwargs, words in [(dict(depth=9), 'up to 8 cells, got depth 9'),
-                          (dict(peek=True), 'peek'),
                           (dict(cell='gru'), 'got gru'),
                           (dict(truncate_gradient=2), 'truncate_gradient=2'),
                           (dict(activation='relu'), 'activation tanh only'),
@@ -525,15 +534,15 @@ def test_unsupported_reasons():
                                             truncate_gradient=layer.truncate_gradient)
         assert reason is not None and words in reason, (kwargs, reason)
         assert 'fused attention decoder' in reason, reason
-    for kwargs in [dict(inner_activation='sigmoid'), dict(dropout=0.5), dict(depth=3)]:
+    for kwargs in [dict(inner_activation='sigmoid'), dict(dropout=0.5), dict(depth=3),
+                   dict(peek=True)]:
         layer = AttentionDecoder(3, 6, 4, teacher_force=True, **kwargs)
         assert layer.decoder.fused_reason(TEACHER_FORCED) is None, kwargs
     for kwargs, words in [(dict(readout_activation='softmax'), "got readout_activation='softmax'"),
-                          (dict(dropout=0.1), 'got dropout=0.1'),
-                          (dict(peek=True), 'peek')]:
+                          (dict(dropout=0.1), 'got dropout=0.1')]:
         layer = AttentionDecoder(3, 6, 4, **kwargs)
         reason = layer.decoder.fused_reason(FREE_RUNNING)
         assert reason is not None and words in reason, (kwargs, reason)
-    for kwargs in [dict(), dict(depth=3), dict(teacher_force=True)]:
+    for kwargs in [dict(), dict(depth=3), dict(teacher_force=True), dict(peek=True)]:
         layer = AttentionDecoder(3, 6, 4, **kwargs)
         assert layer.decoder.fused_reason(FREE_RUNNING) is None, kwargs

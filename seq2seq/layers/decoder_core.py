@@ -262,6 +262,9 @@ class Decoder(object):
         if self.attends:
             return fused_attention.unsupported_reason(
                 spec, purpose == TEACHER_FORCED, truncate_gradient, dtype)
+        if purpose == FREE_RUNNING and self.depth > 1:
+            # A stack runs in the attention Op, over an empty memory.
+            return fused_attention.unsupported_reason(spec, False, truncate_gradient, dtype)
         if purpose == TEACHER_FORCED:
             # Each cell runs over the whole sequence as an encoder's does.
             for cell in spec.cells:
@@ -293,7 +296,7 @@ class Decoder(object):
         if not use_fused(implementation, reason):
             outputs, finals, alpha = self._scan(first, loop_states, constants, n_steps, teacher,
                                                 truncate_gradient, name)
-        elif self.attends:
+        elif self.attends or (teacher is None and self.depth > 1):
             outputs, finals, alpha = self._fused_attention(first, loop_states, constants,
                                                            teacher, n_steps)
         elif teacher is not None:
@@ -361,9 +364,14 @@ class Decoder(object):
 
     def _fused_attention(self, first, states, constants, teacher, n_steps):
         """A stack of LSTM cells with attention in one Op
-        (`seq2seq.ops.fused_attention`), teacher-forced or free running."""
+        (`seq2seq.ops.fused_attention`), teacher-forced or free running. A
+        free-running stack without attention runs in it too, attending to
+        an empty memory: with no memory steps and widths of 0, every
+        attention GEMM has a zero dimension and is skipped."""
         cell = self.cells[0]
         h0, c0 = states[0]
+        constants = (self._attention_inputs(constants) if self.attends
+                     else self._empty_attention(first, constants))
         feedback_kernels = None
         if teacher is not None:
             # The inputs of every step are known: their projection x W + b is
@@ -382,7 +390,10 @@ class Decoder(object):
                 first_projected.dimshuffle('x', 0, 1),
                 T.alloc(later, n_steps - 1, first.shape[0], later.shape[0])])  # (T, batch, 4u)
             feedback_kernels = (T.dot(self.readout_kernel, cell.kernel),         # (u_D, 4u)
-                                T.dot(self.context_readout_kernel, cell.kernel))  # (m, 4u)
+                                T.dot(constants['context_readout_kernel'], cell.kernel))  # (m, 4u)
+        if 'peek' in constants:
+            # x_0 V, the same at every step.
+            projected = projected + constants['peek'].dimshuffle('x', 0, 1)
         # The cells above read the cell below inside the loop, through their
         # own dropout masks (None: no dropout).
         upper_cells = [(upper.kernel, upper.bias, constants.get('dropout_%d' % k),
@@ -391,14 +402,43 @@ class Decoder(object):
                                                                  1)]
         memory_mask = constants['memory_mask']                           # (batch, L)
         cell_seqs, context_seq, alpha_seq = fused_attention.attention_sequence(
-            projected, h0, c0, cell.recurrent_kernel, self.context_kernel, constants['memory'],
-            constants['memory_projection'], self.attention_query_kernel, self.attention_vector,
+            projected, h0, c0, cell.recurrent_kernel, constants['context_kernel'],
+            constants['memory'], constants['memory_projection'],
+            constants['attention_query_kernel'], constants['attention_vector'],
             T.cast(T.gt(memory_mask, 0), 'int8'),
             inner_activation=cell.kernel_spec().inner_activation, upper_cells=upper_cells,
             feedback_kernels=feedback_kernels)
-        outputs = self._readout_every_step(cell_seqs[-1][0], context_seq)  # (batch, T, dim)
         finals = [[h[-1], c[-1]] for h, c in cell_seqs]
+        if not self.attends:
+            return self._readout_every_step(cell_seqs[-1][0]), finals, None
+        outputs = self._readout_every_step(cell_seqs[-1][0], context_seq)  # (batch, T, dim)
         return outputs, finals, alpha_seq.dimshuffle(1, 0, 2)
+
+    def _attention_inputs(self, constants):
+        """What the fused Op reads of the attention: the per-batch
+        `constants` (the memory, its projection and mask) and the weights."""
+        named = collections.OrderedDict(constants)
+        named.update(context_kernel=self.context_kernel,
+                     attention_query_kernel=self.attention_query_kernel,
+                     attention_vector=self.attention_vector,
+                     context_readout_kernel=self.context_readout_kernel)
+        return named
+
+    def _empty_attention(self, first, constants):
+        """What the fused Op reads of an attention over nothing: a memory of
+        no steps and no width, zero-sized kernels."""
+        dtype, batch = first.dtype, first.shape[0]
+        gates = self.cells[0].kernel.shape[1]
+        top_units = self.cells[-1].units
+        named = collections.OrderedDict(constants)
+        named.update(memory=T.zeros((batch, 0, 0), dtype=dtype),
+                     memory_projection=T.zeros((batch, 0, 0), dtype=dtype),
+                     memory_mask=T.zeros((batch, 0), dtype=dtype),
+                     context_kernel=T.zeros((0, gates), dtype=dtype),
+                     attention_query_kernel=T.zeros((top_units, 0), dtype=dtype),
+                     attention_vector=T.zeros((0,), dtype=dtype),
+                     context_readout_kernel=T.zeros((0, self.output_dim), dtype=dtype))
+        return named
 
     def _shifted_teacher(self, first, teacher, constants):
         """The bottom cell's inputs of every step, time-major (T, batch,

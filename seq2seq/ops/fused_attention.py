@@ -130,8 +130,6 @@ def unsupported_reason(decoder, teacher_forced, truncate_gradient=-1, dtype=None
     if len(decoder.cells) > MAX_DEPTH:
         return ('the fused attention decoder runs up to %d cells, got depth %d'
                 % (MAX_DEPTH, len(decoder.cells)))
-    if decoder.peek:
-        return 'the fused attention decoder does not support peek=True'
     for cell in decoder.cells:
         reason = fused_lstm.unsupported_reason(cell, truncate_gradient, dtype)
         if reason:
