@@ -98,6 +98,13 @@ ARRANGEMENTS = {
                          'attention_g2p_fused; implementation "auto": each decoder cell one '
                          'fused LSTM Op over the sequence',
     'teacher_g2p_scan': 'as teacher_g2p_fused, implementation="scan"',
+    'teacher_g2p_gru_fused': 'as teacher_g2p_fused with cell="gru" (Keras 2.3.1\'s GRU): each '
+                             'encoder and decoder cell one fused GRU Op over the sequence',
+    'teacher_g2p_gru_scan': 'as teacher_g2p_gru_fused, implementation="scan"',
+    'torch_teacher_g2p': 'PyTorch twin of teacher_g2p_*: nn.Embedding, nn.LSTM encoder whose '
+                         'final state starts an nn.LSTM decoder over [x_0 = Linear(final h), '
+                         'previous target one-hots], Linear readout, CrossEntropyLoss',
+    'torch_teacher_g2p_gru': 'PyTorch twin of teacher_g2p_gru_*: torch_teacher_g2p with nn.GRU',
     'torch_attention_g2p2': 'PyTorch twin of attention_g2p2_*: as torch_attention_g2p with two '
                             'nn.LSTMCell per step, the second reading the first\'s h, the '
                             'attention queried by the second\'s previous h',
@@ -407,29 +414,34 @@ def build_g2p_attention(g2p):
 # The attention training rows: the G2P model, 2,048 words in batches of 64.
 G2P_TRAIN = dict(G2P, words=2048, batch=64)
 QUICK_G2P_TRAIN = dict(QUICK_G2P, words=16, batch=8)
-# Row -> (model, implementation, decoder cells).
-G2P_TRAIN_ROWS = {'attention_g2p_fused': ('attention', 'auto', 1),
-                  'attention_g2p_scan': ('attention', 'scan', 1),
-                  'attention_g2p2_fused': ('attention', 'auto', 2),
-                  'attention_g2p2_scan': ('attention', 'scan', 2),
-                  'teacher_g2p_fused': ('seq2seq', 'auto', 1),
-                  'teacher_g2p_scan': ('seq2seq', 'scan', 1)}
-# The PyTorch twin of each: row -> decoder cells.
-TORCH_G2P_ROWS = {'torch_attention_g2p': 1, 'torch_attention_g2p2': 2}
+# Row -> (model, implementation, decoder cells, cell).
+G2P_TRAIN_ROWS = {'attention_g2p_fused': ('attention', 'auto', 1, 'lstm'),
+                  'attention_g2p_scan': ('attention', 'scan', 1, 'lstm'),
+                  'attention_g2p2_fused': ('attention', 'auto', 2, 'lstm'),
+                  'attention_g2p2_scan': ('attention', 'scan', 2, 'lstm'),
+                  'teacher_g2p_fused': ('seq2seq', 'auto', 1, 'lstm'),
+                  'teacher_g2p_scan': ('seq2seq', 'scan', 1, 'lstm'),
+                  'teacher_g2p_gru_fused': ('seq2seq', 'auto', 1, 'gru'),
+                  'teacher_g2p_gru_scan': ('seq2seq', 'scan', 1, 'gru')}
+# The PyTorch twins: row -> (model, decoder cells, cell).
+TORCH_G2P_ROWS = {'torch_attention_g2p': ('attention', 1, 'lstm'),
+                  'torch_attention_g2p2': ('attention', 2, 'lstm'),
+                  'torch_teacher_g2p': ('seq2seq', 1, 'lstm'),
+                  'torch_teacher_g2p_gru': ('seq2seq', 1, 'gru')}
 
 
 def build_g2p_training(row, g2p):
     """The compiled model of an attention training row (`G2P_TRAIN_ROWS`)."""
     from seq2seq.layers.losses import sparse_softmax_crossentropy
     from seq2seq.models import AttentionSeq2Seq, Seq2Seq
-    kind, implementation, decoder_cells = G2P_TRAIN_ROWS[row]
+    kind, implementation, decoder_cells, cell = G2P_TRAIN_ROWS[row]
     model_class = AttentionSeq2Seq if kind == 'attention' else Seq2Seq
     model = model_class(output_dim=g2p['phonemes'], output_length=g2p['output_length'],
                         hidden_dim=g2p['hidden'], input_dim=g2p['embedding'],
                         input_length=g2p['input_length'],
                         source_vocab_size=g2p['letters'] + 1, depth=(1, decoder_cells),
                         teacher_force=True, readout_activation='softmax',
-                        implementation=implementation)
+                        implementation=implementation, cell=cell)
     model.compile(optimizer='adam', loss=sparse_softmax_crossentropy)
     return model
 
@@ -495,6 +507,36 @@ def build_torch_g2p_attention(g2p, decoder_cells=1):
             return self.readout(torch.stack(outputs, dim=1))
 
     return AttentionG2P()
+
+
+def build_torch_g2p_teacher(g2p, cell='lstm'):
+    """The PyTorch twin of the teacher_g2p rows (Seq2Seq without attention):
+    (letters, one-hot previous targets) -> logits. An `nn.LSTM` or `nn.GRU`
+    encoder whose final state starts an `nn.LSTM` / `nn.GRU` decoder over
+    [x_0, targets[:-1]], x_0 = Linear(final h), a Linear readout. The padding
+    runs through the encoder unpacked, as in `build_torch_g2p_attention`."""
+    from torch import nn
+    import torch
+    recurrent = nn.LSTM if cell == 'lstm' else nn.GRU
+
+    class TeacherG2P(nn.Module):
+        def __init__(self):
+            super().__init__()
+            hidden, phonemes = g2p['hidden'], g2p['phonemes']
+            self.embedding = nn.Embedding(g2p['letters'] + 1, g2p['embedding'], padding_idx=0)
+            self.encoder = recurrent(g2p['embedding'], hidden, batch_first=True)
+            self.first = nn.Linear(hidden, phonemes)
+            self.decoder = recurrent(phonemes, hidden, batch_first=True)
+            self.readout = nn.Linear(hidden, phonemes)
+
+        def forward(self, letters, targets):
+            _, state = self.encoder(self.embedding(letters))
+            h = state[0] if cell == 'lstm' else state                      # (1, batch, hidden)
+            inputs = torch.cat([self.first(h[0]).unsqueeze(1), targets[:, :-1]], dim=1)
+            sequence, _ = self.decoder(inputs, state)
+            return self.readout(sequence)
+
+    return TeacherG2P()
 
 
 def g2p_words(g2p, seed=0):

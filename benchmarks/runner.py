@@ -40,9 +40,10 @@ CHILD_LOG = os.path.join(SCRATCH, 'children.jsonl')   # every child's result, ap
 THEANO_ROWS = ('seq2seq_scan', 'seq2seq_fused', 'attention', 'keras_repeat', 'keras_state',
                'seq2seq_fused_xent', 'keras_state_xent', 'attention_g2p_fused',
                'attention_g2p_scan', 'attention_g2p2_fused', 'attention_g2p2_scan',
-               'teacher_g2p_fused', 'teacher_g2p_scan')
+               'teacher_g2p_fused', 'teacher_g2p_scan', 'teacher_g2p_gru_fused',
+               'teacher_g2p_gru_scan')
 TORCH_ROWS = ('torch_lstm', 'torch_cell', 'torch_attention', 'torch_attention_g2p',
-              'torch_attention_g2p2')
+              'torch_attention_g2p2', 'torch_teacher_g2p', 'torch_teacher_g2p_gru')
 DECODE_ROWS = ('decode_greedy', 'decode_beam5', 'decode_g2p_greedy', 'decode_g2p_beam5')
 ALL_ROWS = THEANO_ROWS + TORCH_ROWS + DECODE_ROWS
 DEFAULT_EPOCHS = {'small': 2, 'large': 1}
@@ -447,7 +448,11 @@ def child_torch_g2p(args):
     import torch
     torch.manual_seed(0)
     g2p = models.QUICK_G2P_TRAIN if args.quick else models.G2P_TRAIN
-    model = models.build_torch_g2p_attention(g2p, models.TORCH_G2P_ROWS[args.row])
+    kind, decoder_cells, cell = models.TORCH_G2P_ROWS[args.row]
+    if kind == 'attention':
+        model = models.build_torch_g2p_attention(g2p, decoder_cells)
+    else:
+        model = models.build_torch_g2p_teacher(g2p, cell)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = torch.nn.CrossEntropyLoss()
     letters, phonemes = [torch.tensor(a) for a in models.g2p_training_data(g2p)]

@@ -158,6 +158,15 @@ class ReportTest(unittest.TestCase):
         two = [l for l in lines if 'attention_g2p2_fused' in l][0]
         self.assertIn('| 2.00 ', one)    # 600 / 300
         self.assertIn('| 4.00 ', two)    # 400 / 100, not / 300
+        # The GRU teacher-forced rows against the nn.GRU twin, the LSTM ones
+        # against the nn.LSTM twin.
+        results = {'rows': [_ok_row('teacher_g2p_gru_fused', 900.0),
+                            _ok_row('teacher_g2p_fused', 800.0),
+                            _ok_row('torch_teacher_g2p_gru', 300.0),
+                            _ok_row('torch_teacher_g2p', 400.0)]}
+        lines = report.tables(results).splitlines()
+        self.assertIn('| 3.00 ', [l for l in lines if 'teacher_g2p_gru_fused' in l][0])
+        self.assertIn('| 2.00 ', [l for l in lines if '| teacher_g2p_fused' in l][0])
         # The free-running attention row against its own twin, not torch_cell.
         results = {'rows': [_ok_row('attention', 500.0), _ok_row('torch_attention', 250.0),
                             _ok_row('torch_cell', 1000.0)]}
