@@ -217,6 +217,13 @@ def ignores_trailing_padding(model, source_inputs):
     return bool(sources)
 
 
+def source_lengths(x):
+    """Per source of x (batch, time, ...): its length, up to its last step
+    that is not all zeros (0 for a source of zeros only)."""
+    nonzero = (x.reshape(x.shape[0], x.shape[1], -1) != 0).any(axis=2)   # (n, time)
+    return np.where(nonzero.any(axis=1), x.shape[1] - np.argmax(nonzero[:, ::-1], axis=1), 0)
+
+
 def cut_trailing_padding(sources):
     """Each (batch, time, ...) source array without the steps that are
     zero in every source of the batch (at least one step kept)."""
@@ -226,10 +233,17 @@ def cut_trailing_padding(sources):
         if array.ndim < 2:
             cut.append(array)
             continue
-        used = (array.reshape(array.shape[0], array.shape[1], -1) != 0).any(axis=(0, 2))
-        length = max(1, len(used) - int(np.argmax(used[::-1]))) if used.any() else 1
-        cut.append(array[:, :length])
+        longest = int(source_lengths(array).max()) if len(array) else 0
+        cut.append(array[:, :max(1, longest)])
     return cut
+
+
+def start_sources(stepper, arrays):
+    """The arrays a stepper's start function reads for a batch: those of
+    its `source_inputs` (`select_sources`), cut after the batch's longest
+    source where that gives the same results (`stepper.cut_padding`)."""
+    sources = select_sources(stepper, arrays)
+    return cut_trailing_padding(sources) if stepper.cut_padding else sources
 
 
 class _Captured(Exception):
@@ -408,9 +422,7 @@ class DecoderStepper(object):
         the decoder's states, each with the batch first; the batch's
         constants go to the shared variables. `sources`: the arrays of
         `source_inputs`, or of every model input (see `select_sources`)."""
-        sources = select_sources(self, sources)
-        if self.cut_padding:
-            sources = cut_trailing_padding(sources)
+        sources = start_sources(self, sources)
         results = self._start(*(list(sources) + [0] * len(_learning_phase())))
         first, states, constants = (results[0], results[1:1 + self.n_states],
                                     results[1 + self.n_states:])
@@ -532,9 +544,7 @@ class FusedAttentionStepper(object):
         """[x_0, source rows, h, c] for a batch of sources (as
         `DecoderStepper.initial_states`); the batch's constants go to the
         shared variables."""
-        sources = select_sources(self, sources)
-        if self.cut_padding:
-            sources = cut_trailing_padding(sources)
+        sources = start_sources(self, sources)
         results = self._start(*(list(sources) + [0] * len(_learning_phase())))
         first, h0, c0 = results[:3]
         for shared, value in zip(self._constants, results[3:]):
@@ -805,10 +815,7 @@ def _by_length(ensemble, arrays):
     x = arrays[0]
     if x.ndim < 2 or x.shape[1] < 2:
         return None
-    nonzero = (x.reshape(x.shape[0], x.shape[1], -1) != 0).any(axis=2)   # (n, time)
-    lengths = np.where(nonzero.any(axis=1),
-                       x.shape[1] - np.argmax(nonzero[:, ::-1], axis=1), 0)
-    return np.argsort(-lengths, kind='stable')
+    return np.argsort(-source_lengths(x), kind='stable')
 
 
 def _unsort(values, order):
