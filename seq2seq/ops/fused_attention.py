@@ -1078,20 +1078,6 @@ class _FusedAttentionOp(BlasOp):
         self.feedback = bool(feedback)
         super(_FusedAttentionOp, self).__init__()
 
-    def _feedback_inputs(self, values, dtype):
-        """The feedback kernels F, G, checked (none without feedback)."""
-        expected = 2 if self.feedback else 0
-        if len(values) != expected:
-            raise TypeError('a fused attention decoder with feedback=%s takes %d feedback '
-                            'kernels, got %d' % (self.feedback, expected, len(values)))
-        if not values:
-            return []
-        checked = check_float_inputs(list(zip(FEEDBACK_INPUT_NAMES, (2, 2))), values,
-                                     'the fused attention decoder')
-        if checked[0].dtype != dtype:
-            raise TypeError('feedback_kernel must have dtype %s like the bottom cell, got %s'
-                            % (dtype, checked[0].dtype))
-        return checked
 
     @staticmethod
     def _mask_input(mask):
@@ -1101,20 +1087,32 @@ class _FusedAttentionOp(BlasOp):
     def _tensor_type(dtype, ndim):
         return T.TensorType(dtype, (False,) * ndim)
 
-    def _upper_inputs(self, values, dtype):
-        """The upper cells' groups, checked: 6 inputs per cell above the bottom."""
-        expected = len(UPPER_INPUT_NAMES) * (self.depth - 1)
-        if len(values) != expected:
-            raise TypeError('a fused attention decoder of depth %d takes %d inputs for its '
-                            'upper cells, got %d' % (self.depth, expected, len(values)))
-        names = [('%s_%d' % (name, k + 2), ndim) for k in range(self.depth - 1)
-                 for name, ndim in zip(UPPER_INPUT_NAMES, UPPER_INPUT_NDIMS)]
-        checked = check_float_inputs(names, values, 'the fused attention decoder') \
-            if values else []
-        if checked and checked[0].dtype != dtype:
+    def _checked_group(self, values, names, owner, group, dtype):
+        """`values` checked as the inputs `names` ((name, ndim) pairs) of
+        `group`, of the bottom cell's `dtype`."""
+        if len(values) != len(names):
+            raise TypeError('a fused attention decoder %s takes %d inputs for its %s, got %d'
+                            % (owner, len(names), group, len(values)))
+        if not values:
+            return []
+        checked = check_float_inputs(names, values, 'the fused attention decoder')
+        if checked[0].dtype != dtype:
             raise TypeError('%s must have dtype %s like the bottom cell, got %s'
                             % (names[0][0], dtype, checked[0].dtype))
         return checked
+
+    def _upper_inputs(self, values, dtype):
+        """The upper cells' groups, checked: 6 inputs per cell above the bottom."""
+        names = [('%s_%d' % (name, k + 2), ndim) for k in range(self.depth - 1)
+                 for name, ndim in zip(UPPER_INPUT_NAMES, UPPER_INPUT_NDIMS)]
+        return self._checked_group(values, names, 'of depth %d' % self.depth, 'upper cells',
+                                   dtype)
+
+    def _feedback_inputs(self, values, dtype):
+        """The feedback kernels F, G, checked (none without feedback)."""
+        names = list(zip(FEEDBACK_INPUT_NAMES, (2, 2))) if self.feedback else []
+        return self._checked_group(values, names, 'with feedback=%s' % self.feedback,
+                                   'feedback kernels', dtype)
 
     # -- C (BlasOp: BLAS, VECTORISE_FLAGS as the LSTM Op) ---------------------
     def _support_code_text(self):
