@@ -108,6 +108,12 @@ ARRANGEMENTS = {
     'torch_attention_g2p2': 'PyTorch twin of attention_g2p2_*: as torch_attention_g2p with two '
                             'nn.LSTMCell per step, the second reading the first\'s h, the '
                             'attention queried by the second\'s previous h',
+    'attention_g2p_gru_fused': 'as attention_g2p_fused with cell="gru" (Keras 2.3.1\'s GRU, '
+                               'encoder and decoder): the fused GRU encoder and the fused '
+                               'attention decoder Op with GRU cells',
+    'attention_g2p_gru_scan': 'as attention_g2p_gru_fused, implementation="scan"',
+    'torch_attention_g2p_gru': 'PyTorch twin of attention_g2p_gru_*: torch_attention_g2p with '
+                               'a bidirectional nn.GRU encoder and an nn.GRUCell decoder',
 }
 
 SEQ2SEQ_IMPLEMENTATIONS = ('scan', 'fused')
@@ -422,12 +428,15 @@ G2P_TRAIN_ROWS = {'attention_g2p_fused': ('attention', 'auto', 1, 'lstm'),
                   'teacher_g2p_fused': ('seq2seq', 'auto', 1, 'lstm'),
                   'teacher_g2p_scan': ('seq2seq', 'scan', 1, 'lstm'),
                   'teacher_g2p_gru_fused': ('seq2seq', 'auto', 1, 'gru'),
-                  'teacher_g2p_gru_scan': ('seq2seq', 'scan', 1, 'gru')}
+                  'teacher_g2p_gru_scan': ('seq2seq', 'scan', 1, 'gru'),
+                  'attention_g2p_gru_fused': ('attention', 'auto', 1, 'gru'),
+                  'attention_g2p_gru_scan': ('attention', 'scan', 1, 'gru')}
 # The PyTorch twins: row -> (model, decoder cells, cell).
 TORCH_G2P_ROWS = {'torch_attention_g2p': ('attention', 1, 'lstm'),
                   'torch_attention_g2p2': ('attention', 2, 'lstm'),
                   'torch_teacher_g2p': ('seq2seq', 1, 'lstm'),
-                  'torch_teacher_g2p_gru': ('seq2seq', 1, 'gru')}
+                  'torch_teacher_g2p_gru': ('seq2seq', 1, 'gru'),
+                  'torch_attention_g2p_gru': ('attention', 1, 'gru')}
 
 
 def build_g2p_training(row, g2p):
@@ -463,46 +472,54 @@ def g2p_training_data(g2p, seed=0):
     return letters, phonemes
 
 
-def build_torch_g2p_attention(g2p, decoder_cells=1):
+def build_torch_g2p_attention(g2p, decoder_cells=1, cell='lstm'):
     """The PyTorch twin of the attention training rows: (letters, one-hot
     previous targets) -> logits (batch, output_length, phonemes), with a
-    stack of `decoder_cells` LSTM cells in the decoder."""
+    stack of `decoder_cells` LSTM or GRU cells (`cell`) in the decoder and
+    an encoder of the same kind."""
     import torch
     from torch import nn
+    recurrent, step_cell = (nn.LSTM, nn.LSTMCell) if cell == 'lstm' else (nn.GRU, nn.GRUCell)
 
     class AttentionG2P(nn.Module):
         def __init__(self):
             super().__init__()
             hidden, phonemes = g2p['hidden'], g2p['phonemes']
             self.embedding = nn.Embedding(g2p['letters'] + 1, g2p['embedding'], padding_idx=0)
-            self.encoder = nn.LSTM(g2p['embedding'], hidden // 2, batch_first=True,
-                                   bidirectional=True)
+            self.encoder = recurrent(g2p['embedding'], hidden // 2, batch_first=True,
+                                     bidirectional=True)
             self.first = nn.Linear(hidden, phonemes)
             self.memory_kernel = nn.Linear(hidden, hidden, bias=False)     # U_a
             self.query_kernel = nn.Linear(hidden, hidden, bias=False)      # W_a
             self.vector = nn.Linear(hidden, 1, bias=False)                 # v_a
-            self.cells = nn.ModuleList([nn.LSTMCell(phonemes + hidden, hidden)] + [
-                nn.LSTMCell(hidden, hidden) for _ in range(decoder_cells - 1)])
+            self.cells = nn.ModuleList([step_cell(phonemes + hidden, hidden)] + [
+                step_cell(hidden, hidden) for _ in range(decoder_cells - 1)])
             self.readout = nn.Linear(2 * hidden, phonemes)
 
         def forward(self, letters, targets):
             padding = letters == 0                                         # (batch, L)
-            memory, (h_n, _) = self.encoder(self.embedding(letters))       # (batch, L, hidden)
+            memory, final = self.encoder(self.embedding(letters))          # (batch, L, hidden)
+            h_n = final[0] if cell == 'lstm' else final                    # (2, batch, hidden / 2)
             first = torch.tanh(self.first(torch.cat([h_n[0], h_n[1]], dim=1)))
             inputs = torch.cat([first.unsqueeze(1), targets[:, :-1]], dim=1)
             projection = self.memory_kernel(memory)
             zeros = memory.new_zeros(letters.shape[0], g2p['hidden'])
-            states = [(zeros, zeros)] * len(self.cells)
+            # An LSTM cell's state is (h, c), a GRU cell's h.
+            states = [(zeros, zeros) if cell == 'lstm' else zeros] * len(self.cells)
+
+            def top_h(state):
+                return state[0] if cell == 'lstm' else state
+
             outputs = []
             for t in range(g2p['output_length']):
-                query = self.query_kernel(states[-1][0]).unsqueeze(1)    # the top cell's h
+                query = self.query_kernel(top_h(states[-1])).unsqueeze(1)    # the top cell's h
                 energy = self.vector(torch.tanh(projection + query))
                 alpha = torch.softmax(energy.squeeze(2).masked_fill(padding, float('-inf')), dim=1)
                 context = torch.bmm(alpha.unsqueeze(1), memory).squeeze(1)  # (batch, hidden)
                 h = torch.cat([inputs[:, t], context], dim=1)
-                for k, cell in enumerate(self.cells):
-                    states[k] = cell(h, states[k])
-                    h = states[k][0]
+                for k, step in enumerate(self.cells):
+                    states[k] = step(h, states[k])
+                    h = top_h(states[k])
                 outputs.append(torch.cat([h, context], dim=1))
             return self.readout(torch.stack(outputs, dim=1))
 

@@ -41,8 +41,9 @@ def _ok_row(results, size, row):
 
 
 # The attention training rows have their own PyTorch twin and no Keras one:
-# row prefix -> the twin.
-G2P_TORCH_REFERENCES = {'attention_g2p_': 'torch_attention_g2p',
+# row prefix -> the twin (the first prefix a row starts with: longer first).
+G2P_TORCH_REFERENCES = {'attention_g2p_gru_': 'torch_attention_g2p_gru',
+                        'attention_g2p_': 'torch_attention_g2p',
                         'attention_g2p2_': 'torch_attention_g2p2',
                         'teacher_g2p_gru_': 'torch_teacher_g2p_gru',
                         'teacher_g2p_': 'torch_teacher_g2p'}

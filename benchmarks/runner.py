@@ -41,9 +41,10 @@ THEANO_ROWS = ('seq2seq_scan', 'seq2seq_fused', 'attention', 'keras_repeat', 'ke
                'seq2seq_fused_xent', 'keras_state_xent', 'attention_g2p_fused',
                'attention_g2p_scan', 'attention_g2p2_fused', 'attention_g2p2_scan',
                'teacher_g2p_fused', 'teacher_g2p_scan', 'teacher_g2p_gru_fused',
-               'teacher_g2p_gru_scan')
+               'teacher_g2p_gru_scan', 'attention_g2p_gru_fused', 'attention_g2p_gru_scan')
 TORCH_ROWS = ('torch_lstm', 'torch_cell', 'torch_attention', 'torch_attention_g2p',
-              'torch_attention_g2p2', 'torch_teacher_g2p', 'torch_teacher_g2p_gru')
+              'torch_attention_g2p2', 'torch_teacher_g2p', 'torch_teacher_g2p_gru',
+              'torch_attention_g2p_gru')
 DECODE_ROWS = ('decode_greedy', 'decode_beam5', 'decode_g2p_greedy', 'decode_g2p_beam5')
 ALL_ROWS = THEANO_ROWS + TORCH_ROWS + DECODE_ROWS
 DEFAULT_EPOCHS = {'small': 2, 'large': 1}
@@ -450,7 +451,7 @@ def child_torch_g2p(args):
     g2p = models.QUICK_G2P_TRAIN if args.quick else models.G2P_TRAIN
     kind, decoder_cells, cell = models.TORCH_G2P_ROWS[args.row]
     if kind == 'attention':
-        model = models.build_torch_g2p_attention(g2p, decoder_cells)
+        model = models.build_torch_g2p_attention(g2p, decoder_cells, cell)
     else:
         model = models.build_torch_g2p_teacher(g2p, cell)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)

@@ -167,6 +167,13 @@ class ReportTest(unittest.TestCase):
         lines = report.tables(results).splitlines()
         self.assertIn('| 3.00 ', [l for l in lines if 'teacher_g2p_gru_fused' in l][0])
         self.assertIn('| 2.00 ', [l for l in lines if '| teacher_g2p_fused' in l][0])
+        # The GRU attention row against the GRU attention twin (its name
+        # starts like the LSTM rows').
+        results = {'rows': [_ok_row('attention_g2p_gru_fused', 600.0),
+                            _ok_row('torch_attention_g2p', 100.0),
+                            _ok_row('torch_attention_g2p_gru', 200.0)]}
+        lines = report.tables(results).splitlines()
+        self.assertIn('| 3.00 ', [l for l in lines if 'attention_g2p_gru_fused' in l][0])
         # The free-running attention row against its own twin, not torch_cell.
         results = {'rows': [_ok_row('attention', 500.0), _ok_row('torch_attention', 250.0),
                             _ok_row('torch_cell', 1000.0)]}

@@ -132,22 +132,26 @@ def test_seq2seq_matches_scan():
         lambda: Input((5, 3)), [random_array(2, 5, 3)])
 
 
-def _free_running_stack(depth, peek, state_input=False):
+def _free_running_stack(depth, peek, state_input=False, cell='lstm'):
     from seq2seq import RecurrentDecoder
 
     def make_layer(implementation):
         return RecurrentDecoder(3, 5, 4, depth=depth, peek=peek, state_input=state_input,
-                                inner_activation='sigmoid', implementation=implementation)
+                                inner_activation='sigmoid', implementation=implementation,
+                                cell=cell)
+
+    n_states = 1 if cell == 'gru' else 2
 
     def make_inputs():
-        return [Input((3,)), Input((5,)), Input((5,))] if state_input else Input((3,))
-    values = [random_array(2, 3)] + ([random_array(2, 5, seed=1), random_array(2, 5, seed=2)]
+        return ([Input((3,))] + [Input((5,)) for _ in range(n_states)] if state_input
+                else Input((3,)))
+    values = [random_array(2, 3)] + ([random_array(2, 5, seed=1 + k) for k in range(n_states)]
                                      if state_input else [])
     return make_layer, make_inputs, values
 
 
-def _assert_free_running_stack_matches_scan(depth, peek, state_input, gradients):
-    make_layer, make_inputs, values = _free_running_stack(depth, peek, state_input)
+def _assert_free_running_stack_matches_scan(depth, peek, state_input, gradients, cell='lstm'):
+    make_layer, make_inputs, values = _free_running_stack(depth, peek, state_input, cell)
     built = _twin_layers(make_layer, make_inputs)
     layer, inputs, outputs = built['fused']
     ops = [type(n.op).__name__ for n in
@@ -170,6 +174,20 @@ def test_free_running_stack_gradients_match_scan():
     """... and every gradient, with peek, two and three cells."""
     _assert_free_running_stack_matches_scan(2, peek=False, state_input=True, gradients=True)
     _assert_free_running_stack_matches_scan(3, peek=True, state_input=False, gradients=True)
+
+
+def test_free_running_gru_decoder_matches_scan():
+    """A free-running GRU decoder without attention runs fused in the
+    attention Op over an empty memory: the scan's outputs and gradients,
+    from a given state."""
+    _assert_free_running_stack_matches_scan(1, peek=False, state_input=True, gradients=True,
+                                            cell='gru')
+
+
+@attr('slow')
+def test_free_running_gru_stack_with_peek_matches_scan():
+    _assert_free_running_stack_matches_scan(2, peek=True, state_input=False, gradients=True,
+                                            cell='gru')
 
 
 def test_sigmoid_gates_match_scan():
@@ -556,6 +574,7 @@ def test_teacher_forced_decoder_reasons():
     assert 'linear readout' in softmax.decoder.fused_reason(FREE_RUNNING)
     gru = RecurrentDecoder(3, 5, 4, teacher_force=True, cell='gru')
     assert gru.decoder.fused_reason(TEACHER_FORCED) is None
+    assert RecurrentDecoder(3, 5, 4, cell='gru').decoder.fused_reason(FREE_RUNNING) is None
     relu = RecurrentDecoder(3, 5, 4, teacher_force=True, activation='relu')
     reason = relu.decoder.fused_reason(TEACHER_FORCED)
     assert 'fused teacher-forced decoder' in reason and 'activation tanh only' in reason, \

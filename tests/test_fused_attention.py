@@ -31,29 +31,34 @@ MASK = np.array([[1, 1, 1, 0, 0],
 
 
 def _op_inputs(dtype, time=3, batch=4, units=3, length=5, m=4, a=2, seed=0, upper_units=(),
-               feedback=False):
+               feedback=False, cell='lstm'):
     """Random values of AttentionForward's inputs (projected ... mask, then
-    per upper cell of `upper_units` W, b, dropout mask, h0, c0, U; with
+    per upper cell of `upper_units` W, b, dropout mask, h0, [c0,] U; with
     `feedback` then the feedback kernels F, G)."""
     rng = np.random.RandomState(seed)
+    gates = fused_attention.CELL_GATES[cell]
+    n_states = len(fused_attention.CELL_STATES[cell])
 
     def uniform(*shape):
         return rng.uniform(-1, 1, shape).astype(dtype)
 
     top = upper_units[-1] if upper_units else units
-    values = [uniform(time, batch, 4 * units), uniform(batch, units), uniform(batch, units),
-              uniform(units, 4 * units), uniform(m, 4 * units), uniform(batch, length, m),
-              uniform(batch, length, a), uniform(top, a), uniform(a), MASK[:batch, :length]]
+    values = ([uniform(time, batch, gates * units)]
+              + [uniform(batch, units) for _ in range(n_states)]
+              + [uniform(units, gates * units), uniform(m, gates * units),
+                 uniform(batch, length, m), uniform(batch, length, a), uniform(top, a),
+                 uniform(a), MASK[:batch, :length]])
     below = units
     for cell_units in upper_units:
         # A dropout mask as K.dropout draws it: 0, or 1 / keep.
         dropout_mask = (rng.uniform(0, 1, (batch, below)) > 0.3) / 0.7
-        values += [uniform(below, 4 * cell_units), uniform(4 * cell_units),
-                   dropout_mask.astype(dtype), uniform(batch, cell_units),
-                   uniform(batch, cell_units), uniform(cell_units, 4 * cell_units)]
+        values += ([uniform(below, gates * cell_units), uniform(gates * cell_units),
+                    dropout_mask.astype(dtype)]
+                   + [uniform(batch, cell_units) for _ in range(n_states)]
+                   + [uniform(cell_units, gates * cell_units)])
         below = cell_units
     if feedback:
-        values += [uniform(top, 4 * units), uniform(m, 4 * units)]
+        values += [uniform(top, gates * units), uniform(m, gates * units)]
     return values
 
 
@@ -61,22 +66,30 @@ def _symbolic(values):
     return [T.TensorType(str(v.dtype), (False,) * v.ndim)() for v in values]
 
 
-def _differentiable(inputs):
+def _differentiable(inputs, cell='lstm'):
     """Every input of AttentionForward but the memory mask."""
-    return inputs[:9] + inputs[10:]
+    mask_at = fused_attention.memory_mask_index(cell)
+    return inputs[:mask_at] + inputs[mask_at + 1:]
 
 
-def _op_and_gradient(dtype, inner_activation, upper_units=(), feedback=False):
+def _grad_op_inputs(values, cell='lstm'):
+    """AttentionGrad's parameters from AttentionForward's inputs: all but
+    projected and the memory projection."""
+    n_states = len(fused_attention.CELL_STATES[cell])
+    return values[1:4 + n_states] + values[5 + n_states:]
+
+
+def _op_and_gradient(dtype, inner_activation, upper_units=(), feedback=False, cell='lstm'):
     """A compiled function: inputs and output gradients -> the visible
     outputs and the gradients of every differentiable input."""
     depth = 1 + len(upper_units)
-    values = _op_inputs(dtype, upper_units=upper_units, feedback=feedback)
+    values = _op_inputs(dtype, upper_units=upper_units, feedback=feedback, cell=cell)
     inputs = _symbolic(values)
-    outputs = AttentionForward(inner_activation, depth, feedback)(
-        *inputs)[:fused_attention.n_visible_outputs(depth)]
+    outputs = AttentionForward(inner_activation, depth, feedback, cell)(
+        *inputs)[:fused_attention.n_visible_outputs(depth, cell)]
     output_grads = [T.TensorType(dtype, (False,) * 3)() for _ in outputs]
     cost = sum((o * g).sum() for o, g in zip(outputs, output_grads))
-    grads = T.grad(cost, _differentiable(inputs))
+    grads = T.grad(cost, _differentiable(inputs, cell))
     function = theano.function(inputs + output_grads, outputs + grads)
     assert any(isinstance(n.op, AttentionGrad) for n in function.maker.fgraph.toposort())
     return function, values
@@ -87,28 +100,41 @@ STACKS = [(), (3,), (2, 5)]
 
 
 def test_op_matches_numpy_reference():
+    _assert_op_matches_numpy_reference('lstm')
+
+
+def test_gru_op_matches_numpy_reference():
+    """GRU cells (one state, three gates, the reset gate before U_h)."""
+    _assert_op_matches_numpy_reference('gru')
+
+
+def _assert_op_matches_numpy_reference(cell):
     for dtype in ('float32', 'float64'):
         for inner_activation, upper_units, feedback in [
                 ('hard_sigmoid', (), False), ('sigmoid', (), False),
                 ('hard_sigmoid', (3,), False), ('sigmoid', (2, 5), False),
                 ('hard_sigmoid', (), True), ('sigmoid', (2, 5), True)]:
             depth = 1 + len(upper_units)
-            n_visible = fused_attention.n_visible_outputs(depth)
-            function, values = _op_and_gradient(dtype, inner_activation, upper_units, feedback)
-            forward = fused_attention.numpy_forward(values, inner_activation, depth, feedback)
+            n_visible = fused_attention.n_visible_outputs(depth, cell)
+            function, values = _op_and_gradient(dtype, inner_activation, upper_units, feedback,
+                                                cell)
+            forward = fused_attention.numpy_forward(values, inner_activation, depth, feedback,
+                                                    cell)
             rng = np.random.RandomState(1)
             output_grads = [rng.uniform(-1, 1, o.shape).astype(dtype)
                             for o in forward[:n_visible]]
             got = function(*(values + output_grads))
-            case = '%s %s depth %d feedback %s' % (dtype, inner_activation, depth, feedback)
-            names = fused_attention.forward_output_names(depth)
+            case = '%s %s %s depth %d feedback %s' % (cell, dtype, inner_activation, depth,
+                                                      feedback)
+            names = fused_attention.forward_output_names(depth, cell)
             for name, value, expected in zip(names, got[:n_visible], forward):
                 assert_allclose(value, expected, err_msg='%s %s' % (case, name),
                                 **TOLERANCES[dtype])
             backward = fused_attention.numpy_backward(
-                values[1:6] + values[7:10] + values[10:] + list(forward) + output_grads,
-                inner_activation, depth, feedback)
-            names = _differentiable(fused_attention.forward_input_names(depth, feedback))
+                _grad_op_inputs(values, cell) + list(forward) + output_grads,
+                inner_activation, depth, feedback, cell)
+            names = _differentiable(fused_attention.forward_input_names(depth, feedback, cell),
+                                    cell)
             assert len(names) == len(backward) == len(got) - n_visible
             for name, value, expected in zip(names, got[n_visible:], backward):
                 assert_allclose(value, expected, err_msg='%s d %s' % (case, name),
@@ -168,26 +194,38 @@ def test_masked_memory_steps_get_no_attention():
 
 
 def test_verify_grad_float64():
+    _verify_op_grad('lstm')
+
+
+def test_gru_verify_grad_float64():
+    _verify_op_grad('gru')
+
+
+def _verify_op_grad(cell):
+    n_states = len(fused_attention.CELL_STATES[cell])
+    mask_at = fused_attention.memory_mask_index(cell)
     for upper_units, feedback in [(units, False) for units in STACKS] + [((), True),
                                                                         ((3,), True)]:
         depth = 1 + len(upper_units)
         values = _op_inputs('float64', time=3 if feedback else 2, batch=3, units=2, length=3,
-                            m=2, a=2, seed=3, upper_units=upper_units, feedback=feedback)
-        mask = values[9]
+                            m=2, a=2, seed=3, upper_units=upper_units, feedback=feedback,
+                            cell=cell)
+        mask = values[mask_at]
         rng = np.random.RandomState(4)
         time = values[0].shape[0]
-        output_shapes = [(time, 3, n) for n in (2, 2, 2, 3)] + [
-            (time, 3, n) for n in upper_units for _ in range(2)]
+        output_shapes = [(time, 3, n) for n in (2,) * n_states + (2, 3)] + [
+            (time, 3, n) for n in upper_units for _ in range(n_states)]
         weights = [rng.uniform(-1, 1, shape) for shape in output_shapes]
 
         def cost(*differentiable):
-            inputs = list(differentiable[:9]) + [mask] + list(differentiable[9:])
-            outputs = AttentionForward('sigmoid', depth, feedback)(*inputs)[:len(weights)]
+            inputs = list(differentiable[:mask_at]) + [mask] + list(differentiable[mask_at:])
+            outputs = AttentionForward('sigmoid', depth, feedback, cell)(
+                *inputs)[:len(weights)]
             return sum((o * w).sum() for o, w in zip(outputs, weights))
 
         # The dropout masks are inputs too: their gradient is checked with
         # the rest.
-        theano.gradient.verify_grad(cost, _differentiable(values),
+        theano.gradient.verify_grad(cost, _differentiable(values, cell),
                                     rng=np.random.RandomState(5), eps=1e-6, abs_tol=1e-6,
                                     rel_tol=1e-5)
 
@@ -202,6 +240,10 @@ def test_make_node_checks_its_inputs():
                        'c0', 'dtype float32')
     assert_raises_with(ValueError, lambda: AttentionForward('relu'), 'inner_activation')
     assert_raises_with(ValueError, lambda: AttentionForward(depth=9), 'depth must be 1 to 8')
+    assert_raises_with(ValueError, lambda: AttentionForward(cell='rnn'), 'cell', "'rnn'")
+    # A GRU cell has no c0: an LSTM's inputs put U where the GRU reads it.
+    assert_raises_with(TypeError, lambda: AttentionForward(cell='gru')(*inputs),
+                       'memory', '3-d')
     # A stack of two takes its upper cell's six inputs.
     assert_raises_with(TypeError, lambda: AttentionForward(depth=2)(*inputs),
                        'takes 6 inputs for its upper cells, got 0')
@@ -223,7 +265,7 @@ def test_op_refuses_inconsistent_upper_shapes():
 # -- the layer: fused against scan --------------------------------------------------
 
 def _decoder_graphs(dtype, readout_activation='softmax', inner_activation='hard_sigmoid',
-                    dropout=0.0, depth=1, free_running=False, peek=False):
+                    dropout=0.0, depth=1, free_running=False, peek=False, cell='lstm'):
     """One teacher-forced AttentionDecoder run both ways on the same inputs
     (`free_running`: one that feeds its readout back).
 
@@ -231,7 +273,7 @@ def _decoder_graphs(dtype, readout_activation='softmax', inner_activation='hard_
     last inputs: (batch, 3) for the bottom cell, (batch, 6) above),
     instead of random ones.
 
-    Returns (inputs, {implementation: [outputs, h and c of each cell,
+    Returns (inputs, {implementation: [outputs, the states of each cell,
     alpha, gradients...]}, names of those).
     """
     first, memory = Input((3,), dtype=dtype), Input((5, 4), dtype=dtype)
@@ -239,7 +281,7 @@ def _decoder_graphs(dtype, readout_activation='softmax', inner_activation='hard_
     layer = AttentionDecoder(3, 6, 4, teacher_force=not free_running, implementation='scan',
                              readout_activation=readout_activation,
                              inner_activation=inner_activation, dropout=dropout, depth=depth,
-                             peek=peek)
+                             peek=peek, cell=cell)
     sources = [first, memory] if free_running else [first, memory, teacher]
     layer(sources, mask=[None, mask, None][:len(sources)])          # builds the layer
     inputs = sources + [mask]
@@ -251,10 +293,11 @@ def _decoder_graphs(dtype, readout_activation='softmax', inner_activation='hard_
     parts = layer.split_inputs(sources, [None, mask, None][:len(sources)])
     rng = np.random.RandomState(7)
     # A random weighting of every output: each gets its own gradient.
-    shapes = [(4, 4, 3)] + [(4, 6)] * (2 * depth) + [(4, 4, 5)]
+    states = fused_attention.CELL_STATES[cell]
+    shapes = [(4, 4, 3)] + [(4, 6)] * (len(states) * depth) + [(4, 4, 5)]
     weights = [rng.uniform(-1, 1, shape).astype(dtype) for shape in shapes]
     wrt = layer.trainable_weights + sources
-    names = (['outputs'] + ['final %s of cell %d' % (s, k) for k in range(depth) for s in 'hc']
+    names = (['outputs'] + ['final %s of cell %d' % (s, k) for k in range(depth) for s in states]
              + ['attention'] + ['d %s' % w.name for w in wrt])
     graphs = {}
     for implementation in ('scan', 'fused'):
@@ -306,6 +349,23 @@ def test_free_running_layer_matches_scan():
     _assert_fused_matches_scan(dropout=0.0, depth=2, cases=linear[1:], free_running=True)
 
 
+def test_gru_layer_matches_scan():
+    """GRU cells (cell='gru') run fused too: the scan's outputs, states,
+    attention and gradients, two cells teacher-forced and free running."""
+    _assert_fused_matches_scan(dropout=0.0, depth=2, cell='gru',
+                               cases=[('float64', 'softmax', 'hard_sigmoid')])
+    _assert_fused_matches_scan(dropout=0.0, depth=2, cell='gru', free_running=True,
+                               cases=[('float64', 'linear', 'sigmoid')])
+
+
+@attr('slow')
+def test_gru_layer_float32_dropout_and_peek_match_scan():
+    _assert_fused_matches_scan(dropout=0.0, cell='gru')
+    _assert_fused_matches_scan(dropout=0.3, depth=2, cell='gru')
+    _assert_fused_matches_scan(dropout=0.0, cell='gru', free_running=True, peek=True,
+                               cases=[('float32', 'linear', 'hard_sigmoid')])
+
+
 @attr('slow')
 def test_peek_matches_scan():
     """peek=True (x_0 read by the bottom cell at every step, Cho et al.
@@ -330,13 +390,14 @@ def test_layer_with_dropout_matches_scan_for_a_given_mask():
     _assert_fused_matches_scan(dropout=0.3, depth=2)
 
 
-def _assert_fused_matches_scan(dropout, depth=1, cases=None, free_running=False, peek=False):
+def _assert_fused_matches_scan(dropout, depth=1, cases=None, free_running=False, peek=False,
+                               cell='lstm'):
     cases = cases or [('float32', 'softmax', 'hard_sigmoid'), ('float64', 'linear', 'sigmoid')]
     for dtype, readout_activation, inner_activation in cases:
         with (float64() if dtype == 'float64' else _same_floatx()):
             inputs, graphs, names = _decoder_graphs(dtype, readout_activation,
                                                     inner_activation, dropout, depth,
-                                                    free_running, peek)
+                                                    free_running, peek, cell)
             values = _decoder_values(dtype, dropout=bool(dropout), depth=depth,
                                      free_running=free_running)
             # The reference in Python implementations: compiles in seconds.
@@ -347,7 +408,8 @@ def _assert_fused_matches_scan(dropout, depth=1, cases=None, free_running=False,
             fused = function(values)
             assert len(names) == len(fused) == len(scan)
             for name, got, expected in zip(names, fused, scan):
-                assert_allclose(got, expected, err_msg='%s depth %d %s' % (dtype, depth, name),
+                assert_allclose(got, expected,
+                                err_msg='%s %s depth %d %s' % (cell, dtype, depth, name),
                                 **TOLERANCES[dtype])
             assert not fused[names.index('attention')][3].any(), \
                 'a fully masked memory got attention'
@@ -515,9 +577,10 @@ def test_fallback_warnings():
     assert not _fallback_warnings('auto', readout_activation='softmax')
     # Teacher-forced, but not what the Op computes: the scan, and a warning
     # naming why (for the forced loop and for the free-running one).
-    caught = _fallback_warnings('fused', teacher_force=True, cell='gru')
-    assert len(caught) == 2 and all('got gru' in c for c in caught), caught
-    assert not _fallback_warnings('auto', teacher_force=True, cell='gru')
+    caught = _fallback_warnings('fused', teacher_force=True, activation='relu')
+    assert len(caught) == 2 and all('activation tanh only' in c for c in caught), caught
+    assert not _fallback_warnings('auto', teacher_force=True, activation='relu')
+    assert not _fallback_warnings('fused', teacher_force=True, cell='gru')
     # Dropout: the teacher-forced loop runs fused, the free-running one not.
     caught = _fallback_warnings('fused', teacher_force=True, depth=2, dropout=0.2)
     assert len(caught) == 1 and 'without dropout' in caught[0], caught
@@ -525,7 +588,7 @@ def test_fallback_warnings():
 
 def test_unsupported_reasons():
     for kwargs, words in [(dict(depth=9), 'up to 8 cells, got depth 9'),
-                          (dict(cell='gru'), 'got gru'),
+                          (dict(cell='gru', truncate_gradient=2), 'truncate_gradient=2'),
                           (dict(truncate_gradient=2), 'truncate_gradient=2'),
                           (dict(activation='relu'), 'activation tanh only'),
                           (dict(inner_activation='relu'), 'inner_activation')]:
@@ -535,7 +598,7 @@ def test_unsupported_reasons():
         assert reason is not None and words in reason, (kwargs, reason)
         assert 'fused attention decoder' in reason, reason
     for kwargs in [dict(inner_activation='sigmoid'), dict(dropout=0.5), dict(depth=3),
-                   dict(peek=True)]:
+                   dict(peek=True), dict(cell='gru', depth=2)]:
         layer = AttentionDecoder(3, 6, 4, teacher_force=True, **kwargs)
         assert layer.decoder.fused_reason(TEACHER_FORCED) is None, kwargs
     for kwargs, words in [(dict(readout_activation='softmax'), "got readout_activation='softmax'"),
@@ -543,6 +606,7 @@ def test_unsupported_reasons():
         layer = AttentionDecoder(3, 6, 4, **kwargs)
         reason = layer.decoder.fused_reason(FREE_RUNNING)
         assert reason is not None and words in reason, (kwargs, reason)
-    for kwargs in [dict(), dict(depth=3), dict(teacher_force=True), dict(peek=True)]:
+    for kwargs in [dict(), dict(depth=3), dict(teacher_force=True), dict(peek=True),
+                   dict(cell='gru')]:
         layer = AttentionDecoder(3, 6, 4, **kwargs)
         assert layer.decoder.fused_reason(FREE_RUNNING) is None, kwargs

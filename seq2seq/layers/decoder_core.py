@@ -262,8 +262,7 @@ class Decoder(object):
         if self.attends:
             return fused_attention.unsupported_reason(
                 spec, purpose == TEACHER_FORCED, truncate_gradient, dtype)
-        if purpose == FREE_RUNNING and self.depth > 1:
-            # A stack runs in the attention Op, over an empty memory.
+        if purpose == FREE_RUNNING and self._free_running_in_attention_op():
             return fused_attention.unsupported_reason(spec, False, truncate_gradient, dtype)
         if purpose == TEACHER_FORCED:
             # Each cell runs over the whole sequence as an encoder's does.
@@ -296,7 +295,7 @@ class Decoder(object):
         if not use_fused(implementation, reason):
             outputs, finals, alpha = self._scan(first, loop_states, constants, n_steps, teacher,
                                                 truncate_gradient, name)
-        elif self.attends or (teacher is None and self.depth > 1):
+        elif self.attends or (teacher is None and self._free_running_in_attention_op()):
             outputs, finals, alpha = self._fused_attention(first, loop_states, constants,
                                                            teacher, n_steps)
         elif teacher is not None:
@@ -362,14 +361,20 @@ class Decoder(object):
                         self.context_readout_kernel]
         return weights
 
+    def _free_running_in_attention_op(self):
+        """Whether a free-running loop without attention runs in the
+        attention Op, over an empty memory: all but one LSTM cell, which
+        `fused_feedback_loop` runs as one LSTMForward."""
+        return self.depth > 1 or self.cells[0].kernel_spec().kind != 'lstm'
+
     def _fused_attention(self, first, states, constants, teacher, n_steps):
-        """A stack of LSTM cells with attention in one Op
+        """A stack of LSTM or GRU cells with attention in one Op
         (`seq2seq.ops.fused_attention`), teacher-forced or free running. A
-        free-running stack without attention runs in it too, attending to
-        an empty memory: with no memory steps and widths of 0, every
-        attention GEMM has a zero dimension and is skipped."""
+        free-running loop without attention runs in it too
+        (`_free_running_in_attention_op`), attending to an empty memory:
+        with no memory steps and widths of 0, every attention GEMM has a
+        zero dimension and is skipped."""
         cell = self.cells[0]
-        h0, c0 = states[0]
         constants = (self._attention_inputs(constants) if self.attends
                      else self._empty_attention(first, constants))
         feedback_kernels = None
@@ -378,37 +383,38 @@ class Decoder(object):
             # one GEMM over every step. (The dropout masks the input x_{t-1},
             # not the context.)
             projected = cell.project_inputs(
-                self._shifted_teacher(first, teacher, constants))       # (T, batch, 4u)
+                self._shifted_teacher(first, teacher, constants))       # (T, batch, G*u)
         else:
             # Free running with a linear readout (fused_reason): x_{t-1} W_1
             # = h^D_{t-1} (W_y W_1) + ctx_{t-1} (C_y W_1) + b_y W_1, so the Op
             # takes the two products as kernels and step t >= 1 the constant
             # b_y W_1 + b_1 as its projected input.
-            first_projected = cell.project_inputs(first)                # (batch, 4u)
-            later = T.dot(self.readout_bias, cell.kernel) + cell.bias   # (4u,)
+            first_projected = cell.project_inputs(first)                # (batch, G*u)
+            later = T.dot(self.readout_bias, cell.kernel) + cell.bias   # (G*u,)
             projected = T.concatenate([
                 first_projected.dimshuffle('x', 0, 1),
-                T.alloc(later, n_steps - 1, first.shape[0], later.shape[0])])  # (T, batch, 4u)
-            feedback_kernels = (T.dot(self.readout_kernel, cell.kernel),         # (u_D, 4u)
-                                T.dot(constants['context_readout_kernel'], cell.kernel))  # (m, 4u)
+                T.alloc(later, n_steps - 1, first.shape[0], later.shape[0])])  # (T, batch, G*u)
+            feedback_kernels = (T.dot(self.readout_kernel, cell.kernel),         # (u_D, G*u)
+                                T.dot(constants['context_readout_kernel'], cell.kernel))  # (m, G*u)
         if 'peek' in constants:
             # x_0 V, the same at every step.
             projected = projected + constants['peek'].dimshuffle('x', 0, 1)
         # The cells above read the cell below inside the loop, through their
         # own dropout masks (None: no dropout).
         upper_cells = [(upper.kernel, upper.bias, constants.get('dropout_%d' % k),
-                        upper_states[0], upper_states[1], upper.recurrent_kernel)
+                        list(upper_states), upper.recurrent_kernel)
                        for k, (upper, upper_states) in enumerate(zip(self.cells[1:], states[1:]),
                                                                  1)]
         memory_mask = constants['memory_mask']                           # (batch, L)
+        spec = cell.kernel_spec()
         cell_seqs, context_seq, alpha_seq = fused_attention.attention_sequence(
-            projected, h0, c0, cell.recurrent_kernel, constants['context_kernel'],
+            projected, list(states[0]), cell.recurrent_kernel, constants['context_kernel'],
             constants['memory'], constants['memory_projection'],
             constants['attention_query_kernel'], constants['attention_vector'],
             T.cast(T.gt(memory_mask, 0), 'int8'),
-            inner_activation=cell.kernel_spec().inner_activation, upper_cells=upper_cells,
-            feedback_kernels=feedback_kernels)
-        finals = [[h[-1], c[-1]] for h, c in cell_seqs]
+            inner_activation=spec.inner_activation, upper_cells=upper_cells,
+            feedback_kernels=feedback_kernels, cell=spec.kind)
+        finals = [[seq[-1] for seq in seqs] for seqs in cell_seqs]   # (batch, u) each
         if not self.attends:
             return self._readout_every_step(cell_seqs[-1][0]), finals, None
         outputs = self._readout_every_step(cell_seqs[-1][0], context_seq)  # (batch, T, dim)

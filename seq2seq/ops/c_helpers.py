@@ -315,6 +315,25 @@ static inline void fused_gemm(char ta, char tb, int m, int n, int k, double alph
     dgemm_(&ta, &tb, &m, &n, &k, &alpha, (double*)a, &lda, (double*)b, &ldb, &beta, c, &ldc);
 }
 
+/* A recurrent kernel's gradient: the first `cols` columns of dU (units,
+   ld) = sum_t h_{t-1}^T dz_t = h0^T dz_0 + H[:-1]^T dz[1:], two GEMMs over
+   every step at once (dU^T = dz^T h_prev); DZ (time, batch, ld), of whose
+   rows the first `cols` are read; H (time, batch, units), h0 (batch,
+   units). Zero-sized problems leave dU as it is. */
+template <typename T>
+static void fused_recurrent_kernel_grad(const T* DZ, const T* h0, const T* H, T* DU,
+                                        npy_intp time, npy_intp batch, npy_intp units,
+                                        npy_intp cols, npy_intp ld)
+{
+    if (time == 0 || batch == 0 || units == 0 || cols == 0)
+        return;
+    fused_gemm('N', 'T', (int)cols, (int)units, (int)batch, (T)1, DZ, (int)ld, h0, (int)units,
+               (T)0, DU, (int)ld);
+    if (time > 1)
+        fused_gemm('N', 'T', (int)cols, (int)units, (int)((time - 1) * batch), (T)1,
+                   DZ + batch * ld, (int)ld, H, (int)units, (T)1, DU, (int)ld);
+}
+
 template <typename T> static inline T fused_clamp(T x, T lo, T hi)
 {
     x = x < lo ? lo : x;

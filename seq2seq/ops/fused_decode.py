@@ -433,7 +433,7 @@ class AttentionDecodeStep(BlasOp):
     def _support_code_text(self):
         # The LSTM Op's C (fused_gemm, fused_tanh, fused_forward_row,
         # fused_prepare_output) and the loss Op's vectorised exp (xent_exp) first.
-        return fused_lstm._SUPPORT_CODE + fused_softmax._SUPPORT_CODE + _DECODE_C
+        return fused_lstm.SUPPORT_CODE + fused_softmax.SUPPORT_CODE + _DECODE_C
 
     def c_code(self, node, name, inputs, outputs, sub):
         settings = c_type_settings(node.outputs[0].dtype)

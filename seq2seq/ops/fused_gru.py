@@ -80,7 +80,7 @@ def gru_sequence(projected, h0, recurrent_kernel, mask=None, inner_activation='h
 
 # Shared by both Ops (Theano compiles it once per module). The loops are
 # templates on the gate activation KIND, chosen once per call.
-_SUPPORT_CODE = GATE_MATH_C + SHARED_C + CHECK_SHAPE_C + HELD_ARRAYS_C + r"""
+SUPPORT_CODE = GATE_MATH_C + SHARED_C + CHECK_SHAPE_C + HELD_ARRAYS_C + r"""
 #ifndef SEQ2SEQ_FUSED_GRU
 #define SEQ2SEQ_FUSED_GRU
 #include <stdlib.h>
@@ -149,6 +149,66 @@ static void gru_backward_reset_row(const T* __restrict z, const T* __restrict h_
         dz[units + j] = d_rh[j] * h_prev[j] * fused_gate_derivative<T, KIND>(z_r, reset);
         dh_next[j] += d_rh[j] * reset;
     }
+}
+
+/* The rows above for the gate activation `kind` (FUSED_HARD_SIGMOID or
+   FUSED_SIGMOID) chosen at run time: the fused attention decoder's GRU
+   cells (seq2seq.ops.fused_attention). */
+template <typename T>
+static inline void gru_reset_row_of(int kind, const T* z, const T* h_prev, T* rh,
+                                    npy_intp units)
+{
+    if (kind == FUSED_HARD_SIGMOID)
+        gru_reset_row<T, FUSED_HARD_SIGMOID>(z, h_prev, rh, units);
+    else
+        gru_reset_row<T, FUSED_SIGMOID>(z, h_prev, rh, units);
+}
+
+template <typename T>
+static inline void gru_output_row_of(int kind, T* z, const T* h_prev, T* h, npy_intp units)
+{
+    if (kind == FUSED_HARD_SIGMOID)
+        gru_output_row<T, FUSED_HARD_SIGMOID>(z, h_prev, h, units);
+    else
+        gru_output_row<T, FUSED_SIGMOID>(z, h_prev, h, units);
+}
+
+template <typename T>
+static inline void gru_backward_candidate_row_of(int kind, const T* z, const T* h_prev,
+                                                 const T* dh_out, T* dz, T* dh_next, T* rh,
+                                                 npy_intp units)
+{
+    if (kind == FUSED_HARD_SIGMOID)
+        gru_backward_candidate_row<T, FUSED_HARD_SIGMOID>(z, h_prev, dh_out, dz, dh_next, rh,
+                                                          units);
+    else
+        gru_backward_candidate_row<T, FUSED_SIGMOID>(z, h_prev, dh_out, dz, dh_next, rh,
+                                                     units);
+}
+
+template <typename T>
+static inline void gru_backward_reset_row_of(int kind, const T* z, const T* h_prev,
+                                             const T* d_rh, T* dz, T* dh_next, npy_intp units)
+{
+    if (kind == FUSED_HARD_SIGMOID)
+        gru_backward_reset_row<T, FUSED_HARD_SIGMOID>(z, h_prev, d_rh, dz, dh_next, units);
+    else
+        gru_backward_reset_row<T, FUSED_SIGMOID>(z, h_prev, d_rh, dz, dh_next, units);
+}
+
+/* A GRU's dU (units, 3 units): dU_zr = sum_t h_{t-1}^T dz_zr_t and dU_h =
+   sum_t (r h_{t-1})^T dz_h_t, from DZ (time, batch, 3u), h0, H (time,
+   batch, u) and RH (time, batch, u) = r h_{t-1}: GEMMs over all steps at
+   once into U's column blocks. DU must come zeroed. */
+template <typename T>
+static void gru_recurrent_kernel_grad(const T* DZ, const T* h0, const T* H, const T* RH, T* DU,
+                                      npy_intp time, npy_intp batch, npy_intp units)
+{
+    const npy_intp n_gates = 3 * units;
+    fused_recurrent_kernel_grad<T>(DZ, h0, H, DU, time, batch, units, 2 * units, n_gates);
+    if (time > 0 && batch > 0 && units > 0)
+        fused_gemm('N', 'T', (int)units, (int)units, (int)(time * batch), (T)1, DZ + 2 * units,
+                   (int)n_gates, RH, (int)units, (T)0, DU + 2 * units, (int)n_gates);
 }
 
 /* The forward loop. P (time, batch, 3u) = x W; H (time, batch, u) and
@@ -373,18 +433,7 @@ static int fused_gru_backward(int kind, int typenum, PyArrayObject* h0_in,
         gru_backward_steps<T, FUSED_SIGMOID>(time, batch, units, H0, U, H, Z, DH, M, DZ,
                                              dh_next, RH, (T*)PyArray_DATA(d_rh));
 
-    const int B = (int)batch, u = (int)units, G = (int)n_gates;
-    if (time > 0 && B > 0 && u > 0) {
-        /* dU_zr = sum_t h_{t-1}^T dz_zr_t = h0^T dz_zr_0 + h_seq[:-1]^T dz_zr[1:]
-           and dU_h = sum_t (r h_{t-1})^T dz_h_t: GEMMs over all steps at once,
-           into U's column blocks (dU^T = dz^T h_prev). */
-        fused_gemm('N', 'T', 2 * u, u, B, (T)1, DZ, G, H0, u, (T)0, DU, G);
-        if (time > 1)
-            fused_gemm('N', 'T', 2 * u, u, (int)((time - 1) * batch), (T)1, DZ + batch * n_gates,
-                       G, H, u, (T)1, DU, G);
-        fused_gemm('N', 'T', u, u, (int)(time * batch), (T)1, DZ + 2 * units, G, RH, u, (T)0,
-                   DU + 2 * units, G);
-    }
+    gru_recurrent_kernel_grad<T>(DZ, H0, H, RH, DU, time, batch, units);
     /* d bias = the sum of every dz row, accumulated in double. */
     double* bias_sum = (double*)calloc((size_t)(n_gates ? n_gates : 1), sizeof(double));
     if (!bias_sum) {
@@ -411,7 +460,7 @@ class _FusedGRUOp(GatedSequenceOp):
 
     # -- C (BlasOp: BLAS, VECTORISE_FLAGS for the gates' clamps) ---------------
     def _support_code_text(self):
-        return _SUPPORT_CODE
+        return SUPPORT_CODE
 
     def _c_call(self, node, function, arguments, sub):
         """C calling `function`<ctype>(kind, typenum, arguments...), failing

@@ -180,7 +180,7 @@ def numpy_backward(h0, c0, recurrent_kernel, h_seq, c_seq, gates, dh_seq, dc_seq
 
 # Shared by both Ops (Theano compiles it once per module); the gate maths
 # and the GEMM wrapper are c_helpers.GATE_MATH_C, shared with the GRU Op.
-_SUPPORT_CODE = GATE_MATH_C + r"""
+SUPPORT_CODE = GATE_MATH_C + r"""
 #ifndef SEQ2SEQ_FUSED_LSTM
 #define SEQ2SEQ_FUSED_LSTM
 #include <cmath>
@@ -468,15 +468,9 @@ static int fused_lstm_backward(int kind, int typenum, int broadcast_time, int br
         if (B > 0 && u > 0)
             fused_gemm('T', 'N', u, B, G, (T)1, U, G, dz, G, (T)1, dh_next, u);
     }
-    /* dU = sum_t h_{t-1}^T dz_t = h0^T dz_0 + h_seq[:-1]^T dz[1:], i.e.
-       dU^T = dz^T h_prev: two GEMMs over all steps at once. */
-    if (time > 0 && B > 0 && u > 0) {
-        fused_gemm('N', 'T', G, u, B, (T)1, DZ, G, (const T*)PyArray_DATA(h0), u,
-                   (T)0, DU, G);
-        if (time > 1)
-            fused_gemm('N', 'T', G, u, (int)((time - 1) * batch), (T)1, DZ + batch * n_gates,
-                       G, H, u, (T)1, DU, G);
-    }
+    /* dU = sum_t h_{t-1}^T dz_t, two GEMMs over all steps at once. */
+    fused_recurrent_kernel_grad<T>(DZ, (const T*)PyArray_DATA(h0), H, DU, time, batch, units,
+                                   n_gates, n_gates);
     /* The sums over steps and rows, in double: d bias = sum of every dz row,
        d projected = dz summed over projected's broadcast dimensions. */
     double* sums = (double*)calloc((size_t)(n_gates * (reduced ? batch + 1 : 1)), sizeof(double));
@@ -549,7 +543,7 @@ class _FusedLSTMOp(GatedSequenceOp):
 
     # -- C (BlasOp: BLAS, VECTORISE_FLAGS for the gates' clamps) ---------------
     def _support_code_text(self):
-        return _SUPPORT_CODE
+        return SUPPORT_CODE
 
     def _c_settings(self, node):
         return dict(super(_FusedLSTMOp, self)._c_settings(node),

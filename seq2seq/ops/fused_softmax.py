@@ -48,7 +48,7 @@ from theano.tensor.nnet.nnet import softmax_grad
 from .c_helpers import (DTYPES, HELD_ARRAYS_C, SHARED_C, VECTORISE_FLAGS,  # noqa: F401
                         c_type_settings, cache_version, check_float_inputs)
 
-_SUPPORT_CODE = r"""
+SUPPORT_CODE = r"""
 #ifndef SEQ2SEQ_FUSED_SOFTMAX
 #define SEQ2SEQ_FUSED_SOFTMAX
 #include <cmath>
@@ -511,7 +511,7 @@ class _SoftmaxXentOp(Op):
 
     # -- C -------------------------------------------------------------------
     def c_support_code(self):
-        return _SUPPORT_CODE
+        return SUPPORT_CODE
 
     def c_headers(self):
         return ['<cmath>', '<math.h>', '<stdlib.h>', '<string.h>']
