@@ -391,9 +391,16 @@ class Decoder(object):
             # b_y W_1 + b_1 as its projected input.
             first_projected = cell.project_inputs(first)                # (batch, G*u)
             later = T.dot(self.readout_bias, cell.kernel) + cell.bias   # (G*u,)
+            # Every later row holds `later`: written as an outer product with
+            # a column of ones, not T.alloc, so that its gradient is one
+            # GEMM over the rows instead of Theano's float64 Sum over two
+            # axes (7% of the `attention` benchmark row's time).
+            batch = first.shape[0]
+            ones = T.ones(((n_steps - 1) * batch, 1), dtype=later.dtype)
+            later_rows = T.dot(ones, later.dimshuffle('x', 0))          # ((T-1)*batch, G*u)
             projected = T.concatenate([
                 first_projected.dimshuffle('x', 0, 1),
-                T.alloc(later, n_steps - 1, first.shape[0], later.shape[0])])  # (T, batch, G*u)
+                later_rows.reshape((n_steps - 1, batch, later.shape[0]))])  # (T, batch, G*u)
             feedback_kernels = (T.dot(self.readout_kernel, cell.kernel),         # (u_D, G*u)
                                 T.dot(constants['context_readout_kernel'], cell.kernel))  # (m, G*u)
         if 'peek' in constants:

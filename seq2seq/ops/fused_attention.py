@@ -831,6 +831,29 @@ static int attention_feedback_kernels(int feedback, PyArrayObject** kernels,
     return 0;
 }
 
+/* Free running with one LSTM cell, h_{t-1} is read by U and, from step 1
+   on, by the feedback kernel F: one GEMM with U + F then does both, forward
+   and backward (the sum (u, 4u) is formed once per call into scratch).
+   *UF: the sum, or NULL where it does not apply. */
+template <typename T>
+static int attention_merge_feedback(int cell_kind, int depth, const AttentionCell<T>& bottom,
+                                    const T* F, FusedHeldArrays& held, int typenum,
+                                    const T** UF)
+{
+    *UF = NULL;
+    if (!F || depth != 1 || cell_kind != ATTENTION_LSTM)
+        return 0;
+    const npy_intp dims[2] = {bottom.u, bottom.G};
+    PyArrayObject* sum_array = held.scratch(2, dims, typenum);
+    if (!sum_array)
+        return -1;
+    T* sum = (T*)PyArray_DATA(sum_array);
+    for (npy_intp j = 0; j < bottom.u * bottom.G; ++j)
+        sum[j] = bottom.U[j] + F[j];
+    *UF = sum;
+    return 0;
+}
+
 /* in: projected, h0, [c0,] U, V, memory, P, W_a, v, mask, then per upper
    cell W, b, m, h0, [c0,] U; with feedback then F, G (the c0's: LSTM cells
    only). out: h_seq, [c_seq,] ctx_seq, alpha_seq, per upper cell h_seq,
@@ -894,7 +917,9 @@ static int attention_forward(int kind, int cell_kind, int typenum, int depth, in
     PyArrayObject* q_array = held.scratch(2, q_dims, typenum);
     PyArrayObject* x_array = held.scratch(2, x_dims, typenum);
     PyArrayObject* rh_array = held.scratch(2, x_dims, typenum);   /* a GRU's r h_{t-1} */
-    if (!q_array || !x_array || !rh_array)
+    const T* UF;
+    if (!q_array || !x_array || !rh_array
+            || attention_merge_feedback<T>(cell_kind, depth, cells[0], F, held, typenum, &UF))
         return -1;
 
     const T* PR = (const T*)PyArray_DATA(projected);
@@ -937,16 +962,18 @@ static int attention_forward(int kind, int cell_kind, int typenum, int depth, in
         T* energy = E + t * B * L * a;
         memcpy(z, PR + t * B * G, sizeof(T) * B * G);
         if (lstm && iu > 0)
-            fused_gemm('N', 'N', iG, iB, iu, (T)1, cells[0].U, iG, h_prev, iu, (T)1, z, iG);
+            fused_gemm('N', 'N', iG, iB, iu, (T)1, UF && t > 0 ? UF : cells[0].U, iG, h_prev,
+                       iu, (T)1, z, iG);
         for (npy_intp b = 0; b < B; ++b)
             attention_row<T>(PM + b * L * a, HM + b * L * m, M + b * L, Q + b * a, VA,
                              energy + b * L * a, alpha + b * L, ctx + b * m, L, a, m);
         if (im > 0)
             fused_gemm('N', 'N', iG, iB, im, (T)1, V, iG, ctx, im, (T)1, z, iG);
         /* Free running: the readout x_{t-1} fed back, folded into
-           h^D_{t-1} F + ctx_{t-1} G (its bias is in projected_t) */
+           h^D_{t-1} F + ctx_{t-1} G (its bias is in projected_t; F is in
+           UF where that applies) */
         if (feedback && t > 0) {
-            if (top_u > 0)
+            if (top_u > 0 && !UF)
                 fused_gemm('N', 'N', iG, iB, (int)top_u, (T)1, F, iG, top_prev, (int)top_u,
                            (T)1, z, iG);
             if (im > 0)
@@ -1095,8 +1122,10 @@ static int attention_backward(int kind, int cell_kind, int typenum, int depth, i
     PyArrayObject* sum_array = held.scratch(1, sum_dims, NPY_FLOAT64);
     /* Free running: dL/dctx_{t-1} through step t's feedback, dx^1_t G^T */
     PyArrayObject* carry_array = held.scratch(2, dctx_dims, typenum);
+    const T* UF;
     if (!dq_array || !dctx_array || !de_array || !dv_array || !dx_array || !drh_array
-            || !sum_array || !carry_array)
+            || !sum_array || !carry_array
+            || attention_merge_feedback<T>(cell_kind, depth, cells[0], F, held, typenum, &UF))
         return -1;
     T* ctx_carry = (T*)PyArray_DATA(carry_array);
     memset(ctx_carry, 0, sizeof(T) * s.batch * s.m);
@@ -1172,7 +1201,9 @@ static int attention_backward(int kind, int cell_kind, int typenum, int depth, i
         /* Every cell, top first: an upper cell passes its input's gradient,
            through its dropout mask, down to h^{k-1}_t. */
         for (int k = depth - 1; k >= 0; --k) {
-            const AttentionCell<T>& cell = cells[k];
+            AttentionCell<T> cell = cells[k];
+            if (k == 0 && UF && t > 0)
+                cell.U = UF;     /* dz (U + F)^T: through U and the feedback at once */
             const npy_intp uk = cell.u, Gk = cell.G, in = cell.in;
             const npy_intp step = B * uk;
             T* dz = DZk[k] + t * B * Gk;
@@ -1219,7 +1250,7 @@ static int attention_backward(int kind, int cell_kind, int typenum, int depth, i
                        dh_next[depth - 1], (int)top_u);
         /* Free running, t >= 1: x^1_t read h^D_{t-1} F and ctx_{t-1} G */
         if (feedback && t > 0) {
-            if (top_u > 0 && iG > 0)
+            if (top_u > 0 && iG > 0 && !UF)
                 fused_gemm('T', 'N', (int)top_u, iB, iG, (T)1, F, iG, dz, iG, (T)1,
                            dh_next[depth - 1], (int)top_u);
             if (im > 0 && iG > 0)
@@ -1229,7 +1260,7 @@ static int attention_backward(int kind, int cell_kind, int typenum, int depth, i
     /* The weights' gradients, each as GEMMs over every step at once:
        dU_k (attention_cell_kernel_grad), dW_a = sum_t h^D_{t-1}^T dq_t,
        dV = ctx^T dz^1, dW_k = (h^{k-1} * m_k)^T dz^k, db_k = sum dz^k. */
-    for (int k = 0; k < depth; ++k)
+    for (int k = UF ? 1 : 0; k < depth; ++k)     /* with UF, dU follows dF below */
         attention_cell_kernel_grad<T>(cell_kind, cells[k], DZk[k], Hk[k], RHk[k], DUk[k], time,
                                       B);
     memset(DWA, 0, sizeof(T) * top_u * a);
@@ -1275,6 +1306,14 @@ static int attention_backward(int kind, int cell_kind, int typenum, int depth, i
         if (rows > 0 && iG > 0 && im > 0)
             fused_gemm('N', 'T', iG, im, rows, (T)1, DZk[0] + B * G, iG, CTX, im, (T)0, DG,
                        iG);
+        if (UF) {
+            /* One cell: dU = h0^T dz_0 + sum_{t>=1} h_{t-1}^T dz_t = h0^T dz_0 + dF */
+            const npy_intp u = s.units;
+            memcpy(DUk[0], DF, sizeof(T) * u * G);
+            if (time > 0 && B > 0 && u > 0 && iG > 0)
+                fused_gemm('N', 'T', iG, (int)u, iB, (T)1, DZk[0], iG, cells[0].h0, (int)u,
+                           (T)1, DUk[0], iG);
+        }
     }
     return 0;
 }
