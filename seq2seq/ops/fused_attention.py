@@ -617,19 +617,18 @@ static inline T* attention_at(T* seq, npy_intp t, npy_intp step_size)
 /* One cell's step, all B rows: z (B, G) holds the input part of its
    pre-activations; h_prev, c_prev are its states at t-1; writes h and c
    (LSTM) and leaves in z the gates the backward pass reads. An LSTM adds
-   h_prev U unless `recurrent_added` (the bottom cell adds it before the
-   attention, which it does not read). A GRU's reset gate multiplies h_prev
-   before U_h, so its two recurrent GEMMs come last: z_zr += h_prev U_zr,
-   RH = r h_prev ((B, u) scratch), z_h += RH U_h. */
+   h_prev U; a GRU's reset gate multiplies h_prev before U_h, so it runs two
+   recurrent GEMMs: z_zr += h_prev U_zr, RH = r h_prev ((B, u) scratch),
+   z_h += RH U_h. */
 template <typename T>
 static void attention_cell_forward(int kind, int cell_kind, const AttentionCell<T>& cell,
                                    npy_intp B, const T* h_prev, const T* c_prev, T* z, T* h,
-                                   T* c, T* RH, int recurrent_added)
+                                   T* c, T* RH)
 {
     const npy_intp u = cell.u, G = cell.G;
     const int iB = (int)B, iu = (int)u, iG = (int)G;
     if (cell_kind == ATTENTION_LSTM) {
-        if (!recurrent_added && iu > 0)
+        if (iu > 0)
             fused_gemm('N', 'N', iG, iB, iu, (T)1, cell.U, iG, h_prev, iu, (T)1, z, iG);
         for (npy_intp b = 0; b < B; ++b)
             fused_forward_row_of<T>(kind, z + b * G, c_prev + b * u, c + b * u, h + b * u, u);
@@ -938,7 +937,6 @@ static int attention_forward(int kind, int cell_kind, int typenum, int depth, in
     const npy_intp B = s.batch, u = s.units, L = s.length, m = s.m, a = s.a;
     const npy_intp top_u = s.top_units;
     const int iB = (int)B, iu = (int)u, iG = (int)G, im = (int)m, ia = (int)a;
-    const int lstm = cell_kind == ATTENTION_LSTM;
 
     for (npy_intp t = 0; t < s.time; ++t) {
         if (B == 0)
@@ -951,9 +949,8 @@ static int attention_forward(int kind, int cell_kind, int typenum, int depth, in
                        (T)0, Q, ia);
         else
             memset(Q, 0, sizeof(T) * B * a);
-        /* The bottom cell: x = projected_t + ctx V. An LSTM's h_prev U reads
-           nothing of the attention and is added first; a GRU's recurrent
-           part reads its reset gate, so it follows (attention_cell_forward). */
+        /* The bottom cell: x = projected_t + ctx V (+ the feedback), then
+           its recurrent part (attention_cell_forward). */
         const T* h_prev = attention_previous<T>(Hk[0], cells[0].h0, t, B * u);
         const T* c_prev = attention_previous<T>(Ck[0], cells[0].c0, t, B * u);
         T* z = Zk[0] + t * B * G;
@@ -961,9 +958,6 @@ static int attention_forward(int kind, int cell_kind, int typenum, int depth, in
         T* alpha = A + t * B * L;
         T* energy = E + t * B * L * a;
         memcpy(z, PR + t * B * G, sizeof(T) * B * G);
-        if (lstm && iu > 0)
-            fused_gemm('N', 'N', iG, iB, iu, (T)1, UF && t > 0 ? UF : cells[0].U, iG, h_prev,
-                       iu, (T)1, z, iG);
         for (npy_intp b = 0; b < B; ++b)
             attention_row<T>(PM + b * L * a, HM + b * L * m, M + b * L, Q + b * a, VA,
                              energy + b * L * a, alpha + b * L, ctx + b * m, L, a, m);
@@ -980,8 +974,11 @@ static int attention_forward(int kind, int cell_kind, int typenum, int depth, in
                 fused_gemm('N', 'N', iG, iB, im, (T)1, FG, iG, CTX + (t - 1) * B * m, im,
                            (T)1, z, iG);
         }
-        attention_cell_forward<T>(kind, cell_kind, cells[0], B, h_prev, c_prev, z,
-                                  Hk[0] + t * B * u, attention_at<T>(Ck[0], t, B * u), RH, lstm);
+        AttentionCell<T> bottom = cells[0];
+        if (UF && t > 0)
+            bottom.U = UF;       /* h_{t-1} (U + F): through U and the feedback at once */
+        attention_cell_forward<T>(kind, cell_kind, bottom, B, h_prev, c_prev, z,
+                                  Hk[0] + t * B * u, attention_at<T>(Ck[0], t, B * u), RH);
         /* The cells above: x^k = (h^{k-1}_t * m_k) W_k + b_k */
         for (int k = 1; k < depth; ++k) {
             const AttentionCell<T>& cell = cells[k];
@@ -998,8 +995,7 @@ static int attention_forward(int kind, int cell_kind, int typenum, int depth, in
             attention_cell_forward<T>(kind, cell_kind, cell, B,
                                       attention_previous<T>(Hk[k], cell.h0, t, B * uk),
                                       attention_previous<T>(Ck[k], cell.c0, t, B * uk), zk,
-                                      Hk[k] + t * B * uk, attention_at<T>(Ck[k], t, B * uk), RH,
-                                      0);
+                                      Hk[k] + t * B * uk, attention_at<T>(Ck[k], t, B * uk), RH);
         }
     }
     return 0;
@@ -1546,9 +1542,10 @@ class AttentionGrad(_FusedAttentionOp):
 
     def make_node(self, *args):
         n_states = self.n_states
-        names = [('%s0' % state, 2) for state in CELL_STATES[self.cell]] + [
-            ('recurrent_kernel', 2), ('context_kernel', 2), ('memory', 3),
-            ('query_kernel', 2), ('attention_vector', 1)]
+        # The bottom cell's and the attention's inputs but the two whose
+        # gradient needs nothing of them (the gates and energies hold it).
+        names = [(name, ndim) for name, ndim in zip(*_bottom_inputs(self.cell))
+                 if name not in ('projected', 'memory_projection')]
         output_names = forward_output_names(self.depth, self.cell)
         n_visible = n_visible_outputs(self.depth, self.cell)
         n_params = self._n_upper_inputs() + 2 * self.feedback
