@@ -936,7 +936,7 @@ static int attention_forward(int kind, int cell_kind, int typenum, int depth, in
     T* RH = (T*)PyArray_DATA(rh_array);
     const npy_intp B = s.batch, u = s.units, L = s.length, m = s.m, a = s.a;
     const npy_intp top_u = s.top_units;
-    const int iB = (int)B, iu = (int)u, iG = (int)G, im = (int)m, ia = (int)a;
+    const int iB = (int)B, iG = (int)G, im = (int)m, ia = (int)a;
 
     for (npy_intp t = 0; t < s.time; ++t) {
         if (B == 0)
